@@ -1,0 +1,42 @@
+# oculi: two commands for a fresh clone.
+#   make demo   set up everything (venv, dependencies, model assets) and run the built-in model on the sample photos
+#   make test   set up everything and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.oculi-installed
+
+.PHONY: setup models demo test test-fast bench browser clean
+
+setup: $(STAMP) models
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# the CPU build of torch that the target machines carry; an unpinned torch pulls CUDA
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+models: $(STAMP)
+	$(BIN)/oculi models pull
+
+# Debian's chromium drives the web-UI test; without it that test is skipped with its reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"
+
+demo: setup
+	$(BIN)/oculi demo --out out/demo
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

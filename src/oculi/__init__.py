@@ -1,0 +1,77 @@
+"""oculi: a private, offline vision-language platform.
+
+Python API::
+
+    import oculi
+    oculi.caption("photo.jpg").caption
+    oculi.ask("photo.jpg", "How many people are there?").answer
+    oculi.detect("photo.jpg").objects
+    oculi.read("scan.png").text
+
+or, with explicit settings, ``oculi.Engine(oculi.Settings(home=...))``. Nothing heavy is
+imported here: models load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from oculi.config import Settings
+from oculi.core.errors import ConfigError, InputError, ModelAssetError, NotFoundError, OculiError
+from oculi.core.types import (
+    SCHEMA_VERSION,
+    Answer,
+    Box,
+    Caption,
+    Classification,
+    DetectedObject,
+    Detections,
+    ImageInfo,
+    Label,
+    Observation,
+    Reading,
+    TextLine,
+)
+from oculi.engine import Engine, default_engine
+
+if TYPE_CHECKING:
+    from oculi.engine import ImageSource
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
+    "Detections", "Engine", "ImageInfo", "InputError", "Label", "ModelAssetError", "NotFoundError",
+    "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
+    "default_engine", "detect", "observe", "read",
+]
+
+
+def caption(image: "ImageSource", *, detailed: bool = False) -> Caption:
+    """Caption an image with the default engine. See ``Engine.caption``."""
+    return default_engine().caption(image, detailed=detailed)
+
+
+def ask(image: "ImageSource", question: str) -> Answer:
+    """Answer a question about an image with the default engine. See ``Engine.ask``."""
+    return default_engine().ask(image, question)
+
+
+def detect(image: "ImageSource") -> Detections:
+    """Detect objects with the default engine. See ``Engine.detect``."""
+    return default_engine().detect(image)
+
+
+def read(image: "ImageSource") -> Reading:
+    """Read the text in an image with the default engine. See ``Engine.read``."""
+    return default_engine().read(image)
+
+
+def classify(image: "ImageSource", labels: str | list[str]) -> Classification:
+    """Zero-shot classification with the default engine. See ``Engine.classify``."""
+    return default_engine().classify(image, labels)
+
+
+def observe(image: "ImageSource") -> Observation:
+    """Everything perception finds in an image. See ``Engine.observe``."""
+    return default_engine().observe(image)

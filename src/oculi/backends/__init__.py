@@ -1,0 +1,1 @@
+"""Model backends behind small capability protocols (see ``base``)."""

@@ -1,0 +1,55 @@
+"""Settings: one pydantic ``BaseSettings`` read once at the entry point and passed down.
+
+Every field can be set from the environment with the ``OCULI_`` prefix, e.g.
+``OCULI_HOME=/data/oculi`` or ``OCULI_MAX_IMAGE_PIXELS=40000000``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path(user_data_dir("oculi", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Process-wide settings for oculi.
+
+    Attributes:
+        home: Where assets, collections, keys and caches live (``OCULI_HOME``).
+        assets_dir: Where npm-carried model assets are unpacked (``OCULI_ASSETS_DIR``);
+            defaults to ``home/assets``. Several homes can share one asset directory.
+        max_image_bytes: Largest image file accepted.
+        max_image_pixels: Largest decoded image (width × height) accepted; guards against
+            decompression bombs.
+        threads: Intra-op threads for the CPU models (0 = library default).
+        detector_threshold: Minimum detector score for an object to be reported.
+        ocr: Whether captions and observations run OCR.
+        backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    assets_dir: Path | None = None
+    max_image_bytes: int = 64 * 1024 * 1024
+    max_image_pixels: int = 80_000_000
+    threads: int = 0
+    detector_threshold: float = 0.3
+    ocr: bool = True
+    backend: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> "Settings":
+        if self.assets_dir is None:
+            self.assets_dir = self.home / "assets"
+        return self
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.home / "collections"

@@ -1,0 +1,1 @@
+"""Core types and errors shared by every layer."""

@@ -1,0 +1,48 @@
+"""The oculi error hierarchy.
+
+Only the interfaces (``oculi.cli``, ``oculi.server``) map these to exit codes or HTTP
+status; library code raises them with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+
+class OculiError(Exception):
+    """Base of every error oculi raises on purpose."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class InputError(OculiError):
+    """The caller gave something unusable: a missing/corrupt/oversized file, an empty question."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class NotFoundError(InputError):
+    """A named thing (collection, job, key) does not exist."""
+
+    http_status = 404
+
+
+class ModelAssetError(OculiError):
+    """A model asset is missing or fails its checksum."""
+
+    exit_code = 3
+    http_status = 503
+
+
+class ConfigError(OculiError):
+    """Settings are inconsistent or name an unknown backend."""
+
+    exit_code = 2
+    http_status = 500
+
+
+class BackendError(OculiError):
+    """A model backend failed while running (a remote server refused, a model crashed)."""
+
+    exit_code = 1
+    http_status = 502

@@ -1,0 +1,145 @@
+"""Loading images safely.
+
+Every image that enters oculi (a CLI path, an uploaded body, a file found while indexing)
+goes through ``load_image`` or ``load_image_bytes``: size limits are checked before decoding,
+the decoded pixel count is checked against ``Settings.max_image_pixels`` (decompression bombs),
+truncated and corrupt files raise ``InputError`` with one clear sentence, and the result is an
+RGB ``PIL.Image`` with EXIF orientation applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from oculi.core.errors import InputError
+from oculi.core.types import ImageInfo
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded RGB image and what is known about it."""
+
+    image: Image.Image
+    info: ImageInfo
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces PIL's global one
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or "unknown"
+            if fmt not in SUPPORTED_FORMATS:
+                raise InputError(f"{name}: unsupported image format {fmt}; supported: JPEG, PNG, WebP, TIFF, BMP, GIF")
+            w, h = img.size
+            if w <= 0 or h <= 0:
+                raise InputError(f"{name}: image has no pixels")
+            if w * h > max_pixels:
+                raise InputError(
+                    f"{name}: image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+                    "(set OCULI_MAX_IMAGE_PIXELS to raise it)"
+                )
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)  # animated GIF/WebP/TIFF: the first frame
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode != "RGB":
+                if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                    img = img.convert("RGBA")
+                    bg = Image.new("RGB", img.size, (255, 255, 255))
+                    bg.paste(img, mask=img.getchannel("A"))
+                    img = bg
+                else:
+                    img = img.convert("RGB")
+            return img, fmt
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not an image (the bytes are not a format oculi can decode)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "truncated" in msg.lower() or "premature" in msg.lower():
+            raise InputError(f"{name}: image file is truncated ({msg})") from None
+        raise InputError(f"{name}: image is corrupt or unreadable ({msg})") from None
+
+
+def load_image_bytes(
+    data: bytes,
+    *,
+    name: str = "image",
+    path: str | None = None,
+    max_bytes: int = 64 * 1024 * 1024,
+    max_pixels: int = 80_000_000,
+) -> LoadedImage:
+    """Decode image bytes with oculi's limits.
+
+    Args:
+        data: The encoded image.
+        name: How to name the image in error messages.
+        path: Recorded in ``ImageInfo.path``.
+        max_bytes: Largest encoded size accepted.
+        max_pixels: Largest width × height accepted.
+
+    Raises:
+        InputError: empty, oversized, corrupt, truncated or unsupported data.
+    """
+    if not data:
+        raise InputError(f"{name}: file is empty")
+    if len(data) > max_bytes:
+        raise InputError(f"{name}: {len(data):,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
+    img, fmt = _decode(data, name, max_pixels)
+    info = ImageInfo(
+        width=img.width,
+        height=img.height,
+        path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=fmt.lower(),
+    )
+    return LoadedImage(img, info)
+
+
+def load_image(
+    path: str | Path,
+    *,
+    max_bytes: int = 64 * 1024 * 1024,
+    max_pixels: int = 80_000_000,
+) -> LoadedImage:
+    """Read and decode an image file.
+
+    Example:
+        >>> loaded = load_image("photo.jpg")  # doctest: +SKIP
+        >>> loaded.info.width, loaded.image.mode  # doctest: +SKIP
+        (640, 'RGB')
+
+    Raises:
+        InputError: missing file, a directory, unreadable, empty, oversized, corrupt, truncated,
+            unsupported format, or too many pixels.
+    """
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise InputError(f"{name}: no such file")
+    if p.is_dir():
+        raise InputError(f"{name}: is a directory, not an image file")
+    if not p.is_file():
+        raise InputError(f"{name}: not a regular file")
+    try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{name}: {size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
+        data = p.read_bytes()
+    except PermissionError:
+        raise InputError(f"{name}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{name}: cannot be read ({e.strerror or e})") from None
+    return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels)

@@ -1,0 +1,1 @@
+"""Tasks: preprocess → run (the only step that touches a model, through a protocol) → postprocess."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: scikit-image sample photos on disk and one real engine per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from oculi.config import Settings
+from oculi.core.errors import ModelAssetError
+
+
+@pytest.fixture(scope="session")
+def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's scikit-image samples written as PNG files (astronaut.png, coffee.png, ...)."""
+    from oculi.demo import sample_images
+
+    d = tmp_path_factory.mktemp("samples")
+    sample_images(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings using the real asset store (assets are installed by `make setup`)."""
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings):
+    """One real engine shared by the whole session; skips when model assets are missing."""
+    from oculi.engine import Engine
+
+    eng = Engine(settings)
+    try:
+        eng.warmup()
+    except ModelAssetError as e:
+        pytest.skip(f"model assets missing: {e}")
+    return eng
+
+
+@pytest.fixture()
+def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty OCULI_HOME for tests that write state; the real assets stay where they are."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("OCULI_ASSETS_DIR", str(Settings().assets_dir))
+    monkeypatch.setenv("OCULI_HOME", str(home))
+    return home
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("OCULI_LOG", "warning")

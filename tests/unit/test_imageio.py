@@ -1,0 +1,100 @@
+"""Bad input gets one clear InputError; good images of every supported format decode to RGB."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from oculi.core.errors import InputError
+from oculi.imageio import load_image, load_image_bytes
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF"])
+def test_formats_decode_to_rgb(fmt):
+    img = Image.fromarray(data.astronaut())
+    li = load_image_bytes(_encode(img, fmt), name=f"x.{fmt}")
+    assert li.image.mode == "RGB" and li.image.size == (512, 512)
+    assert li.info.format == fmt.lower() and len(li.info.sha256) == 64
+
+
+def test_rgba_and_grey_become_rgb():
+    rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))
+    li = load_image_bytes(_encode(rgba, "PNG"))
+    assert li.image.getpixel((0, 0)) == (255, 255, 255)  # transparent → white background
+    grey = Image.fromarray(data.camera())
+    assert load_image_bytes(_encode(grey, "PNG")).image.mode == "RGB"
+
+
+def test_exif_orientation_applied():
+    img = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    li = load_image_bytes(_encode(img, "JPEG", exif=exif))
+    assert li.image.size == (20, 40)
+
+
+def test_missing_dir_empty_and_not_image(tmp_path: Path):
+    with pytest.raises(InputError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(InputError, match="directory"):
+        load_image(tmp_path)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        load_image(tmp_path / "empty.png")
+    (tmp_path / "notes.txt").write_text("hello, not an image")
+    with pytest.raises(InputError, match="not an image"):
+        load_image(tmp_path / "notes.txt")
+
+
+def test_truncated_jpeg(tmp_path: Path):
+    full = _encode(Image.fromarray(data.coffee()), "JPEG", quality=90)
+    p = tmp_path / "cut.jpg"
+    p.write_bytes(full[: len(full) // 2])
+    with pytest.raises(InputError, match="truncated|corrupt"):
+        load_image(p)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width×height with a tiny (invalid) body: a decompression bomb's shape."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding():
+    with pytest.raises(InputError, match="pixels"):
+        load_image_bytes(_png_header_only(50000, 50000))
+
+
+def test_byte_limit():
+    with pytest.raises(InputError, match="over the limit"):
+        load_image_bytes(b"x" * 101, max_bytes=100)
+
+
+def test_unsupported_format():
+    img = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="unsupported"):
+        load_image_bytes(_encode(img, "PPM"))
+
+
+def test_animated_gif_first_frame():
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 255, 0))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    li = load_image_bytes(buf.getvalue())
+    r, g, b = li.image.getpixel((0, 0))
+    assert r > 200 and g < 50

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     max_image_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 80_000_000
     threads: int = 0
-    detector_threshold: float = 0.3
+    detector_threshold: float = 0.4
     ocr: bool = True
     backend: dict[str, str] = Field(default_factory=dict)
 

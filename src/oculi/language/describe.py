@@ -86,27 +86,28 @@ def describe(obs: Observation, detailed: bool = False) -> str:
     Example:
         >>> from oculi.core.types import ImageInfo, Observation, Label
         >>> describe(Observation(ImageInfo(640, 480), labels=(Label("espresso", 0.8),)))
-        'A photo of an espresso (coffee).'
+        'A photo of an espresso coffee.'
     """
     groups = _grouped(obs)
-    object_phrases = [_group_phrase(label, objs) for label, objs in groups.items()]
     top = obs.labels[0] if obs.labels else None
     label_phrase = None
+    covered_by = None  # the object group the classifier's label names more precisely
     if top is not None and top.score >= LABEL_HEDGED:
-        covered = imagenet_to_coco(top.name) in groups
+        covered_by = imagenet_to_coco(top.name)
         g = gloss(top.name)
-        if top.score >= LABEL_CONFIDENT:
-            label_phrase = ("confident", f"{article(g)} {g}", covered)
-        else:
-            label_phrase = ("hedged", f"{article(g)} {g}", covered)
+        label_phrase = ("confident" if top.score >= LABEL_CONFIDENT else "hedged", f"{article(g)} {g}")
+    object_phrases = []
+    for label, objs in groups.items():
+        phrase = _group_phrase(label, objs)
+        if top is not None and label == covered_by and gloss(top.name).lower() != label:
+            phrase += f" ({gloss(top.name)})"
+        object_phrases.append(phrase)
 
     parts: list[str] = []
     if object_phrases:
         sentence = f"A photo of {join_words(object_phrases[:4])}"
-        if label_phrase and not label_phrase[2]:
+        if label_phrase and covered_by not in groups:
             sentence += (", showing " if label_phrase[0] == "confident" else ", possibly ") + label_phrase[1]
-        elif label_phrase and label_phrase[2] and top is not None:
-            sentence += f" ({gloss(top.name)})"
         parts.append(sentence)
     elif label_phrase:
         lead = "A photo of " if label_phrase[0] == "confident" else "Possibly a photo of "

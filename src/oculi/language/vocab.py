@@ -96,7 +96,7 @@ IMAGENET_GLOSS: dict[str, str] = {
     "space shuttle": "space shuttle or rocket",
     "missile": "rocket or missile",
     "projectile": "rocket or missile",
-    "espresso": "espresso (coffee)",
+    "espresso": "espresso coffee",
     "web site": "screenshot or web page",
     "book jacket": "book cover",
     "comic book": "comic or illustrated page",

@@ -1,0 +1,113 @@
+"""Speed and memory of the built-in model on 640×480 photos (issue 2's benchmark).
+
+Prints a Markdown table: cold start of `oculi caption` on one image (a fresh process each
+time), warm per-image latency of caption, ask, detect and read (median and p95), and the
+peak resident memory of the warm process. Run: `.venv/bin/python benchmarks/bench_core.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "page", "clock", "coins")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def photos(d: Path) -> list[Path]:
+    from skimage import data
+
+    out = []
+    for name in SAMPLES:
+        arr = getattr(data, name)()
+        img = Image.fromarray(arr).convert("RGB").resize((640, 480), Image.BICUBIC)
+        p = d / f"{name}.jpg"
+        img.save(p, quality=90)
+        out.append(p)
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.array(xs), q))
+
+
+def cold_start(image: Path, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "oculi", "caption", str(image)], check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5, help="passes over the sample photos for warm timings")
+    ap.add_argument("--cold-runs", type=int, default=3)
+    args = ap.parse_args()
+
+    from oculi import Engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        imgs = photos(Path(tmp))
+        cold = cold_start(imgs[1], args.cold_runs)
+        eng = Engine()
+        t = time.perf_counter()
+        eng.warmup()
+        load_s = time.perf_counter() - t
+        loaded = [eng.load_image(p) for p in imgs]
+        tasks = {
+            "caption": lambda li: eng.caption(li),
+            "ask": lambda li: eng.ask(li, "How many people are in the photo?"),
+            "detect": lambda li: eng.detect(li),
+            "read": lambda li: eng.read(li),
+            "observe (no OCR)": lambda li: eng.observe(li, ocr=False),
+        }
+        for fn in tasks.values():  # warm-up pass
+            fn(loaded[0])
+        rows = []
+        for name, fn in tasks.items():
+            ts = []
+            for _ in range(args.rounds):
+                for li in loaded:
+                    t = time.perf_counter()
+                    fn(li)
+                    ts.append((time.perf_counter() - t) * 1000)
+            rows.append((name, statistics.median(ts), pct(ts, 95), len(ts)))
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"machine: {machine()}; torch threads: {__import__('torch').get_num_threads()}")
+    print()
+    print("| measure | median | p95 | n |")
+    print("|---|---|---|---|")
+    print(f"| cold `oculi caption` one image (process start → caption) | {statistics.median(cold):.2f} s | {max(cold):.2f} s (max) | {len(cold)} |")
+    print(f"| model load in a warm process (`Engine.warmup`) | {load_s:.2f} s | | 1 |")
+    for name, med, p95, n in rows:
+        print(f"| warm {name}, 640×480 | {med:.0f} ms | {p95:.0f} ms | {n} |")
+    print(f"| peak RSS of the warm process | {rss_mb:.0f} MB | | |")
+
+
+if __name__ == "__main__":
+    main()

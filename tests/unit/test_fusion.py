@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from oculi.core.types import Box, DetectedObject, Label
+from oculi.perception.fusion import reconcile
+
+DOG = DetectedObject("dog", 0.47, Box(50, 20, 400, 290))
+
+
+def test_split_cat_classes_sum_to_overrule_a_wrong_dog():
+    labels = [Label("tiger cat", 0.38), Label("Egyptian cat", 0.37), Label("tabby", 0.17)]
+    out = reconcile([DOG], labels, 451, 300)
+    assert out[0].label == "cat" and out[0].box == DOG.box
+
+
+def test_weak_classifier_leaves_detection_alone():
+    assert reconcile([DOG], [Label("tabby", 0.2)], 451, 300)[0].label == "dog"
+
+
+def test_other_family_and_small_boxes_untouched():
+    car = DetectedObject("car", 0.5, Box(0, 0, 400, 290))
+    small_dog = DetectedObject("dog", 0.3, Box(0, 0, 20, 20))
+    out = reconcile([car, small_dog], [Label("Egyptian cat", 0.9)], 451, 300)
+    assert {o.label for o in out} == {"car", "dog"}

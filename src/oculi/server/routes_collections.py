@@ -1,0 +1,380 @@
+"""Collections: create, list, delete, browse (items and thumbnails), upload (a job), search.
+
+Every route checks the collection name (``[A-Za-z0-9][A-Za-z0-9_.-]{0,63}``, no ``..``) and
+the key's collection binding before touching the store, so a key bound to ``A`` gets 403 for
+``B`` whether ``B`` exists or not, and no request path ever reaches the filesystem: the store
+maps validated names to its own directories, uploads are spooled under names the server
+chooses, and item ids must be 32 hex characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Sequence
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+
+from oculi.core.errors import InputError, NotFoundError, OculiError
+from oculi.server.auth import Principal, Scope
+from oculi.server.jobs import PENDING, JobQueue, safe_item_name
+from oculi.server.limits import HTTPProblem, check_image
+from oculi.server.state import (
+    ServerState,
+    check_collection,
+    field_int,
+    field_str,
+    get_state,
+    read_upload,
+    require,
+    run_blocking,
+    run_model,
+    scrub,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["collections"])
+
+ITEM_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+LIST_COLUMNS = ["id", "name", "caption", "width", "height"]
+MAX_TOP_K = 200
+
+
+# --- the ingestion job's work ---------------------------------------------------------------
+def make_job_queue(st: ServerState) -> JobQueue:
+    """The server's job queue, ingesting with ``oculi.tasks.index.ingest_images``."""
+
+    def run_chunk(collection: str, items: list[tuple[str, bytes]], should_stop: Any) -> Sequence[Any]:
+        from oculi.tasks.index import ingest_images
+
+        store = st.store()
+        progress = lambda p: queue.set_live(getattr(p, "done", 0)) if getattr(p, "phase", "") == "indexing" else None  # noqa: E731
+        report = ingest_images(st.engine, store, collection, items, should_stop=should_stop, progress=progress)
+        return [scrub(r, st.settings.home) if isinstance(r, str) else r for r in item_results(report, items)]
+
+    queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk)
+    return queue
+
+
+def item_results(report: Any, items: list[tuple[str, bytes]]) -> list[Any]:
+    """Per uploaded item: None (stored), an error message, or PENDING (not reached).
+
+    ``ingest_images`` reports stored uploads in ``report.ids`` under their name, and failures
+    in ``report.failed`` under their name (a bad image) or their blob path, which holds the
+    content hash (perception failed).
+    """
+    ids = getattr(report, "ids", {}) or {}
+    failed = [(str(f.get("path", "")), str(f.get("error", "failed"))) for f in (getattr(report, "failed", None) or [])]
+    interrupted = bool(getattr(report, "interrupted", False))
+    out: list[Any] = []
+    for name, data in items:
+        sha = hashlib.sha256(data).hexdigest()
+        err = next((e for p, e in failed if p == name or sha in p), None)
+        if err is not None:
+            out.append(err.replace(str(name) + ": ", "", 1) if err.startswith(str(name) + ": ") else err)
+        elif name in ids:
+            out.append(None)
+        elif interrupted:
+            out.append(PENDING)
+        else:
+            out.append("not indexed")
+    return out
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Make names unique within one upload: ``a.jpg``, ``a-2.jpg``, ``a-3.jpg``."""
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        cand, k = n, 1
+        stem, dot, ext = n.rpartition(".")
+        if not dot:
+            stem, ext = n, ""
+        while cand in seen:
+            k += 1
+            cand = f"{stem}-{k}.{ext}" if dot else f"{stem}-{k}"
+        seen.add(cand)
+        out.append(cand)
+    return out
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _info_dict(info: Any) -> dict[str, Any]:
+    d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
+    d.pop("path", None)  # a server-side filesystem path is nobody's business
+    return d
+
+
+def _open(st: ServerState, name: str) -> Any:
+    store = st.store()
+    if not store.exists(name):
+        raise NotFoundError(f"no collection named {name!r}")
+    return store.open_collection(name)
+
+
+class CreateCollection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = Field(default=None, max_length=1000)
+    image: str | None = Field(default=None, description="base64 image bytes or a data: URL")
+    top_k: int = Field(default=20, ge=1, le=MAX_TOP_K)
+    where: list[str] | str | None = None
+    after: str | None = None
+    before: str | None = None
+    path_glob: str | None = Field(default=None, max_length=500)
+
+
+# --- routes -----------------------------------------------------------------------------------
+@router.get("/collections", summary="List collections (those this key may see)")
+async def list_collections(request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
+    st = get_state(request)
+    infos = await run_blocking(lambda: st.store().list_collections())
+    return {"collections": [_info_dict(i) for i in infos if p.may_see(i.name)]}
+
+
+@router.post("/collections", status_code=201, summary="Create a collection")
+async def create_collection(body: CreateCollection, request: Request, p: Principal = Depends(require(Scope.WRITE))) -> dict[str, Any]:
+    st = get_state(request)
+    name = check_collection(p, body.name)
+
+    def go() -> Any:
+        store = st.store()
+        store.create_collection(name, exist_ok=True)
+        return store.open_collection(name).info()
+
+    return _info_dict(await run_blocking(go))
+
+
+@router.get("/collections/{name}", summary="One collection's size and dates")
+async def get_collection(name: str, request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
+    st = get_state(request)
+    check_collection(p, name)
+    return _info_dict(await run_blocking(lambda: _open(st, name).info()))
+
+
+@router.delete("/collections/{name}", summary="Delete a collection and its index (admin)")
+async def delete_collection(name: str, request: Request, p: Principal = Depends(require(Scope.ADMIN))) -> dict[str, Any]:
+    st = get_state(request)
+    check_collection(p, name)
+    if st.jobs is not None:
+        for j in st.jobs.list(collection=name, limit=1000):
+            if j.state in ("queued", "running"):
+                st.jobs.cancel(j.id)
+
+    def go() -> None:
+        store = st.store()
+        if not store.exists(name):
+            raise NotFoundError(f"no collection named {name!r}")
+        store.drop_collection(name)
+
+    await run_blocking(go)
+    return {"deleted": name}
+
+
+@router.get("/collections/{name}/items", summary="Browse a collection's items (for a thumbnail grid)")
+async def list_items(
+    name: str,
+    request: Request,
+    offset: int = Query(0, ge=0, le=10_000_000),
+    limit: int = Query(60, ge=1, le=500),
+    p: Principal = Depends(require(Scope.READ)),
+) -> dict[str, Any]:
+    st = get_state(request)
+    check_collection(p, name)
+
+    def go() -> dict[str, Any]:
+        col = _open(st, name)
+        out: list[dict[str, Any]] = []
+        seen = 0
+        for batch in col.iter_items(LIST_COLUMNS, batch_size=1000):
+            for row in batch:
+                if seen >= offset and len(out) < limit:
+                    out.append({k: row.get(k) for k in LIST_COLUMNS})
+                seen += 1
+        return {"items": out, "total": seen, "offset": offset, "limit": limit}
+
+    return await run_blocking(go)
+
+
+def _check_item_id(item_id: str) -> str:
+    if not ITEM_ID_RE.fullmatch(item_id):
+        raise HTTPProblem(400, "an item id is 32 hexadecimal characters")
+    return item_id
+
+
+@router.get("/collections/{name}/items/{item_id}", summary="One item: caption and observation")
+async def get_item(name: str, item_id: str, request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
+    st = get_state(request)
+    check_collection(p, name)
+    _check_item_id(item_id)
+    cols = ["id", "name", "caption", "width", "height", "format", "time", "labels", "objects", "colours", "text", "observation"]
+
+    def go() -> dict[str, Any]:
+        rows = _open(st, name).get_items([item_id], columns=cols)
+        if not rows:
+            raise NotFoundError(f"no item {item_id} in {name!r}")
+        row = dict(rows[0])
+        obs = row.get("observation")
+        if isinstance(obs, str):
+            try:
+                row["observation"] = json.loads(obs)
+            except json.JSONDecodeError:
+                pass
+        if isinstance(row.get("observation"), dict):
+            row["observation"].get("image", {}).pop("path", None)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in row.items()}
+
+    return await run_blocking(go)
+
+
+@router.get(
+    "/collections/{name}/items/{item_id}/thumbnail",
+    summary="An item's JPEG thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def thumbnail(name: str, item_id: str, request: Request, p: Principal = Depends(require(Scope.READ))) -> Response:
+    st = get_state(request)
+    check_collection(p, name)
+    _check_item_id(item_id)
+    data = await run_blocking(lambda: _open(st, name).thumbnail(item_id))
+    if not data:
+        raise NotFoundError(f"no thumbnail for item {item_id}")
+    return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post(
+    "/collections/{name}/images",
+    status_code=202,
+    summary="Upload images into a collection (queued; returns a job)",
+    description="multipart/form-data with one or more file fields named `images`. Each file is checked "
+    "(image signature, bytes, pixels) before the job is queued; the collection is created if missing.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["images"], "properties": {"images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}
+                }
+            },
+        }
+    },
+)
+async def upload_images(name: str, request: Request, p: Principal = Depends(require(Scope.WRITE))) -> JSONResponse:
+    st = get_state(request)
+    check_collection(p, name)
+    if st.jobs is None:
+        raise HTTPProblem(503, "collections are not available on this server", "service_unavailable")
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype != "multipart/form-data":
+        raise HTTPProblem(415, "send multipart/form-data with file fields named 'images'", "unsupported_media_type")
+    max_files = st.config.max_files_per_upload
+    try:
+        form = await request.form(max_files=max_files, max_fields=10, max_part_size=64 * 1024)
+    except HTTPProblem:
+        raise
+    except Exception as e:  # python-multipart/starlette refusal: too many files, malformed body
+        status = getattr(e, "status_code", 400)
+        raise HTTPProblem(status if 400 <= status < 500 else 400, f"malformed upload: {getattr(e, 'detail', e)}") from None
+    files = [f for k, f in form.multi_items() if k in ("images", "image", "files", "file") and isinstance(f, UploadFile)]
+    if not files:
+        raise HTTPProblem(400, "no files: send file fields named 'images'")
+    items: list[tuple[str, bytes]] = []
+    for i, f in enumerate(files):
+        data = await read_upload(f, st.settings.max_image_bytes)
+        fmt = check_image(data, max_bytes=st.settings.max_image_bytes, max_pixels=st.settings.max_image_pixels, name=f"file {i + 1}")
+        items.append((safe_item_name(f.filename, i, fmt), data))
+    items = list(zip(unique_names([n for n, _ in items]), [d for _, d in items]))
+
+    def go() -> Any:
+        store = st.store()
+        store.create_collection(name, exist_ok=True)
+        return st.jobs.submit(name, items, key_id=p.key_id)
+
+    job = await run_blocking(go)
+    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+@router.post(
+    "/collections/{name}/search",
+    summary="Search a collection by text or by image",
+    description="JSON `{text, top_k, where, after, before, path_glob}` (or `image` as base64/data: URL), or "
+    "multipart with a file field `image` and the same fields as form fields.",
+)
+async def search_collection(name: str, request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
+    st = get_state(request)
+    check_collection(p, name)
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    image: bytes | None = None
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=20, max_part_size=64 * 1024)
+        fields: dict[str, Any] = {}
+        for k, v in form.multi_items():
+            if isinstance(v, UploadFile):
+                if k == "image":
+                    image = await read_upload(v, st.settings.max_image_bytes)
+            elif k == "where":
+                fields.setdefault("where", []).append(v)
+            else:
+                fields[k] = v
+        req = SearchRequest(
+            text=field_str(fields, "text", max_len=1000),
+            top_k=field_int(fields, "top_k", 20, 1, MAX_TOP_K),
+            where=fields.get("where"),
+            after=field_str(fields, "after", max_len=64),
+            before=field_str(fields, "before", max_len=64),
+            path_glob=field_str(fields, "path_glob", max_len=500),
+        )
+    elif ctype == "application/json":
+        try:
+            req = SearchRequest.model_validate_json(await request.body())
+        except Exception as e:
+            msg = e.errors()[0]["msg"] if hasattr(e, "errors") and e.errors() else "invalid search request"
+            raise HTTPProblem(400, f"invalid search request: {msg}") from None
+        if req.image:
+            from oculi.server.fetch import decode_base64, decode_data_url
+
+            mb = st.settings.max_image_bytes
+            image = decode_data_url(req.image, max_bytes=mb) if req.image[:5].lower() == "data:" else decode_base64(req.image, max_bytes=mb)
+    else:
+        raise HTTPProblem(415, "send application/json or multipart/form-data", "unsupported_media_type")
+    if image is not None:
+        check_image(image, max_bytes=st.settings.max_image_bytes, max_pixels=st.settings.max_image_pixels)
+    text = (req.text or "").strip() or None
+    if text is None and image is None:
+        raise HTTPProblem(400, "give 'text' or an 'image' to search by")
+    where = [req.where] if isinstance(req.where, str) else req.where
+
+    def go() -> Any:
+        from oculi.tasks.search import search
+
+        store = st.store()
+        if not store.exists(name):
+            raise NotFoundError(f"no collection named {name!r}")
+        return search(
+            st.engine, store, name, text=text, image=image, top_k=req.top_k, where=where or None,
+            after=req.after, before=req.before, path_glob=req.path_glob,
+        )
+
+    res = await run_model(st, "search" if image is None else "search_image", go)
+    doc = res.to_dict()
+    home = str(st.settings.home.resolve())
+    for r in doc.get("results", []):
+        if _is_server_path(r.get("path"), home):
+            r["path"] = None
+    return doc
+
+
+def _is_server_path(p: Any, home: str) -> bool:
+    """A stored path inside the oculi home (an uploaded blob): not shown to clients."""
+    return isinstance(p, str) and (p == home or p.startswith(home.rstrip("/") + "/"))
+
+
+__all__ = ["router", "make_job_queue", "item_results", "InputError", "OculiError"]

@@ -1,0 +1,255 @@
+"""What every route shares: the server state, the auth dependencies, model calls, image input."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import anyio
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import UploadFile
+
+from oculi.config import Settings
+from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope, validate_collection_name
+from oculi.server.config import ServerConfig
+from oculi.server.fetch import decode_base64, image_bytes_from_url
+from oculi.server.limits import HTTPProblem, RateLimiter, check_image
+from oculi.server.metrics import Metrics
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    config: ServerConfig
+    engine: Any
+    auth: bool
+    keys: KeyStore | None
+    limiter: RateLimiter
+    fail_limiter: RateLimiter
+    metrics: Metrics
+    model_limiter: anyio.CapacityLimiter | None = None
+    light_limiter: anyio.CapacityLimiter | None = None
+    jobs: Any = None  # JobQueue, once collections are available
+    ready: bool = False
+    ready_error: str | None = None
+    store_factory: Callable[[], Any] | None = None
+    _store: Any = None
+    _store_lock: threading.Lock = field(default_factory=threading.Lock)
+    warmup_seconds: float | None = None
+
+    def store(self) -> Any:
+        """The collection store, opened on first use (503 when collections are unavailable)."""
+        with self._store_lock:
+            if self._store is None:
+                if self.store_factory is None:
+                    raise HTTPProblem(503, "collections are not available on this server", "service_unavailable")
+                self._store = self.store_factory()
+            return self._store
+
+
+_COLLECTION_LIST_RE = re.compile(r"\s*\(collections: [^)]*\)")
+
+
+def scrub(message: str, home: Any) -> str:
+    """An error message fit for a client: no server paths, no list of other collections."""
+    msg = _COLLECTION_LIST_RE.sub("", str(message))
+    for h in {str(home), str(getattr(home, "resolve", lambda: home)())}:
+        if h and h != ".":
+            msg = msg.replace(h.rstrip("/") + "/", "").replace(h, "<home>")
+    return msg
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.oculi
+
+
+bearer = HTTPBearer(auto_error=False, description="An oculi API key (`oculi keys create`), sent as `Authorization: Bearer <key>`.")
+
+
+def client_id(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def principal(request: Request, creds: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+    """Who is calling (401 without a valid key), after the per-key rate limit (429)."""
+    st = get_state(request)
+    if not st.auth:
+        p = ANONYMOUS_ADMIN
+        bucket = "ip:" + client_id(request)
+    else:
+        p_or_none = st.keys.verify(creds.credentials) if (creds is not None and st.keys is not None) else None
+        if p_or_none is None:
+            wait = st.fail_limiter.take("fail:" + client_id(request))
+            if wait > 0:
+                raise HTTPProblem(429, "too many failed authentications; slow down", "rate_limit_error", {"Retry-After": str(math.ceil(wait))})
+            msg = "missing API key: send Authorization: Bearer <key>" if creds is None else "invalid or revoked API key"
+            raise HTTPProblem(401, msg, "authentication_error", {"WWW-Authenticate": "Bearer"})
+        p = p_or_none
+        bucket = "key:" + p.key_id
+    wait = st.limiter.take(bucket)
+    if wait > 0:
+        raise HTTPProblem(429, f"rate limit exceeded; retry in {math.ceil(wait)} s", "rate_limit_error", {"Retry-After": str(math.ceil(wait))})
+    request.state.principal = p
+    return p
+
+
+def require(scope: Scope) -> Callable[..., Any]:
+    """A dependency: the caller's key must have at least ``scope`` (403 otherwise)."""
+
+    async def dep(p: Principal = Depends(principal)) -> Principal:
+        if not p.can(scope):
+            raise HTTPProblem(403, f"this key has scope {p.scope}; {scope} is needed", "permission_error")
+        return p
+
+    dep.__name__ = f"require_{scope}"
+    return dep
+
+
+def check_collection(p: Principal, name: str) -> str:
+    """A valid collection name the key may touch: 400 for a bad name, 403 outside its binding."""
+    try:
+        validate_collection_name(name)
+    except Exception as e:
+        raise HTTPProblem(400, str(e)) from None
+    if not p.may_see(name):
+        raise HTTPProblem(403, "this key is not allowed to access that collection", "permission_error")
+    return name
+
+
+LIGHT_TASKS = frozenset({"search", "embed_text"})
+
+
+async def run_model(st: ServerState, task: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking model call in the thread pool.
+
+    Two lanes: image models (caption, ask, detect, ...) run at most ``inference_concurrency``
+    at once; light work (text search, text embeddings: tens of milliseconds) has its own lane
+    of ``light_concurrency``, so it is never queued behind a crowd of image requests.
+    """
+    t0 = time.perf_counter()
+    limiter = st.light_limiter if task in LIGHT_TASKS else st.model_limiter
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
+    finally:
+        st.metrics.observe_model(task, time.perf_counter() - t0)
+
+
+async def run_blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+# ----------------------------------------------------------------------------------------------
+# image input: multipart (field "image") or JSON ({"image": base64 | data: URL})
+def image_request_body(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``openapi_extra`` documenting an image endpoint's two request encodings."""
+    req = ["image", *required]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": req, "properties": {"image": {"type": "string", "format": "binary"}, **props}}
+                },
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": req,
+                        "properties": {"image": {"type": "string", "description": "base64 image bytes, or a data: URL"}, **props},
+                    }
+                },
+            },
+        }
+    }
+
+
+async def read_upload(f: UploadFile, max_bytes: int) -> bytes:
+    data = await f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise HTTPProblem(413, f"{f.filename or 'image'}: over the limit of {max_bytes:,} bytes", "request_too_large")
+    return data
+
+
+async def read_image_input(request: Request, st: ServerState) -> tuple[bytes, dict[str, Any]]:
+    """The image bytes (checked: 415/413/400) and the other fields of an image request."""
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    max_bytes = st.settings.max_image_bytes
+    fields: dict[str, Any] = {}
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=1, max_fields=20, max_part_size=64 * 1024)
+        img = form.get("image")
+        if not isinstance(img, UploadFile):
+            raise HTTPProblem(400, "multipart request needs a file field named 'image'")
+        data = await read_upload(img, max_bytes)
+        for k, v in form.multi_items():
+            if k != "image" and isinstance(v, str):
+                fields[k] = v
+    elif ctype == "application/json":
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise HTTPProblem(400, "request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPProblem(400, "JSON body must be an object")
+        raw = body.pop("image", None)
+        if not isinstance(raw, str) or not raw:
+            raise HTTPProblem(400, "JSON body needs 'image': base64 bytes or a data: URL")
+        if raw[:5].lower() == "data:":
+            data = image_bytes_from_url(raw, st.config, max_bytes=max_bytes)
+        else:
+            data = decode_base64(raw, max_bytes=max_bytes)
+        fields = body
+    else:
+        raise HTTPProblem(415, "send multipart/form-data (field 'image') or application/json ({\"image\": base64})", "unsupported_media_type")
+    check_image(data, max_bytes=max_bytes, max_pixels=st.settings.max_image_pixels)
+    return data, fields
+
+
+def field_bool(fields: dict[str, Any], name: str, default: bool = False) -> bool:
+    v = fields.get(name, default)
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)
+
+
+def field_float(fields: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
+    v = fields.get(name, default)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise HTTPProblem(400, f"'{name}' must be a number") from None
+    if not (lo <= x <= hi) or math.isnan(x):
+        raise HTTPProblem(400, f"'{name}' must lie in [{lo}, {hi}]")
+    return x
+
+
+def field_int(fields: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    v = fields.get(name, default)
+    try:
+        x = int(v)
+    except (TypeError, ValueError):
+        raise HTTPProblem(400, f"'{name}' must be an integer") from None
+    if not lo <= x <= hi:
+        raise HTTPProblem(400, f"'{name}' must lie in [{lo}, {hi}]")
+    return x
+
+
+def field_str(fields: dict[str, Any], name: str, *, required: bool = False, max_len: int = 2000) -> str | None:
+    v = fields.get(name)
+    if v is None or v == "":
+        if required:
+            raise HTTPProblem(400, f"'{name}' is required")
+        return None
+    if not isinstance(v, str):
+        raise HTTPProblem(400, f"'{name}' must be a string")
+    if len(v) > max_len:
+        raise HTTPProblem(400, f"'{name}' is {len(v)} characters; the limit is {max_len}")
+    return v

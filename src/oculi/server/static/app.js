@@ -1,0 +1,319 @@
+// oculi web UI: vanilla JS, no build step. The API key lives in sessionStorage and goes out as
+// "Authorization: Bearer"; everything from the server is put on the page with textContent.
+(function () {
+  "use strict";
+  const AUTH = document.body.dataset.auth === "on";
+  const KEY_NAME = "oculi.key";
+  const $ = (id) => document.getElementById(id);
+  const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#469990", "#800000"];
+  let currentImage = null;   // File/Blob of the image in the Analyze view
+  let currentCollection = null;
+  let jobTimer = null;
+  let watchedJob = null;
+  let gridToken = 0;
+
+  function key() { return sessionStorage.getItem(KEY_NAME) || ""; }
+
+  async function api(path, opts) {
+    opts = opts || {};
+    const headers = Object.assign({}, opts.headers || {});
+    if (AUTH && key()) headers["Authorization"] = "Bearer " + key();
+    const resp = await fetch(path, Object.assign({}, opts, { headers: headers }));
+    if (resp.status === 401 && AUTH) { const m = "Your key was refused; sign in again."; signOut(m); throw new Error(m); }
+    const ctype = resp.headers.get("content-type") || "";
+    if (!resp.ok) {
+      let msg = resp.status + " " + resp.statusText;
+      if (ctype.includes("application/json")) { try { const j = await resp.json(); msg = (j.error && j.error.message) || msg; } catch (e) { /* keep */ } }
+      throw new Error(msg);
+    }
+    if (opts.raw) return resp;
+    return ctype.includes("application/json") ? resp.json() : resp.text();
+  }
+
+  function el(tag, props, children) {
+    const e = document.createElement(tag);
+    if (props) for (const k in props) { if (k === "text") e.textContent = props[k]; else if (k === "cls") e.className = props[k]; else e.setAttribute(k, props[k]); }
+    (children || []).forEach((c) => e.appendChild(c));
+    return e;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  function setError(id, msg) { $(id).textContent = msg || ""; }
+
+  // --- sign in ------------------------------------------------------------------------------
+  async function start() {
+    if (AUTH && !key()) { showLogin(); return; }
+    try {
+      const me = await api("/api/v1/whoami");
+      $("who").textContent = AUTH ? (me.name || me.key_id) + " · " + me.scope + (me.collection ? " · " + me.collection : "") : "no auth (localhost)";
+      $("logout").classList.toggle("hidden", !AUTH);
+      $("login").classList.add("hidden");
+      $("app").classList.remove("hidden");
+      document.body.dataset.ready = "1";
+    } catch (e) { if (AUTH) showLogin(e.message); else setError("analyze-error", e.message); }
+  }
+  function showLogin(msg) {
+    $("app").classList.add("hidden");
+    $("login").classList.remove("hidden");
+    $("logout").classList.add("hidden");
+    $("who").textContent = "";
+    setError("login-error", msg || "");
+  }
+  function signOut(msg) { sessionStorage.removeItem(KEY_NAME); showLogin(msg); }
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY_NAME, $("key").value.trim());
+    $("key").value = "";
+    await start();
+  });
+  $("logout").addEventListener("click", () => signOut(""));
+
+  // --- tabs ---------------------------------------------------------------------------------
+  document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => {
+    document.querySelectorAll(".tab").forEach((x) => x.classList.toggle("active", x === t));
+    document.querySelectorAll(".view").forEach((v) => v.classList.toggle("hidden", v.id !== "view-" + t.dataset.tab));
+    if (t.dataset.tab === "collections") loadCollections();
+    if (t.dataset.tab === "jobs") loadJobs();
+  }));
+
+  // --- analyze ------------------------------------------------------------------------------
+  const drop = $("drop");
+  ["dragenter", "dragover"].forEach((n) => drop.addEventListener(n, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((n) => drop.addEventListener(n, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+  drop.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) analyze(e.dataTransfer.files[0]); });
+  $("file").addEventListener("change", (e) => { if (e.target.files.length) analyze(e.target.files[0]); });
+
+  function form(file, fields) {
+    const fd = new FormData();
+    fd.append("image", file, file.name || "image");
+    for (const k in fields || {}) fd.append(k, fields[k]);
+    return fd;
+  }
+
+  async function analyze(file) {
+    currentImage = file;
+    setError("analyze-error", "");
+    $("caption").textContent = "Looking…";
+    $("caption").classList.add("muted");
+    clear($("objects")); $("text-read").textContent = "…"; $("answer").textContent = ""; clear($("evidence"));
+    const url = URL.createObjectURL(file);
+    const img = new Image();
+    img.src = url;
+    try { await img.decode(); } catch (e) { /* the server will say what is wrong */ }
+    try {
+      const res = await api("/api/v1/caption", { method: "POST", body: form(file, { detailed: $("detailed").checked ? "true" : "false" }) });
+      $("caption").textContent = res.caption;
+      $("caption").classList.remove("muted");
+      const obs = res.observation || {};
+      drawImage(img, obs.objects || []);
+      const ul = $("objects");
+      (obs.objects || []).forEach((o, i) => {
+        const sw = el("span", { cls: "sw" }); sw.style.background = COLOURS[i % COLOURS.length];
+        ul.appendChild(el("li", null, [sw, document.createTextNode(o.label + " " + o.score.toFixed(2) + (o.colour ? " · " + o.colour : ""))]));
+      });
+      if (!(obs.objects || []).length) ul.appendChild(el("li", { cls: "muted", text: "none found" }));
+      const lines = (obs.text || []).map((t) => t.text);
+      $("text-read").textContent = lines.length ? lines.join("\n") : "(no text found)";
+      document.body.dataset.captioned = "1";
+    } catch (e) {
+      $("caption").textContent = "";
+      setError("analyze-error", e.message);
+      if (img.naturalWidth) drawImage(img, []);
+    } finally { URL.revokeObjectURL(url); }
+  }
+
+  function drawImage(img, objects) {
+    const canvas = $("canvas");
+    const maxW = 1024;
+    const scale = img.naturalWidth > maxW ? maxW / img.naturalWidth : 1;
+    canvas.width = Math.round(img.naturalWidth * scale);
+    canvas.height = Math.round(img.naturalHeight * scale);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    ctx.lineWidth = Math.max(2, canvas.width / 300);
+    ctx.font = Math.max(12, Math.round(canvas.width / 50)) + "px system-ui, sans-serif";
+    objects.forEach((o, i) => {
+      const c = COLOURS[i % COLOURS.length];
+      const [x1, y1, x2, y2] = o.box.map((v) => v * scale);
+      ctx.strokeStyle = c; ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+      const label = o.label + " " + Math.round(o.score * 100) + "%";
+      const tw = ctx.measureText(label).width + 8, th = parseInt(ctx.font, 10) + 6;
+      const ty = y1 - th < 0 ? y1 : y1 - th;
+      ctx.fillStyle = c; ctx.fillRect(x1, ty, tw, th);
+      ctx.fillStyle = "#fff"; ctx.fillText(label, x1 + 4, ty + th - 5);
+    });
+    $("canvas-wrap").classList.remove("hidden");
+  }
+
+  $("ask-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const q = $("question").value.trim();
+    if (!q) return;
+    if (!currentImage) { setError("analyze-error", "Choose an image first."); return; }
+    setError("analyze-error", "");
+    $("ask-btn").disabled = true;
+    $("answer").textContent = "Thinking…"; clear($("evidence"));
+    try {
+      const res = await api("/api/v1/ask", { method: "POST", body: form(currentImage, { question: q }) });
+      $("answer").textContent = res.answer;
+      (res.evidence || []).slice(0, 6).forEach((e) => $("evidence").appendChild(el("li", { text: e.description + (e.score != null ? " (" + e.score.toFixed(2) + ")" : "") })));
+      if (res.answerable) $("evidence").appendChild(el("li", { text: "confidence " + res.confidence.toFixed(2) }));
+      document.body.dataset.answered = "1";
+    } catch (e) { $("answer").textContent = ""; setError("analyze-error", e.message); }
+    finally { $("ask-btn").disabled = false; }
+  });
+
+  // --- collections --------------------------------------------------------------------------
+  async function loadCollections() {
+    setError("col-error", "");
+    try {
+      const res = await api("/api/v1/collections");
+      const ul = $("collection-list"); clear(ul);
+      res.collections.forEach((c) => {
+        const li = el("li", { "data-name": c.name }, [el("span", { text: c.name }), el("span", { cls: "n", text: String(c.items) })]);
+        if (c.name === currentCollection) li.classList.add("active");
+        li.addEventListener("click", () => openCollection(c.name));
+        ul.appendChild(li);
+      });
+      if (!res.collections.length) ul.appendChild(el("li", { cls: "muted", text: "none yet" }));
+    } catch (e) { setError("col-error", e.message); }
+  }
+
+  $("create-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = $("new-collection").value.trim();
+    if (!name) return;
+    try {
+      await api("/api/v1/collections", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: name }) });
+      $("new-collection").value = "";
+      await loadCollections();
+      openCollection(name);
+    } catch (e) { setError("col-error", e.message); }
+  });
+
+  async function openCollection(name) {
+    currentCollection = name;
+    $("col-title").textContent = name;
+    $("col-tools").classList.remove("hidden");
+    document.querySelectorAll("#collection-list li").forEach((li) => li.classList.toggle("active", li.dataset.name === name));
+    await showItems();
+  }
+
+  async function showItems() {
+    setError("col-error", "");
+    const name = currentCollection;
+    try {
+      const res = await api("/api/v1/collections/" + encodeURIComponent(name) + "/items?limit=120");
+      $("grid-note").textContent = res.total + " image" + (res.total === 1 ? "" : "s") + (res.total > res.items.length ? " (showing " + res.items.length + ")" : "");
+      renderGrid(res.items.map((it) => ({ id: it.id, caption: it.caption, name: it.name })));
+    } catch (e) { setError("col-error", e.message); }
+  }
+
+  function renderGrid(items) {
+    const token = ++gridToken;
+    const grid = $("grid"); clear(grid);
+    items.forEach((it) => {
+      const box = el("div", { cls: "img" });
+      const meta = el("div", { cls: "meta" });
+      if (it.score != null) meta.appendChild(el("div", { cls: "score", text: "score " + it.score.toFixed(3) }));
+      meta.appendChild(el("div", { cls: "cap", text: it.caption || it.name || it.id }));
+      const why = Array.isArray(it.why) ? it.why.slice(0, 2).join("; ") : it.why;
+      if (why) meta.appendChild(el("div", { cls: "why", text: why }));
+      const tile = el("div", { cls: "tile", title: it.name || it.id, "data-id": it.id }, [box, meta]);
+      grid.appendChild(tile);
+      it._box = box;
+    });
+    // thumbnails need the key, so fetch them and show blob: URLs; a few at a time
+    let i = 0;
+    const worker = async () => {
+      while (i < items.length && token === gridToken) {
+        const it = items[i++];
+        try {
+          const resp = await api("/api/v1/collections/" + encodeURIComponent(currentCollection) + "/items/" + it.id + "/thumbnail", { raw: true });
+          const blob = await resp.blob();
+          if (token !== gridToken) return;
+          const img = el("img", { alt: it.caption || "" });
+          img.src = URL.createObjectURL(blob);
+          img.onload = () => URL.revokeObjectURL(img.src);
+          it._box.appendChild(img);
+        } catch (e) { /* leave the grey box */ }
+      }
+    };
+    for (let k = 0; k < 6; k++) worker();
+  }
+
+  async function search(body, isForm) {
+    setError("col-error", "");
+    $("search-btn").disabled = true;
+    try {
+      const opts = isForm ? { method: "POST", body: body } : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+      const res = await api("/api/v1/collections/" + encodeURIComponent(currentCollection) + "/search", opts);
+      $("grid-note").textContent = res.results.length + " result" + (res.results.length === 1 ? "" : "s");
+      renderGrid(res.results);
+      document.body.dataset.searched = "1";
+    } catch (e) { setError("col-error", e.message); }
+    finally { $("search-btn").disabled = false; }
+  }
+  $("search-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = $("search-text").value.trim();
+    if (text) search({ text: text, top_k: 24 });
+  });
+  $("search-image").addEventListener("change", (ev) => {
+    const f = ev.target.files[0]; if (!f) return;
+    const fd = new FormData(); fd.append("image", f, f.name); fd.append("top_k", "24");
+    search(fd, true); ev.target.value = "";
+  });
+  $("show-all").addEventListener("click", showItems);
+
+  $("upload").addEventListener("change", async (ev) => {
+    const files = Array.from(ev.target.files); if (!files.length) return;
+    const fd = new FormData(); files.forEach((f) => fd.append("images", f, f.name));
+    ev.target.value = "";
+    try {
+      const job = await api("/api/v1/collections/" + encodeURIComponent(currentCollection) + "/images", { method: "POST", body: fd });
+      watchJob(job.id);
+    } catch (e) { setError("col-error", e.message); }
+  });
+
+  function watchJob(id) {
+    watchedJob = id;
+    $("job-box").classList.remove("hidden");
+    if (jobTimer) clearTimeout(jobTimer);
+    const tick = async () => {
+      try {
+        const j = await api("/api/v1/jobs/" + id);
+        $("job-label").textContent = "Job " + j.id + ": " + j.state + " — " + (j.done + j.failed + (j.in_flight || 0)) + " / " + j.total + (j.failed ? " (" + j.failed + " failed)" : "");
+        $("job-bar").style.width = Math.round(j.progress * 100) + "%";
+        $("job-cancel").classList.toggle("hidden", !(j.state === "queued" || j.state === "running"));
+        if (j.state === "queued" || j.state === "running") { jobTimer = setTimeout(tick, 700); }
+        else { document.body.dataset.jobDone = j.state; if (j.collection === currentCollection) { showItems(); loadCollections(); } }
+      } catch (e) { setError("col-error", e.message); }
+    };
+    tick();
+  }
+  $("job-cancel").addEventListener("click", async () => {
+    if (!watchedJob) return;
+    try { await api("/api/v1/jobs/" + watchedJob + "/cancel", { method: "POST" }); } catch (e) { setError("col-error", e.message); }
+  });
+
+  // --- jobs ---------------------------------------------------------------------------------
+  async function loadJobs() {
+    const body = $("jobs-body"); clear(body);
+    try {
+      const res = await api("/api/v1/jobs");
+      res.jobs.forEach((j) => {
+        const cancel = el("button", { cls: "link", text: "cancel" });
+        cancel.addEventListener("click", async () => { try { await api("/api/v1/jobs/" + j.id + "/cancel", { method: "POST" }); loadJobs(); } catch (e) { /* shown on reload */ } });
+        const active = j.state === "queued" || j.state === "running";
+        body.appendChild(el("tr", null, [
+          el("td", null, [el("code", { text: j.id })]), el("td", { text: j.collection }), el("td", { text: j.state }),
+          el("td", { text: Math.round(j.progress * 100) + "%" }), el("td", { text: j.done + " done, " + j.failed + " failed of " + j.total }),
+          el("td", null, active ? [cancel] : []),
+        ]));
+      });
+      if (!res.jobs.length) body.appendChild(el("tr", null, [el("td", { text: "no jobs yet", colspan: "6", cls: "muted" })]));
+    } catch (e) { body.appendChild(el("tr", null, [el("td", { text: e.message, colspan: "6", cls: "error" })])); }
+  }
+
+  start();
+})();

@@ -13,7 +13,7 @@ from oculi.core.types import Box, DetectedObject, Observation
 from oculi.language.vocab import article, gloss, imagenet_to_coco, number_word, plural
 
 LABEL_CONFIDENT = 0.35  # classifier score above which the label is stated as fact-like
-LABEL_HEDGED = 0.15  # ... above which it is offered as "possibly"
+LABEL_HEDGED = 0.2  # ... above which it is offered as "possibly"; below, only as a "best guess"
 MAX_TEXT_CHARS = 80
 
 

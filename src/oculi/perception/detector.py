@@ -17,26 +17,35 @@ The model is ``models/centernet.json`` + ``centernet.bin`` from ``@vladmandic/hu
   reproduces it in numpy (keeping only peaks above the threshold), so the graph's TopK tail is
   not run; a test checks the two agree.
 
-Latency of ``detect`` on a 640x480 photo, 2-core x86 CPU (Xeon 2.5 GHz, AVX-512), torch 2.13
-CPU, onnxruntime 1.32, median of 20 warm runs (the machine was shared, so +-10%):
+Latency of ``detect`` on a 640x480 photo (letterbox + model + decode + NMS), 2-core x86 CPU
+(Xeon 2.5 GHz, AVX-512), torch 2.13 CPU, onnxruntime 1.32, default threads; median of 20
+warm runs, each runtime in its own process, measured while no other job used the CPU (two
+rounds):
 
-=================================================  ==========
-runtime                                            latency
-=================================================  ==========
-torch eager executor (NHWC, channels-last convs)   ~85 ms
-torch.jit.trace + freeze of the executor           ~95 ms
-onnxruntime on the exported executor (ORT_ALL)     ~55 ms
-=================================================  ==========
+=====================================================  ============  ===================
+runtime                                                warm detect   load (cache warm)
+=====================================================  ============  ===================
+torch eager executor (``GraphModel.run``)              76-79 ms      ~0.1 s + import
+TorchScript: ``jit.trace`` + ``jit.freeze`` of it      55 ms         0.06 s (0.8 s trace)
+onnxruntime on its ONNX export (ORT_ENABLE_ALL)        48 ms         < 1 s (5 s export)
+=====================================================  ============  ===================
 
-So onnxruntime is the runtime path. The executor is exported once with ``torch.onnx.export``
+Letterbox is ~2-4 ms of that and decode + NMS under 1 ms. The CPU is often shared here, and
+then the torch paths suffer most (OpenMP waits on descheduled threads): with other jobs using
+~70% of the CPU, eager went to 0.3-1 s per image while onnxruntime stayed at 60-250 ms.
+
+So onnxruntime is the runtime path: the executor is exported once with ``torch.onnx.export``
 (batch 1, 512x512) into ``settings.home / "cache"`` under a name keyed by the asset's SHA-256
 and reused. The export needs the ``onnx`` package; when it (or the export, or the ORT session)
-fails, the detector falls back to the torch executor and logs why.
+fails, the detector falls back to torch: a frozen TorchScript trace of the executor, cached the
+same way (TorchScript is deprecated but works in the pinned torch), else the eager executor.
+Outputs of the paths agree to ~1e-4 (tests check labels, scores and boxes).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -44,7 +53,7 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -75,7 +84,7 @@ STRIDE = 4  # heat-map cell size in input pixels
 MAX_PEAKS = 100  # like the graph's own TopK
 NMS_IOU = 0.5
 _INPUT, _OUTPUTS = "tower_0/images", ("tower_0/keypoints", "tower_0/wh")
-_EXPORT_REV = 1  # bump when the executor's semantics change, so cached ONNX graphs are redone
+_EXPORT_REV = 1  # bump when the executor's semantics change, so cached ONNX / TorchScript files are redone
 
 
 def letterbox(image: Image.Image) -> tuple[np.ndarray, tuple[float, float, int, int]]:
@@ -96,6 +105,11 @@ def letterbox(image: Image.Image) -> tuple[np.ndarray, tuple[float, float, int, 
     return out, (nw / w, nh / h, dx, dy)
 
 
+def _cells(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``np.nonzero`` of a 3-D mask, ~20x faster on [128, 128, 80] via the flat index."""
+    return np.unravel_index(np.flatnonzero(mask), mask.shape)
+
+
 def decode(keypoints: np.ndarray, wh: np.ndarray, threshold: float, max_peaks: int = MAX_PEAKS) -> np.ndarray:
     """Heat-map peaks to boxes, as the graph's ``tower_0/detections`` tail does.
 
@@ -112,13 +126,12 @@ def decode(keypoints: np.ndarray, wh: np.ndarray, threshold: float, max_peaks: i
         ``[M, 6]`` float32 rows ``x1, y1, x2, y2, score, class`` in input pixels, score desc.
     """
     h, w, _ = keypoints.shape
-    cells = lambda m: np.unravel_index(np.flatnonzero(m), m.shape)  # noqa: E731 (3-D np.nonzero is slow)
-    ys, xs, cs = cells(keypoints >= threshold)
+    ys, xs, cs = _cells(keypoints >= threshold)
     if ys.size > 4096:  # many candidates: a dense separable 3x3 max is cheaper than gathers
         pad = np.pad(keypoints, ((1, 1), (1, 1), (0, 0)), constant_values=-np.inf)  # [130, 130, 80]
         rows = np.maximum(np.maximum(pad[:-2], pad[1:-1]), pad[2:])  # [128, 130, 80]
         local = np.maximum(np.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])  # [128, 128, 80]
-        ys, xs, cs = cells((keypoints >= threshold) & (keypoints >= local))
+        ys, xs, cs = _cells((keypoints >= threshold) & (keypoints >= local))
     elif ys.size:  # usually a handful: compare each with its neighbours (clipping = SAME window)
         neigh = np.stack([keypoints[np.clip(ys + i, 0, h - 1), np.clip(xs + j, 0, w - 1), cs]
                           for i in (-1, 0, 1) for j in (-1, 0, 1)])  # [9, M]
@@ -161,20 +174,69 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def _graph_module(json_path: Path) -> Any:
+    """The executor for keypoints + wh as a ``torch.nn.Module`` (for tracing / export)."""
+    import torch
+
+    from oculi.perception.tfjs import load_graph_model
+
+    graph = load_graph_model(json_path)
+
+    class _Module(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = graph.run({_INPUT: x}, _OUTPUTS)  # [1, 512, 512, 3] -> [1, 128, 128, 80], [1, 128, 128, 4]
+            return out[_OUTPUTS[0]], out[_OUTPUTS[1]]
+
+    return _Module().eval()
+
+
+def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` next to ``target``, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=target.suffix + ".part", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class _TorchRunner:
-    """The TFJS graph on the torch executor: ``[1, 512, 512, 3]`` -> keypoints, wh (numpy)."""
+    """The graph on torch: a frozen TorchScript trace of the executor (batch 1), cached at
+    ``script_path``; the plain eager executor when tracing fails."""
 
-    def __init__(self, json_path: Path) -> None:
-        from oculi.perception.tfjs import load_graph_model
+    def __init__(self, json_path: Path, script_path: Path) -> None:
+        import torch
 
-        self.graph = load_graph_model(json_path)
+        self.script: Any = None
+        if script_path.is_file():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # TorchScript is deprecated, still works in 2.13
+                    self.script = torch.jit.load(str(script_path))
+                return
+            except Exception as exc:  # truncated or from another torch: trace again
+                log.warning("discarding unusable TorchScript cache %s: %s", script_path, exc)
+                script_path.unlink(missing_ok=True)
+        self.module = _graph_module(json_path)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer chatter; TorchScript is deprecated, still works
+                example = torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3)
+                self.script = torch.jit.freeze(torch.jit.trace(self.module, example, check_trace=False))
+                _write_atomically(script_path, lambda tmp: torch.jit.save(self.script, tmp))
+        except Exception as exc:
+            log.info("CenterNet runs on the eager executor (TorchScript unavailable: %s)", exc)
 
     def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        with torch.inference_mode():
-            out = self.graph.run({_INPUT: torch.from_numpy(pixels)}, _OUTPUTS)
-        return out[_OUTPUTS[0]].numpy(), out[_OUTPUTS[1]].numpy()
+        x = torch.from_numpy(pixels)  # [1, 512, 512, 3]
+        with torch.no_grad():
+            kp, wh = self.script(x) if self.script is not None else self.module(x)
+        return kp.numpy(), wh.numpy()  # [1, 128, 128, 80], [1, 128, 128, 4]
 
 
 class _OrtRunner:
@@ -197,26 +259,16 @@ def _export_onnx(json_path: Path, target: Path) -> None:
     """Trace the torch executor (batch 1) to ONNX at ``target``, atomically."""
     import torch
 
-    graph = _TorchRunner(json_path).graph
+    module = _graph_module(json_path)
 
-    class _Module(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = graph.run({_INPUT: x}, _OUTPUTS)
-            return out[_OUTPUTS[0]], out[_OUTPUTS[1]]
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=target.parent)
-    os.close(fd)
-    try:
-        with torch.inference_mode(), warnings.catch_warnings():
+    def write(tmp: str) -> None:
+        with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and deprecation chatter
-            torch.onnx.export(_Module(), (torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3),), tmp,
+            torch.onnx.export(module, (torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3),), tmp,
                               input_names=["images"], output_names=["keypoints", "wh"],
                               opset_version=17, dynamo=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    _write_atomically(target, write)
 
 
 class CenterNetDetector:
@@ -247,9 +299,12 @@ class CenterNetDetector:
         self._runner: Any = None
         self._lock = threading.Lock()
 
-    def _onnx_cache_path(self) -> Path:
+    def _cache_path(self, suffix: str) -> Path:
+        """Where the exported graph lives: keyed by the asset's hash (and torch's version for
+        TorchScript, whose files are tied to it)."""
         h = hashlib.sha256("".join(f.sha256 for f in get_asset("detector").files).encode()).hexdigest()
-        return self.settings.home / "cache" / f"centernet-mbv3-{h[:16]}-r{_EXPORT_REV}.onnx"
+        tag = f"-torch{importlib.metadata.version('torch').replace('+', '_')}" if suffix == ".pt" else ""
+        return self.settings.home / "cache" / f"centernet-mbv3-{h[:16]}-r{_EXPORT_REV}{tag}{suffix}"
 
     def load(self) -> None:
         """Verify the asset and build the runtime (idempotent, thread-safe).
@@ -281,11 +336,11 @@ class CenterNetDetector:
                 import torch
 
                 torch.set_num_threads(self.settings.threads)
-            self._runner = _TorchRunner(json_path)
+            self._runner = _TorchRunner(json_path, self._cache_path(".pt"))
             self.runtime = "torch"
 
     def _load_onnx(self, json_path: Path) -> _OrtRunner:
-        path = self._onnx_cache_path()
+        path = self._cache_path(".onnx")
         if path.is_file():
             try:
                 return _OrtRunner(path, self.settings.threads)

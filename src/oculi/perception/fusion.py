@@ -1,8 +1,8 @@
 """Reconciling the perception parts with each other.
 
-The detector and the classifier sometimes disagree about the same subject: on the
-scikit-image ``chelsea`` photo CenterNet calls the cat a dog (0.47) while the classifier is
-sure it is a cat (tiger cat 0.38 + Egyptian cat 0.37 + tabby 0.17). When the classifier's
+The detector and the classifier sometimes disagree about the same subject: on a squashed
+(not letterboxed) scikit-image ``chelsea`` photo CenterNet calls the cat a dog (0.47) while the
+classifier is sure it is a cat (tiger cat 0.38 + Egyptian cat 0.37 + tabby 0.17). When the classifier's
 labels, summed per COCO class, confidently name a COCO animal/object, and a large detection of the same family (animal, vehicle)
 carries another label, the detection is relabelled to the classifier's class.
 """

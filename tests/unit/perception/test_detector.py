@@ -408,3 +408,22 @@ def test_torch_and_onnx_runtimes_agree(detector: CenterNetDetector) -> None:
     for x, y in zip(a, b):
         assert x.score == pytest.approx(y.score, abs=1e-4)
         assert x.box.to_list() == pytest.approx(y.box.to_list(), abs=0.5)
+
+
+@pytest.mark.slow
+def test_torch_runtime_caches_its_trace_and_recovers_from_a_bad_cache(
+    detector: CenterNetDetector, tmp_path: Path
+) -> None:
+    (tmp_path / "assets").symlink_to(detector.settings.assets_dir, target_is_directory=True)
+    settings = Settings(home=tmp_path)
+    img = _photo("coffee")
+    first = CenterNetDetector(settings, runtime="torch")
+    expected = first.detect(img)
+    (script,) = (tmp_path / "cache").glob("centernet-mbv3-*.pt")
+    again = CenterNetDetector(settings, runtime="torch")
+    assert again.detect(img) == expected and again.runtime == "torch"
+    script.write_bytes(b"not a TorchScript archive")
+    healed = CenterNetDetector(settings, runtime="torch")
+    assert healed.detect(img) == expected
+    assert script.stat().st_size > 1_000_000  # traced and written again
+

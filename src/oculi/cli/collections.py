@@ -1,0 +1,303 @@
+"""``oculi index``, ``search``, ``duplicates``, ``collections`` and ``eval retrieval``.
+
+Registered on the main app by ``oculi.cli.main`` through ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json
+from oculi.core.types import SCHEMA_VERSION
+
+collections_app = typer.Typer(help="List, inspect and drop collections.", invoke_without_command=True, no_args_is_help=False)
+eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
+
+COLLECTION_OPT = typer.Option("default", "--collection", "-c", help="Collection name.")
+
+
+def _store() -> Any:
+    from oculi.store import open_store
+
+    return open_store(get_settings())
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+class _Stopper:
+    """First Ctrl-C (or SIGTERM): finish the current batch, write it, stop. Second: abort now."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        err_console.print("[yellow]stopping after the current batch; press Ctrl-C again to abort now[/]")
+
+    def __enter__(self) -> "_Stopper":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def index(
+    paths: List[Path] = typer.Argument(..., help="Image files and folders (walked recursively)."),
+    collection: str = COLLECTION_OPT,
+    prune: bool = typer.Option(False, "--prune", help="Forget indexed files under PATHS that no longer exist."),
+    no_ocr: bool = typer.Option(False, "--no-ocr", help="Skip OCR (faster; text in images is not searchable)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, max=128, help="Images per model call."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Index images into a collection: perceive once, store observation, embeddings, thumbnail.
+
+    Incremental (only new or changed files are processed) and resumable: Ctrl-C stops after
+    the current batch; rerun to complete.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from oculi.tasks.index import IndexProgress, index_paths
+
+    eng = get_engine()
+    store = _store()
+    progress = Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TimeElapsedColumn(),
+        console=err_console, transient=True, disable=not err_console.is_terminal,
+    )
+    task = progress.add_task("scanning", total=None, rate="")
+
+    def on_progress(p: IndexProgress) -> None:
+        if p.phase == "scanning":
+            progress.update(task, description=f"scanning ({p.done} found)", total=None)
+        else:
+            rate = f"{p.rate:.1f} files/s" if p.elapsed > 1 and p.done else ""
+            progress.update(task, description=p.phase, completed=p.done, total=p.total or None, rate=rate)
+
+    with _Stopper() as stopper, progress:
+        report = index_paths(eng, store, paths, collection, prune=prune, progress=on_progress,
+                             should_stop=stopper.event.is_set, ocr=False if no_ocr else None, batch_size=batch_size)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _render_index(report)
+    if report.interrupted:
+        error(f"interrupted; {report.added} new image(s) were saved. Run the same command again to finish.")
+        raise typer.Exit(130)
+    if report.failed:
+        raise typer.Exit(2)
+
+
+def _render_index(r: Any) -> None:
+    parts = [f"{r.added} new"]
+    if r.relinked:
+        parts.append(f"{r.relinked} already known (copies, renames, touched)")
+    parts.append(f"{r.unchanged} unchanged")
+    if r.changed:
+        parts.append(f"{r.changed} changed")
+    if r.removed:
+        parts.append(f"{r.removed} removed")
+    if r.failed:
+        parts.append(f"[red]{len(r.failed)} failed[/]")
+    rate = f", {r.images_per_s:.1f} images/s" if r.added else ""
+    console.print(f"[bold]{r.collection}[/]: {', '.join(parts)} — {r.items_total} items in the collection "
+                  f"({r.elapsed_s:.1f} s{rate})", highlight=False)
+    if r.missing:
+        console.print(f"[yellow]{r.missing} indexed file(s) are gone; run with --prune to forget them[/]")
+    if r.found == 0 and not r.problems:
+        console.print("[yellow]no image files found[/] (JPEG, PNG, WebP, TIFF, BMP, GIF)")
+    for f in r.failed[:50]:
+        err_console.print(f"[red]failed:[/] {f['error']}", highlight=False, markup=True)
+    if len(r.failed) > 50:
+        err_console.print(f"[red]… and {len(r.failed) - 50} more failures (use --json for all)[/]")
+    for p in r.problems[:20]:
+        err_console.print(f"[yellow]skipped:[/] {p['path']}: {p['problem']}", highlight=False)
+    if len(r.problems) > 20:
+        err_console.print(f"[yellow]… and {len(r.problems) - 20} more skipped (use --json for all)[/]")
+
+
+def search(
+    query: Optional[str] = typer.Argument(None, help='What to find, e.g. "a red car" or words printed in the image.'),
+    image: Optional[Path] = typer.Option(None, "--image", help="Find images that look like this one."),
+    collection: str = COLLECTION_OPT,
+    top_k: int = typer.Option(10, "--top-k", "-k", help="How many results."),
+    where: Optional[List[str]] = typer.Option(None, "--where", help='Filter, e.g. "object=person", "colour=red", "width>=1000". Repeatable.'),
+    after: Optional[str] = typer.Option(None, "--after", help="Captured on or after (e.g. 2021-06-01)."),
+    before: Optional[str] = typer.Option(None, "--before", help="Captured before (e.g. 2022-01-01)."),
+    path_glob: Optional[str] = typer.Option(None, "--path-glob", help='Only paths matching, e.g. "*/holiday/*.jpg".'),
+    as_json: bool = typer.Option(False, "--json", help='Print JSON: {"results": [{"path", "score", "why", ...}]}.'),
+) -> None:
+    """Search a collection by text (semantic + keyword over what was seen) or by image."""
+    from oculi.core.errors import InputError
+    from oculi.tasks.search import search as run_search
+
+    if query is None and image is None:
+        raise InputError('give a query, e.g. oculi search "a cat", or an image with --image')
+    res = run_search(get_engine(), _store(), collection, text=query, image=image, top_k=top_k, where=where,
+                     after=after, before=before, path_glob=path_glob)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    if not res.results:
+        console.print("[dim]no results[/]")
+        return
+    for i, r in enumerate(res.results, 1):
+        console.print(f"[bold]{i:>2}.[/] {r.score:.3f}  {r.path}", highlight=False, soft_wrap=True)
+        if r.why:
+            console.print(f"      [green]{'; '.join(r.why[:4])}[/]", highlight=False, soft_wrap=True)
+        if r.caption:
+            console.print(f"      [dim]{r.caption}[/]", highlight=False, soft_wrap=True)
+
+
+def duplicates(
+    collection: str = COLLECTION_OPT,
+    threshold: float = typer.Option(0.95, "--threshold", help="Visual similarity (cosine) from which two images count as near-duplicates."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List groups of near-duplicate images (resized, recompressed, mirrored copies) and identical files."""
+    from oculi.tasks.search import find_duplicates
+
+    rep = find_duplicates(_store(), collection, threshold=threshold)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    if not rep.groups:
+        console.print(f"no duplicates among {rep.items} items (threshold {rep.threshold})")
+        return
+    for i, g in enumerate(rep.groups, 1):
+        kind = "identical files" if g.exact else "near-duplicates"
+        console.print(f"[bold]group {i}[/] ({kind}, {len(g.items)})")
+        for it in g.items:
+            size = f"{it['width']}x{it['height']}  " if it.get("width") else ""
+            console.print(f"  {it['similarity']:.3f}  {size}{it['path']}", highlight=False)
+
+
+@collections_app.callback(invoke_without_command=True)
+@handle_errors
+def collections_main(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List collections (same as `oculi collections list`)."""
+    if ctx.invoked_subcommand is None:
+        _list(as_json)
+
+
+@collections_app.command("list")
+@handle_errors
+def collections_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List collections with their size."""
+    _list(as_json)
+
+
+def _list(as_json: bool) -> None:
+    infos = _store().list_collections()
+    if as_json:
+        print_json({"schema_version": SCHEMA_VERSION, "collections": [c.to_dict() for c in infos]})
+        return
+    if not infos:
+        console.print("no collections yet; create one with `oculi index PATH`")
+        return
+    from rich.table import Table
+
+    t = Table("name", "items", "files", "on disk", "updated")
+    for c in infos:
+        t.add_row(c.name, str(c.items), str(c.files), _size(c.bytes_on_disk), _when(c.updated_at))
+    console.print(t)
+
+
+@collections_app.command("show")
+@handle_errors
+def collections_show(name: str = typer.Argument(..., help="Collection name."),
+                     as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Statistics of a collection: counts, disk use, indexes, time range, frequent objects."""
+    st = _store().open_collection(name).stats()
+    if as_json:
+        print_json({"schema_version": SCHEMA_VERSION, **st})
+        return
+    console.print(f"[bold]{st['name']}[/]  ({st['path']})", highlight=False)
+    console.print(f"  items {st['items']}, files {st['files']}, on disk {_size(st['bytes_on_disk'])}"
+                  + (f" ({_size(st['bytes_per_item'])} per item)" if st.get("bytes_per_item") else ""))
+    tr = st.get("time_range") or [None, None]
+    console.print(f"  time range {_when(tr[0])} → {_when(tr[1])}; created {_when(st['created_at'])}, updated {_when(st['updated_at'])}")
+    console.print(f"  indexes: {', '.join(i['name'] + ' (' + i['type'] + ')' for i in st['indices']) or 'none'}")
+    if st.get("top_objects"):
+        console.print("  objects: " + ", ".join(f"{k} {v}" for k, v in st["top_objects"].items()), highlight=False)
+    if st.get("top_labels"):
+        console.print("  labels: " + ", ".join(f"{k} {v}" for k, v in st["top_labels"].items()), highlight=False)
+    console.print(f"  store schema {st['schema_version']}; models: {st.get('models') or '-'}", highlight=False)
+
+
+@collections_app.command("drop")
+@handle_errors
+def collections_drop(name: str = typer.Argument(..., help="Collection name."),
+                     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Delete a collection and everything stored in it (not the original image files)."""
+    store = _store()
+    coll = store.open_collection(name)
+    if not yes:
+        typer.confirm(f"drop collection {coll.name!r} with {coll.count()} items?", abort=True, err=True)
+    store.drop_collection(coll.name)
+    console.print(f"dropped collection {coll.name!r}")
+
+
+@eval_app.command("retrieval")
+@handle_errors
+def eval_retrieval(
+    queries: Path = typer.Option(..., "--queries", "-q", help="JSONL file: {\"query\": \"...\", \"relevant\": [\"id-or-path\", ...]} per line."),
+    collection: str = COLLECTION_OPT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Recall@1/5/10 and MRR of `oculi search` over a labelled query file."""
+    from oculi.tasks.evaluate import evaluate_retrieval
+
+    rep = evaluate_retrieval(get_engine(), _store(), collection, queries)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    from rich.table import Table
+
+    t = Table("query", "first relevant rank", "R@1", "R@5", "R@10", "top result")
+    for q in rep.queries:
+        t.add_row(q.query or f"[image] {Path(q.image or '').name}", str(q.ranks[0]) if q.ranks else "-",
+                  f"{q.recall.get(1, 0):.2f}", f"{q.recall.get(5, 0):.2f}", f"{q.recall.get(10, 0):.2f}",
+                  Path(q.top[0]).name if q.top else "-")
+    console.print(t)
+    rc = rep.recall
+    console.print(f"[bold]{len(rep.queries)} queries[/]  " + "  ".join(f"Recall@{k} {v:.3f}" for k, v in rc.items())
+                  + f"  MRR {rep.mrr:.3f}")
+    for u in rep.unresolved:
+        err_console.print(f"[yellow]unresolved:[/] query {u['query']}: no item matches {u['relevant']!r}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the collection commands to the main ``oculi`` app."""
+    app.command("index")(handle_errors(index))
+    app.command("search")(handle_errors(search))
+    app.command("duplicates")(handle_errors(duplicates))
+    app.add_typer(collections_app, name="collections")
+    app.add_typer(eval_app, name="eval")

@@ -1,0 +1,50 @@
+"""Collections of indexed images: the store interface and its embedded LanceDB implementation.
+
+Example:
+    >>> from oculi import Settings
+    >>> from oculi.store import open_store
+    >>> store = open_store(Settings(home="/tmp/oculi-home"))  # doctest: +SKIP
+    >>> [c.name for c in store.list_collections()]  # doctest: +SKIP
+    ['default']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from oculi.store.base import (
+    DEFAULT_COLLECTION,
+    STORE_SCHEMA_VERSION,
+    Collection,
+    CollectionInfo,
+    Condition,
+    FileRecord,
+    Filter,
+    Hit,
+    ItemRecord,
+    Op,
+    Store,
+    item_id,
+    validate_collection_name,
+)
+
+if TYPE_CHECKING:
+    from oculi.config import Settings
+    from oculi.store.lance import LanceStore
+
+__all__ = [
+    "DEFAULT_COLLECTION", "STORE_SCHEMA_VERSION", "Collection", "CollectionInfo", "Condition", "FileRecord",
+    "Filter", "Hit", "ItemRecord", "Op", "Store", "item_id", "open_store", "validate_collection_name",
+]
+
+
+def open_store(settings: "Settings | None" = None) -> "LanceStore":
+    """The store for these settings: the embedded LanceDB store under ``settings.collections_dir``.
+
+    Nothing is created on disk until a collection is.
+    """
+    from oculi.config import Settings
+    from oculi.store.lance import LanceStore
+
+    s = settings or Settings()
+    return LanceStore(s.collections_dir)

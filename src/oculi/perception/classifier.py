@@ -227,14 +227,9 @@ class _TorchRunner:
 
 class _OrtRunner:
     def __init__(self, onnx_path: Path, threads: int) -> None:
-        import onnxruntime as ort
+        from oculi.perception.onnx_session import create_session
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        if threads > 0:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = create_session(onnx_path, threads)
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, feats = self.session.run(["logits", "features"], {"pixels": batch})

@@ -278,6 +278,13 @@ class RapidOCRReader:
             # RapidOCR's config updater only applies some keys; set the detector's explicitly
             pp = engine.text_det.postprocess_op
             pp.score_mode, pp.dilation_kernel, pp.box_thresh, pp.unclip_ratio = "slow", None, 0.5, 1.6
+            # RapidOCR builds its sessions with spinning threads; rebuild them like oculi's others
+            from oculi.perception.onnx_session import create_session
+
+            t = max(self.settings.threads, 0)
+            engine.text_det.infer.session = create_session(root / DET_MODEL, t)
+            engine.text_rec.session.session = create_session(root / REC_MODEL, t)
+            engine.text_cls.infer.session = create_session(root / CLS_MODEL, t)
             self._engine = engine
 
     # --- stages -------------------------------------------------------------------------

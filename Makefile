@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: setup models demo test test-fast bench browser clean
+.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server eval browser clean
 
 setup: $(STAMP) models
 
@@ -35,8 +35,22 @@ test: setup browser
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# benchmarks print Markdown tables naming the machine; their current figures are in README.md
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py
+
+bench-index: setup
+	$(BIN)/python benchmarks/bench_index.py
+
+bench-search: setup          # 10k/100k/1M items; the 1M index build takes ~15 min on 2 cores
+	$(BIN)/python benchmarks/bench_search.py
+
+bench-server: setup
+	$(BIN)/python benchmarks/bench_server.py
+
+eval: setup
+	$(BIN)/python benchmarks/eval_vqa.py
+	$(BIN)/python benchmarks/eval_retrieval.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

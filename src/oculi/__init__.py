@@ -43,7 +43,7 @@ __all__ = [
     "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
     "Detections", "Engine", "ImageInfo", "InputError", "Label", "ModelAssetError", "NotFoundError",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
-    "default_engine", "detect", "observe", "read",
+    "default_engine", "detect", "index", "observe", "read", "search",
 ]
 
 
@@ -75,3 +75,21 @@ def classify(image: "ImageSource", labels: str | list[str]) -> Classification:
 def observe(image: "ImageSource") -> Observation:
     """Everything perception finds in an image. See ``Engine.observe``."""
     return default_engine().observe(image)
+
+
+def index(paths: list[str] | str, collection: str = "default", **kw):
+    """Index folders/files into a collection with the default engine. See ``oculi.tasks.index.index_paths``."""
+    from oculi.store import open_store
+    from oculi.tasks.index import index_paths
+
+    eng = default_engine()
+    return index_paths(eng, open_store(eng.settings), [paths] if isinstance(paths, str) else list(paths), collection, **kw)
+
+
+def search(text: str | None = None, *, image: "ImageSource | None" = None, collection: str = "default", **kw):
+    """Search a collection by text or by image. See ``oculi.tasks.search.search``."""
+    from oculi.store import open_store
+    from oculi.tasks.search import search as _search
+
+    eng = default_engine()
+    return _search(eng, open_store(eng.settings), collection, text=text, image=image, **kw)

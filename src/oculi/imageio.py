@@ -20,8 +20,20 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from oculi.core.errors import InputError
 from oculi.core.types import ImageInfo
 
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
+
+
+def _register_heif() -> None:
+    """Let PIL open HEIC/HEIF (phone photos) through pillow-heif, when it is installed."""
+    try:
+        import pillow_heif  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
+_register_heif()
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
             img = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
             if fmt not in SUPPORTED_FORMATS:
-                raise InputError(f"{name}: unsupported image format {fmt}; supported: JPEG, PNG, WebP, TIFF, BMP, GIF")
+                raise InputError(f"{name}: unsupported image format {fmt}; supported: JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC")
             w, h = img.size
             if w <= 0 or h <= 0:
                 raise InputError(f"{name}: image has no pixels")

@@ -98,3 +98,10 @@ def test_animated_gif_first_frame():
     li = load_image_bytes(buf.getvalue())
     r, g, b = li.image.getpixel((0, 0))
     assert r > 200 and g < 50
+
+
+def test_heic_phone_photo_decodes():
+    pytest.importorskip("pillow_heif")
+    img = Image.fromarray(data.coffee())
+    li = load_image_bytes(_encode(img, "HEIF", quality=80), name="IMG_0001.HEIC")
+    assert li.info.format == "heif" and li.image.size == (600, 400) and li.image.mode == "RGB"

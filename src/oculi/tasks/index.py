@@ -61,15 +61,7 @@ LABEL_DOC = 0.10  # classifier labels written into the searchable document (the 
 MAX_DOC_TEXT = 2000  # OCR characters kept in the document
 MAX_EMBED_TEXT = 300  # OCR characters in the embedded summary
 
-try:  # HEIC/HEIF where pillow-heif is installed
-    import pillow_heif  # type: ignore[import-not-found]
-
-    pillow_heif.register_heif_opener()
-    HEIF_SUFFIXES = frozenset({".heic", ".heif"})
-except ImportError:  # pragma: no cover - optional
-    HEIF_SUFFIXES = frozenset()
-
-INDEX_SUFFIXES = IMAGE_SUFFIXES | HEIF_SUFFIXES
+INDEX_SUFFIXES = IMAGE_SUFFIXES  # HEIC/HEIF included: imageio registers pillow-heif
 
 
 # --- the searchable document of an observation ----------------------------------------------

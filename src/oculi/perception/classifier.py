@@ -54,7 +54,6 @@ Outputs of the two paths agree to 4e-6.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -226,10 +225,8 @@ class _TorchRunner:
 
 
 class _OrtRunner:
-    def __init__(self, onnx_path: Path, threads: int) -> None:
-        from oculi.perception.onnx_session import create_session
-
-        self.session = create_session(onnx_path, threads)
+    def __init__(self, session: Any) -> None:
+        self.session = session
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, feats = self.session.run(["logits", "features"], {"pixels": batch})
@@ -338,18 +335,10 @@ class EfficientNetClassifier:
             self.runtime = "torch"
 
     def _load_onnx(self, weights: Path) -> _OrtRunner:
+        from oculi.perception.onnx_session import cached_session
+
         path = self._onnx_cache_path()
-        if path.is_file():
-            try:
-                return _OrtRunner(path, self.settings.threads)
-            except Exception as exc:  # a truncated or stale cache file: export it again
-                log.warning("discarding unusable ONNX cache %s: %s", path, exc)
-                path.unlink(missing_ok=True)
-        if importlib.util.find_spec("onnx") is None:
-            raise RuntimeError("the `onnx` package, needed once to export the graph, is not installed")
-        log.info("exporting EfficientNet-Lite0 to ONNX at %s (once)", path)
-        _export_onnx(weights, path)
-        return _OrtRunner(path, self.settings.threads)
+        return _OrtRunner(cached_session(path, lambda target: _export_onnx(weights, target), self.settings.threads, what="EfficientNet-Lite0"))
 
     def _forward(self, images: Sequence["Image.Image"]) -> tuple[np.ndarray, np.ndarray]:
         self.load()

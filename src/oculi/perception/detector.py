@@ -240,10 +240,8 @@ class _TorchRunner:
 
 
 class _OrtRunner:
-    def __init__(self, onnx_path: Path, threads: int) -> None:
-        from oculi.perception.onnx_session import create_session
-
-        self.session = create_session(onnx_path, threads)
+    def __init__(self, session: Any) -> None:
+        self.session = session
 
     def __call__(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kp, wh = self.session.run(["keypoints", "wh"], {"images": pixels})
@@ -335,18 +333,10 @@ class CenterNetDetector:
             self.runtime = "torch"
 
     def _load_onnx(self, json_path: Path) -> _OrtRunner:
+        from oculi.perception.onnx_session import cached_session
+
         path = self._cache_path(".onnx")
-        if path.is_file():
-            try:
-                return _OrtRunner(path, self.settings.threads)
-            except Exception as exc:  # a truncated or stale cache file: export it again
-                log.warning("discarding unusable ONNX cache %s: %s", path, exc)
-                path.unlink(missing_ok=True)
-        if importlib.util.find_spec("onnx") is None:  # torch.onnx.export needs it; fail fast
-            raise RuntimeError("the onnx package is not installed")
-        log.info("exporting CenterNet to ONNX at %s (once)", path)
-        _export_onnx(json_path, path)
-        return _OrtRunner(path, self.settings.threads)
+        return _OrtRunner(cached_session(path, lambda target: _export_onnx(json_path, target), self.settings.threads, what="CenterNet"))
 
     def detect(self, image: Image.Image) -> list[DetectedObject]:
         """Objects in ``image`` scoring at least ``settings.detector_threshold``.

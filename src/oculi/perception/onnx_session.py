@@ -9,8 +9,12 @@ one full observation took 214 ms with spinning and 160 ms without (the models al
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
 
 
 def create_session(path: str | Path, threads: int = 0) -> Any:
@@ -29,3 +33,30 @@ def create_session(path: str | Path, threads: int = 0) -> Any:
     if threads > 0:
         opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def cached_session(path: Path, export: Callable[[Path], None], threads: int = 0, *, what: str = "model") -> Any:
+    """A session over an ONNX graph exported once into a cache file.
+
+    A cache file that ORT cannot open (truncated, stale) is deleted and exported again.
+
+    Args:
+        path: The cache file (keyed by the source weights' hash by the caller).
+        export: Writes the graph to the path it is given (needs the ``onnx`` package).
+        threads: As in ``create_session``.
+        what: The model's name for log messages.
+
+    Raises:
+        RuntimeError: the ``onnx`` package, needed for the one-time export, is missing.
+    """
+    if path.is_file():
+        try:
+            return create_session(path, threads)
+        except Exception as exc:  # a truncated or stale cache file: export it again
+            log.warning("discarding unusable ONNX cache %s: %s", path, exc)
+            path.unlink(missing_ok=True)
+    if importlib.util.find_spec("onnx") is None:
+        raise RuntimeError("the `onnx` package, needed once to export the graph, is not installed")
+    log.info("exporting %s to ONNX at %s (once)", what, path)
+    export(path)
+    return create_session(path, threads)

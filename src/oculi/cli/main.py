@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from oculi.cli.common import console, error, get_engine, get_settings, handle_errors, print_json
-from oculi.core.errors import InputError, OculiError
+from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
 
 app = typer.Typer(

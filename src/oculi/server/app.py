@@ -165,11 +165,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 # ----------------------------------------------------------------------------------------------
 def _default_store_factory(settings: Settings) -> Any:
-    try:
-        from oculi.store import open_store  # noqa: F401
-    except ImportError:
-        return None
-
     def factory() -> Any:
         from oculi.store import open_store
 

@@ -13,7 +13,7 @@ def caption(loaded: LoadedImage, perceiver: Perceiver, describer: Describer, *, 
     Example:
         >>> from oculi import Engine  # doctest: +SKIP
         >>> Engine().caption("coffee.png").caption  # doctest: +SKIP
-        'A photo of a red cup (espresso coffee).'
+        'A photo of an orange cup (espresso coffee).'
     """
     obs = perceiver.observe(loaded.image, loaded.info)
     return Caption(describer.describe(loaded.image, obs, detailed=detailed), obs)

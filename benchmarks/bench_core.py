@@ -8,8 +8,6 @@ peak resident memory of the warm process. Run: `.venv/bin/python benchmarks/benc
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -21,19 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from machine import machine  # benchmarks/machine.py: this script's folder is on sys.path
+
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "page", "clock", "coins")
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def photos(d: Path) -> list[Path]:

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_search import machine  # noqa: E402
+from machine import machine  # noqa: E402
 
 
 def make_photos(d: Path, n: int) -> list[Path]:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import statistics
@@ -33,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import machine  # benchmarks/machine.py: this script's folder is on sys.path
+
 QUERIES = [
     "a cat", "coffee", "a rocket", "a red car", "people on a beach", "a dog in the snow", "limited edition",
     "a bowl of fruit", "someone riding a bicycle", "a laptop on a desk", "two people", "a white boat",
@@ -40,23 +40,6 @@ QUERIES = [
     "a train station",
 ]
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 1e6:.0f} GB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
 def docs(n: int, rng: np.random.Generator) -> list[str]:

@@ -23,7 +23,6 @@ import asyncio
 import base64
 import io
 import os
-import platform
 import random
 import signal
 import socket
@@ -39,21 +38,12 @@ import httpx
 import numpy as np
 from PIL import Image, ImageOps
 
+from machine import machine  # benchmarks/machine.py: this script's folder is on sys.path
+
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "page", "clock", "coins", "motorcycle", "horse")
 QUESTIONS = ("How many people are there?", "Is there a cat?", "What colour is the cup?", "Is there any text?")
 QUERIES = ("a cat", "people", "a red motorcycle", "coffee cup", "text on a page", "a rocket launch")
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
 def sample_photos() -> list[tuple[str, bytes]]:

@@ -8,7 +8,7 @@ too weak, the answer is ``answerable=False`` and says so instead of guessing.
 from __future__ import annotations
 
 from oculi.core.types import Answer, AnswerKind, DetectedObject, Evidence, Label, Observation
-from oculi.language.describe import describe, join_words, position_words
+from oculi.language.describe import LABEL_HEDGED, describe, join_words, position_words
 from oculi.language.questions import ParsedQuestion, Resolver, Target, parse_question
 from oculi.language.vocab import (
     CATEGORY_MEMBERS,
@@ -20,7 +20,7 @@ from oculi.language.vocab import (
     plural,
 )
 
-LABEL_PRESENT = 0.15  # a classifier label this strong counts as evidence of presence
+LABEL_PRESENT = LABEL_HEDGED  # a label a caption would mention counts as evidence; weaker ones do not
 ABSENT_CONFIDENCE = 0.7  # "no" is as sure as the detector's recall allows, no surer
 
 

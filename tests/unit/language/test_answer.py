@@ -104,3 +104,13 @@ def test_to_dict_schema():
     d = answer(_obs(objects=(PERSON,)), "How many people?").to_dict()
     assert set(d) >= {"schema_version", "answer", "confidence", "evidence", "kind", "answerable"}
     assert d["evidence"][0]["box"] == [250.0, 100.0, 390.0, 460.0]
+
+
+def test_answer_and_caption_agree_on_a_weak_label():
+    """A label too weak for the caption to mention is not evidence for an answer either."""
+    from oculi.language.describe import describe
+
+    obs = _obs(labels=(Label("Great Dane", 0.16),))
+    assert "cannot identify" in describe(obs)
+    assert not answer(obs, "What animal is this?").answerable
+    assert not answer(obs, "Is there a dog?").answer.startswith("Yes")

@@ -319,20 +319,12 @@ class EfficientNetClassifier:
                 return
             from oculi.assets.manager import require_asset
 
+            from oculi.perception.onnx_session import choose_runtime
+
             weights = require_asset("classifier", self.settings) / WEIGHTS_FILE
-            if self.requested_runtime in ("auto", "onnx"):
-                try:
-                    self._runner = self._load_onnx(weights)
-                    self.runtime = "onnx"
-                    return
-                except ModelAssetError:
-                    raise
-                except Exception as exc:
-                    if self.requested_runtime == "onnx":
-                        raise BackendError(f"cannot run EfficientNet-Lite0 with onnxruntime: {exc}") from exc
-                    log.info("EfficientNet-Lite0 runs on torch (onnxruntime path unavailable: %s)", exc)
-            self._runner = _TorchRunner(weights)
-            self.runtime = "torch"
+            self._runner, self.runtime = choose_runtime(
+                self.requested_runtime, lambda: self._load_onnx(weights), lambda: _TorchRunner(weights), what="EfficientNet-Lite0"
+            )
 
     def _load_onnx(self, weights: Path) -> _OrtRunner:
         from oculi.perception.onnx_session import cached_session

@@ -60,23 +60,12 @@ from PIL import Image
 
 from oculi.assets.catalog import get_asset
 from oculi.config import Settings
-from oculi.core.errors import BackendError, ModelAssetError
+from oculi.core.errors import BackendError
 from oculi.core.types import Box, DetectedObject, ObjectSource
+from oculi.language.vocab import COCO_CLASSES  # the 80 names in class-index order
 
 log = logging.getLogger(__name__)
 
-COCO_CLASSES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
 
 MODEL_JSON = "models/centernet.json"
 INPUT_SIZE = 512
@@ -313,24 +302,19 @@ class CenterNetDetector:
                 return
             from oculi.assets.manager import require_asset
 
-            json_path = require_asset("detector", self.settings) / MODEL_JSON
-            if self.requested_runtime in ("auto", "onnx"):
-                try:
-                    self._runner = self._load_onnx(json_path)
-                    self.runtime = "onnx"
-                    return
-                except ModelAssetError:
-                    raise
-                except Exception as exc:
-                    if self.requested_runtime == "onnx":
-                        raise BackendError(f"cannot run CenterNet with onnxruntime: {exc}") from exc
-                    log.info("CenterNet runs on torch (onnxruntime path unavailable: %s)", exc)
-            if self.settings.threads > 0:
-                import torch
+            from oculi.perception.onnx_session import choose_runtime
 
-                torch.set_num_threads(self.settings.threads)
-            self._runner = _TorchRunner(json_path, self._cache_path(".pt"))
-            self.runtime = "torch"
+            json_path = require_asset("detector", self.settings) / MODEL_JSON
+            self._runner, self.runtime = choose_runtime(
+                self.requested_runtime, lambda: self._load_onnx(json_path), lambda: self._load_torch(json_path), what="CenterNet"
+            )
+
+    def _load_torch(self, json_path: Path) -> "_TorchRunner":
+        if self.settings.threads > 0:
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
+        return _TorchRunner(json_path, self._cache_path(".pt"))
 
     def _load_onnx(self, json_path: Path) -> _OrtRunner:
         from oculi.perception.onnx_session import cached_session

@@ -60,3 +60,33 @@ def cached_session(path: Path, export: Callable[[Path], None], threads: int = 0,
     log.info("exporting %s to ONNX at %s (once)", what, path)
     export(path)
     return create_session(path, threads)
+
+
+def choose_runtime(requested: str, load_onnx: Callable[[], Any], load_torch: Callable[[], Any], *, what: str) -> tuple[Any, str]:
+    """Build a model's runner on ONNX Runtime, falling back to torch where allowed.
+
+    Args:
+        requested: ``"auto"`` (ONNX, else torch), ``"onnx"`` (ONNX or fail) or ``"torch"``.
+        load_onnx: Builds the ONNX runner.
+        load_torch: Builds the torch runner.
+        what: The model's name for messages.
+
+    Returns:
+        ``(runner, "onnx" | "torch")``.
+
+    Raises:
+        ModelAssetError: from either loader (a missing asset is never papered over).
+        BackendError: ``requested="onnx"`` and the ONNX path failed.
+    """
+    from oculi.core.errors import BackendError, ModelAssetError
+
+    if requested in ("auto", "onnx"):
+        try:
+            return load_onnx(), "onnx"
+        except ModelAssetError:
+            raise
+        except Exception as exc:
+            if requested == "onnx":
+                raise BackendError(f"cannot run {what} with onnxruntime: {exc}") from exc
+            log.info("%s runs on torch (onnxruntime path unavailable: %s)", what, exc)
+    return load_torch(), "torch"

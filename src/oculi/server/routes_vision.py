@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from oculi.tasks.ask import MAX_QUESTION_CHARS
 from oculi.server.auth import Principal, Scope
 from oculi.server.state import (
     field_bool,
@@ -44,12 +45,12 @@ async def caption(request: Request, _: Principal = Depends(require(Scope.READ)))
     "/ask",
     summary="Ask a question about an image",
     description="An answer with confidence and evidence; says so when perception cannot tell.",
-    openapi_extra=image_request_body({"question": {"type": "string", "maxLength": 1000}}, ("question",)),
+    openapi_extra=image_request_body({"question": {"type": "string", "maxLength": MAX_QUESTION_CHARS}}, ("question",)),
 )
 async def ask(request: Request, _: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
     st = get_state(request)
     data, fields = await read_image_input(request, st)
-    question = field_str(fields, "question", required=True, max_len=1000)
+    question = field_str(fields, "question", required=True, max_len=MAX_QUESTION_CHARS)
     res = await run_model(st, "ask", st.engine.ask, data, question)
     return res.to_dict()
 

@@ -17,7 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
 from oculi.config import Settings
-from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope, validate_collection_name
+from oculi.core.errors import InputError
+from oculi.store.base import validate_collection_name
+from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
 from oculi.server.fetch import decode_base64, image_bytes_from_url
 from oculi.server.limits import HTTPProblem, RateLimiter, check_image
@@ -115,9 +117,11 @@ def require(scope: Scope) -> Callable[..., Any]:
 def check_collection(p: Principal, name: str) -> str:
     """A valid collection name the key may touch: 400 for a bad name, 403 outside its binding."""
     try:
-        validate_collection_name(name)
-    except Exception as e:
-        raise HTTPProblem(400, str(e)) from None
+        valid = validate_collection_name(name) == name  # exactly: no blanks trimmed off a URL's name
+    except InputError:
+        valid = False
+    if not valid:
+        raise HTTPProblem(400, "a collection name is 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
     if not p.may_see(name):
         raise HTTPProblem(403, "this key is not allowed to access that collection", "permission_error")
     return name

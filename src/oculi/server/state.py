@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from oculi.config import Settings
 from oculi.core.errors import InputError
+from oculi.library import Library
 from oculi.store.base import validate_collection_name
 from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
@@ -41,19 +42,24 @@ class ServerState:
     jobs: Any = None  # JobQueue, once collections are available
     ready: bool = False
     ready_error: str | None = None
-    store_factory: Callable[[], Any] | None = None
-    _store: Any = None
-    _store_lock: threading.Lock = field(default_factory=threading.Lock)
+    library_factory: Callable[[], Library] | None = None  # None: collections are off
+    _library: Library | None = None
+    _library_lock: threading.Lock = field(default_factory=threading.Lock)
     warmup_seconds: float | None = None
 
-    def store(self) -> Any:
-        """The collection store, opened on first use (503 when collections are unavailable)."""
-        with self._store_lock:
-            if self._store is None:
-                if self.store_factory is None:
+    @property
+    def collections(self) -> bool:
+        """Whether this server serves collections."""
+        return self.library_factory is not None
+
+    def library(self) -> Library:
+        """Collections through the one front door, opened on first use (503 when they are off)."""
+        with self._library_lock:
+            if self._library is None:
+                if self.library_factory is None:
                     raise HTTPProblem(503, "collections are not available on this server", "service_unavailable")
-                self._store = self.store_factory()
-            return self._store
+                self._library = self.library_factory()
+            return self._library
 
 
 _COLLECTION_LIST_RE = re.compile(r"\s*\(collections: [^)]*\)")

@@ -18,7 +18,7 @@ from typing import Any, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from oculi.core.errors import InputError
+from oculi.core.errors import InputError, input_error_from_os
 from oculi.core.types import ImageInfo
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"})
@@ -199,8 +199,6 @@ def load_image(
         if size > max_bytes:
             raise InputError(f"{name}: {size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
         data = p.read_bytes()
-    except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
     except OSError as e:
-        raise InputError(f"{name}: cannot be read ({e.strerror or e})") from None
+        raise input_error_from_os(name, e, missing="no such file") from None
     return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels)

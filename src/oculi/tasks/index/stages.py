@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from oculi.core.errors import InputError, ModelAssetError, OculiError
+from oculi.core.errors import InputError, ModelAssetError, OculiError, input_error_from_os
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, sniff_format
 from oculi.store.base import Collection, FileRecord, ItemRecord, item_id
@@ -104,14 +104,8 @@ def read_source(src: FoundFile, max_bytes: int) -> tuple[bytes, int, int]:
             if st.st_size > max_bytes:
                 raise InputError(f"{src.path}: {st.st_size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
             data = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InputError(f"{src.path}: file vanished during indexing") from None
-    except PermissionError:
-        raise InputError(f"{src.path}: permission denied") from None
-    except IsADirectoryError:
-        raise InputError(f"{src.path}: is a directory") from None
     except OSError as e:
-        raise InputError(f"{src.path}: cannot be read ({e.strerror or e})") from None
+        raise input_error_from_os(src.path, e, missing="file vanished during indexing") from None
     return data, st.st_size, st.st_mtime_ns
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from oculi.core.errors import InputError
+from oculi.core.errors import InputError, input_error_from_os
 from oculi.imageio import IMAGE_SUFFIXES
 
 INDEX_SUFFIXES = IMAGE_SUFFIXES  # HEIC/HEIF included: imageio registers pillow-heif
@@ -73,12 +73,8 @@ def walk_images(
         p = os.path.abspath(os.fspath(root))
         try:
             st = os.stat(p)
-        except FileNotFoundError:
-            raise InputError(f"{root}: no such file or directory") from None
-        except PermissionError:
-            raise InputError(f"{root}: permission denied") from None
         except OSError as e:
-            raise InputError(f"{root}: cannot be read ({e.strerror or e})") from None
+            raise input_error_from_os(str(root), e) from None
         if stat_mod.S_ISREG(st.st_mode):
             add_file(p, st)
             continue

@@ -122,6 +122,8 @@ def describe(obs: Observation, detailed: bool = False) -> str:
     if snippet:
         parts[-1] += f', with text reading "{snippet}"'
     first = parts[0] + "."
+    if obs.attributes:  # what trained heads said (oculi train classifier): stated as theirs
+        first += " " + " ".join(f"{a.phrase[0].upper()}{a.phrase[1:]}." for a in obs.attributes)
     if not detailed:
         return first
 
@@ -131,6 +133,8 @@ def describe(obs: Observation, detailed: bool = False) -> str:
         for o in sorted(objs, key=lambda o: -o.box.area)[:3]:
             colour = f"{o.colour} " if o.colour and label not in ("person", "face") else ""
             more.append(f"{article(colour + label).capitalize()} {colour}{label} is {position_words(o.box, w, h)} ({o.score:.0%}).")
+    for a in obs.attributes:
+        more.append(f"Trained head {a.head!r}: {a.value} ({a.score:.0%}).")
     if obs.labels:
         labs = ", ".join(f"{gloss(lab.name)} {lab.score:.0%}" for lab in obs.labels[:3])
         more.append(f"The classifier's top labels: {labs}.")

@@ -108,6 +108,23 @@ class ClassifierHead:
         """Class probabilities ``[N, C]`` for features ``[N, D]``."""
         return softmax(self.mlp(features))
 
+    def scores(self, features: np.ndarray, labels: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """``(class, probability)`` for one image's features ``[D]``, best first; with ``labels``
+        (a subset of the classes, any case) only those, renormalised to sum to 1."""
+        probs = self.predict(np.asarray(features, dtype=np.float32)[None, :])[0]
+        pairs = list(zip(self.classes, probs.tolist()))
+        if labels is not None:
+            want = {lab.strip().lower(): lab for lab in labels}
+            pairs = [(want[c.lower()], p) for c, p in pairs if c.lower() in want]
+            total = sum(p for _, p in pairs) or 1.0
+            pairs = [(c, p / total) for c, p in pairs]
+        return sorted(pairs, key=lambda cp: -cp[1])
+
+    def covers(self, labels: Sequence[str]) -> bool:
+        """Whether every label is one of this head's classes (any case)."""
+        have = {c.lower() for c in self.classes}
+        return all(lab.strip().lower() in have for lab in labels)
+
     def attribute(self, probs: np.ndarray) -> Attribute:
         j = int(np.argmax(probs))
         return Attribute(self.name, self.title, self.classes[j], float(min(1.0, max(0.0, probs[j]))))
@@ -161,6 +178,10 @@ class HeadSet:
                 head = self._heads[(t.name, t.version)] = ClassifierHead(t)
         return head
 
+    def covering(self, labels: Sequence[str]) -> ClassifierHead | None:
+        """The head whose classes include all of ``labels`` (the newest-named first), if any."""
+        return next((h for h in self.heads() if h.covers(labels)), None)
+
     def __bool__(self) -> bool:
         return bool(self.store.names())
 
@@ -206,3 +227,31 @@ class HeadSet:
 def embed_spaces_of(observations: Sequence[Observation]) -> set[str]:
     """The feature spaces the observations' own embeddings are in (the built-in classifier's)."""
     return {f"builtin/{o.models['classifier']}" for o in observations if "classifier" in o.models}
+
+
+class HeadedPerceiver:
+    """A perceiver whose observations carry the trained heads' ``Attribute``\\ s.
+
+    Wraps any perceiver (``observe``/``observe_batch``); everything else is passed through.
+
+    Args:
+        inner: The perceiver.
+        heads: The trained heads to apply.
+        embed: Feature-space model id → embedding function (for heads over another model's features).
+    """
+
+    def __init__(self, inner: object, heads: HeadSet, embed: dict[str, EmbedFn] | None = None) -> None:
+        self.inner = inner
+        self.heads = heads
+        self.embed = embed or {}
+
+    def observe(self, image: object, info: object, *, ocr: bool = True) -> Observation:
+        obs = self.inner.observe(image, info, ocr=ocr)  # type: ignore[attr-defined]
+        return self.heads.apply([obs], [image], embed=self.embed)[0]
+
+    def observe_batch(self, images: Sequence[object], infos: Sequence[object], *, ocr: bool = True) -> list[Observation]:
+        obs = self.inner.observe_batch(images, infos, ocr=ocr)  # type: ignore[attr-defined]
+        return self.heads.apply(obs, images, embed=self.embed)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)

@@ -186,7 +186,8 @@ class TrainedStore:
                 else:
                     dest.write_bytes(content)
             sums = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-            version = (self.versions(n) or [0])[-1] + 1
+            taken = [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_RE.fullmatch(p.name))]
+            version = max(taken, default=0) + 1  # past any wreck too: a version number is never reused
             doc = {**manifest, "format": MANIFEST_FORMAT, "manifest_version": MANIFEST_VERSION, "name": n,
                    "kind": str(kind), "version": version, "created_at": time.time(), "files": sums}
             (tmp / MANIFEST).write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")

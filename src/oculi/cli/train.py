@@ -1,0 +1,163 @@
+"""``oculi train``: classifier heads, retrieval adapters, answer models and LoRA adapters from
+the user's data; ``oculi train list|check|remove`` manage what was trained.
+
+Training shows progress, and Ctrl-C (or SIGTERM) stops it after the current step with the
+checkpoint saved (exit 130); the same command with ``--resume`` goes on from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional
+
+import typer
+
+from oculi.cli.common import console, err_console, get_engine, get_settings, handle_errors, print_json, shown
+from oculi.core.types import SCHEMA_VERSION
+
+train_app = typer.Typer(help="Adapt oculi to your data: train a classifier head, a retrieval adapter, an answer model or a LoRA adapter.",
+                        no_args_is_help=True)
+
+NAME_OPT = typer.Option(..., "--name", "-n", help="Name of the trained model (a new version if it exists).")
+RESUME_OPT = typer.Option(False, "--resume", help="Continue an interrupted run of the same name and data.")
+JSON_OPT = typer.Option(False, "--json", help="Print the report as JSON.")
+EPOCHS_OPT = typer.Option(None, "--epochs", min=1, max=10000, help="Training epochs (default: the trainer's).")
+HOLDOUT_OPT = typer.Option(0.2, "--holdout", min=0.01, max=0.9, help="Share of the data held out for measuring.")
+
+
+@contextlib.contextmanager
+def _running(as_json: bool) -> Iterator[tuple[Callable[[Any], None], Callable[[], bool]]]:
+    """A Rich progress bar for ``TrainProgress`` reports and the Ctrl-C stopper."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from oculi.cli.collections import _Stopper
+
+    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[detail]}"), TimeRemainingColumn(), TimeElapsedColumn(),
+                        console=err_console, transient=True, disable=not err_console.is_terminal)
+    tasks: dict[str, Any] = {}
+    labels = {"features": "reading images", "texts": "embedding texts", "training": "training", "evaluating": "measuring"}
+
+    def on_progress(p: Any) -> None:
+        if p.phase not in tasks:
+            tasks[p.phase] = progress.add_task(labels.get(p.phase, p.phase), total=p.total or None, detail="")
+        progress.update(tasks[p.phase], completed=p.done, total=p.total or None, detail=p.detail)
+
+    with _Stopper() as stopper, progress:
+        yield on_progress, stopper.event.is_set
+
+
+def _config(epochs: Optional[int], default: Any) -> Any:
+    from dataclasses import replace
+
+    return default if epochs is None else replace(default, epochs=epochs)
+
+
+def _problems(problems: list[str]) -> None:
+    for p in problems[:20]:
+        err_console.print(f"[yellow]skipped:[/] {shown(p)}", highlight=False)
+    if len(problems) > 20:
+        err_console.print(f"[yellow]… and {len(problems) - 20} more (use --json for all)[/]")
+
+
+@train_app.command("classifier")
+@handle_errors
+def train_classifier(
+    data: Path = typer.Argument(..., help="A folder with one sub-folder of images per class."),
+    name: str = NAME_OPT,
+    title: Optional[str] = typer.Option(None, "--title", help='What the head tells, in words, e.g. "defect type" (default: the name).'),
+    hidden: Optional[List[int]] = typer.Option(None, "--hidden", help="Hidden layer width (repeatable); default none: logistic regression."),
+    epochs: Optional[int] = EPOCHS_OPT,
+    holdout: float = HOLDOUT_OPT,
+    resume: bool = RESUME_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """A classifier head over the visual features; its verdict then joins every caption, answer,
+    classification and search document ("defect type: crack")."""
+    from oculi.tasks.train.classifier import DEFAULT_CONFIG
+    from oculi.tasks.train.classifier import train_classifier as run
+
+    with _running(as_json) as (on_progress, should_stop):
+        rep = run(get_engine(), data, name, title=title, hidden=hidden or (), config=_config(epochs, DEFAULT_CONFIG),
+                  test_fraction=holdout, resume=resume, progress=on_progress, should_stop=should_stop)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    _problems(rep.problems)
+    from rich.table import Table
+
+    t = Table("class", "precision", "recall", "F1", "held-out images", title=f"{rep.name} v{rep.version}")
+    for c, s in rep.test["per_class"].items():
+        t.add_row(shown(c), f"{s['precision']:.2f}", f"{s['recall']:.2f}", f"{s['f1']:.2f}", str(s["support"]))
+    console.print(t)
+    console.print(f"[bold]held-out accuracy {rep.accuracy:.1%}[/] ({rep.n_test} images; trained on {rep.n_train}, "
+                  f"train accuracy {rep.train_accuracy:.1%}); confusion matrix: {shown(rep.confusion_png)}", highlight=False)
+
+
+@train_app.command("list")
+@handle_errors
+def train_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The trained models: kind, newest version, classes, measured quality."""
+    from oculi.store.trained import TrainedStore
+
+    items = TrainedStore.for_home(get_settings().home).list()
+    if as_json:
+        print_json({"schema_version": SCHEMA_VERSION, "trained": [t.to_dict() for t in items]})
+        return
+    if not items:
+        console.print("no trained models yet; train one with `oculi train classifier DIR --name NAME`")
+        return
+    from rich.table import Table
+
+    t = Table("name", "kind", "version", "classes / answers", "quality")
+    for it in items:
+        m = it.manifest.get("metrics", {})
+        quality = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if k in ("accuracy", "recall@1", "mrr", "final_loss"))
+        classes = it.manifest.get("classes") or []
+        t.add_row(it.name, it.manifest["kind"], f"v{it.version}", shown(", ".join(classes[:6]) + (" …" if len(classes) > 6 else "")), quality)
+    console.print(t)
+
+
+@train_app.command("check")
+@handle_errors
+def train_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Verify every version of every trained model against its checksums (exit 3 if one is damaged)."""
+    from oculi.store.trained import TrainedStore
+
+    states = TrainedStore.for_home(get_settings().home).check()
+    bad = [s for s in states if s.state != "ok"]
+    if as_json:
+        print_json({"schema_version": SCHEMA_VERSION, "ok": not bad, "models": [s.to_dict() for s in states]})
+    else:
+        for s in states:
+            colour = "green" if s.state == "ok" else "red"
+            console.print(f"[{colour}]{s.state}[/] {shown(s.name)} v{s.version} ({s.kind}): {shown(s.detail)}", highlight=False)
+        if not states:
+            console.print("no trained models")
+    if bad:
+        raise typer.Exit(3)
+
+
+@train_app.command("remove")
+@handle_errors
+def train_remove(
+    name: str = typer.Argument(..., help="The trained model."),
+    version: Optional[int] = typer.Option(None, "--version", help="Remove only this version."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a trained model (every version, or one)."""
+    from oculi.store.trained import TrainedStore
+
+    store = TrainedStore.for_home(get_settings().home)
+    store.load(name, version, verify=False)  # unknown → NotFoundError listing the trained models
+    if not yes:
+        what = f"version {version} of {name!r}" if version else f"trained model {name!r} (every version)"
+        typer.confirm(f"remove {what}?", abort=True, err=True)
+    gone = store.remove(name, version)
+    console.print(f"removed {shown(name)} " + ", ".join(f"v{v}" for v in gone), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``oculi train`` to the main app."""
+    app.add_typer(train_app, name="train")

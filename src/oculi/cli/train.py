@@ -95,6 +95,72 @@ def train_classifier(
                   f"train accuracy {rep.train_accuracy:.1%}); confusion matrix: {shown(rep.confusion_png)}", highlight=False)
 
 
+@train_app.command("adapter")
+@handle_errors
+def train_adapter(
+    pairs: Path = typer.Argument(..., help="Image-caption pairs: a CSV with header image,caption, or a COCO-captions JSON."),
+    name: str = NAME_OPT,
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder the image paths are relative to (default: the file's folder)."),
+    epochs: Optional[int] = EPOCHS_OPT,
+    holdout: float = HOLDOUT_OPT,
+    no_baseline: bool = typer.Option(False, "--no-baseline", help="Skip measuring the built-in route (it perceives every held-out image)."),
+    resume: bool = RESUME_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """A retrieval adapter: text queries projected into the visual feature space, learnt from your
+    captions; Recall@K before and after on held-out images. Use it with `oculi search --adapter NAME`."""
+    from oculi.tasks.train.adapter import DEFAULT_CONFIG
+    from oculi.training import train_adapter as run
+
+    with _running(as_json) as (on_progress, should_stop):
+        rep = run(pairs, name, engine=get_engine(), images_dir=images, config=_config(epochs, DEFAULT_CONFIG),
+                  test_fraction=holdout, baseline=not no_baseline, resume=resume, progress=on_progress, should_stop=should_stop)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    _problems(rep.problems)
+    from rich.table import Table
+
+    t = Table("text → image, held-out", "Recall@1", "Recall@5", "Recall@10", "MRR",
+              title=f"{rep.name} v{rep.version}: {rep.n_test_queries} captions over {rep.n_test_images} held-out images")
+    for label, s in (("before (built-in caption documents)", rep.before), ("after (adapter)", rep.after)):
+        if s:
+            t.add_row(label, *(f"{s[k]:.3f}" for k in ("recall@1", "recall@5", "recall@10", "mrr")))
+    console.print(t)
+    console.print(f"use it: oculi search \"...\" -c COLLECTION --adapter {rep.name}", highlight=False, markup=False)
+
+
+@train_app.command("vqa")
+@handle_errors
+def train_vqa(
+    data: Path = typer.Argument(..., help="easy-VQA folder, a VQAv2 questions JSON (with --annotations, --images) or a .jsonl file."),
+    name: str = NAME_OPT,
+    split: Optional[str] = typer.Option(None, "--split", help="easy-VQA data folder: train or test."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="VQAv2 annotations JSON."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the images (VQAv2; JSON Lines: default its folder)."),
+    hidden: Optional[List[int]] = typer.Option(None, "--hidden", help="Hidden layer width (repeatable; default 512 256)."),
+    epochs: Optional[int] = EPOCHS_OPT,
+    holdout: float = typer.Option(0.1, "--holdout", min=0.01, max=0.9, help="Share of the images held out for measuring."),
+    resume: bool = RESUME_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """An answer model: image features + question embedding → one of the training answers. Ask it
+    with `oculi eval vqa DATA --model NAME`."""
+    from oculi.tasks.train.vqa import DEFAULT_CONFIG, DEFAULT_HIDDEN
+    from oculi.training import train_vqa as run
+
+    with _running(as_json) as (on_progress, should_stop):
+        rep = run(data, name, engine=get_engine(), split=split, annotations=annotations, images_dir=images,
+                  hidden=hidden or DEFAULT_HIDDEN, config=_config(epochs, DEFAULT_CONFIG), test_fraction=holdout,
+                  resume=resume, progress=on_progress, should_stop=should_stop)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    _problems(rep.problems)
+    console.print(f"[bold]{rep.name} v{rep.version}[/]: {len(rep.answers)} answers; held-out accuracy [bold]{rep.accuracy:.1%}[/] "
+                  f"({rep.n_test} questions on held-out images; train accuracy {rep.train_accuracy:.1%} on {rep.n_train})", highlight=False)
+
+
 @train_app.command("list")
 @handle_errors
 def train_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

@@ -148,7 +148,7 @@ class HeadSet:
     def __init__(self, store: TrainedStore, only: Sequence[str] | None = None) -> None:
         self.store = store
         self.only = set(only) if only is not None else None
-        self._heads: dict[tuple[str, int], ClassifierHead] = {}
+        self._heads: dict[tuple[str, int], ClassifierHead | None] = {}  # None: not a classifier head
         self._lock = threading.Lock()
 
     def heads(self) -> list[ClassifierHead]:
@@ -159,13 +159,12 @@ class HeadSet:
                 continue
             v = self.store.versions(name)[-1]
             with self._lock:
-                head = self._heads.get((name, v))
-                if head is None:
-                    t = self.store.load(name, v)
-                    if t.kind is not TrainedKind.CLASSIFIER:
-                        continue
-                    head = ClassifierHead(t)
-                    self._heads[(name, v)] = head
+                if (name, v) not in self._heads:
+                    kind = self.store.load(name, v, verify=False).kind
+                    self._heads[(name, v)] = ClassifierHead(self.store.load(name, v)) if kind is TrainedKind.CLASSIFIER else None
+                head = self._heads[(name, v)]
+            if head is None:
+                continue
             out.append(head)
         return out
 
@@ -175,7 +174,7 @@ class HeadSet:
         with self._lock:
             head = self._heads.get((t.name, t.version))
             if head is None:
-                head = self._heads[(t.name, t.version)] = ClassifierHead(t)
+                head = self._heads[(t.name, t.version)] = ClassifierHead(t)  # not a classifier: ModelAssetError
         return head
 
     def covering(self, labels: Sequence[str]) -> ClassifierHead | None:

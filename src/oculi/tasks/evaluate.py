@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
@@ -160,8 +160,11 @@ def evaluate_retrieval(
     queries: Sequence[RetrievalQuery] | str | Path = (),
     *,
     ks: Sequence[int] = KS,
+    adapter: Callable[[str], Any] | None = None,
 ) -> RetrievalReport:
     """Run every query through ``search`` and score the rankings.
+
+    ``adapter`` maps a text query to its image-space vector (a trained retrieval adapter).
 
     Queries whose relevant entries match no item of the collection are listed in
     ``unresolved`` and left out of the averages.
@@ -183,7 +186,8 @@ def evaluate_retrieval(
             rel |= got
         if not rel:
             continue
-        res = search(embedder, coll, SearchQuery.build(text=q.query, image=q.image, top_k=depth, **q.filters))
+        res = search(embedder, coll, SearchQuery.build(text=q.query, image=q.image, top_k=depth, **q.filters),
+                     adapter_vec=adapter(q.query) if adapter is not None and q.query else None)
         ranked = [r.id for r in res.results]
         ranks = [i + 1 for i, iid in enumerate(ranked) if iid in rel]
         recall = {k: len([r for r in ranks if r <= k]) / len(rel) for k in ks_t}

@@ -90,3 +90,22 @@ def write_caption_pairs(root: Path, per_combo: int = 2, seed: int = 0) -> Path:
                 rows.append(f'{name},"a {shape} drawn in {colour} on a light background"')
     (root / "pairs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root / "pairs.csv"
+
+
+def write_easy_vqa_slice(root: Path, n_train: int = 60, n_test: int = 20) -> Path:
+    """The first images of the easy-VQA package's train and test splits with their questions, in
+    its own layout (``root/{train,test}/questions.json``, ``images/``; ``root/answers.txt``)."""
+    import json
+    import shutil
+
+    easy_vqa = __import__("pytest").importorskip("easy_vqa")
+    src = Path(easy_vqa.__file__).parent / "data"
+    shutil.copy(src / "answers.txt", root / "answers.txt") if root.exists() else None
+    for split, n in (("train", n_train), ("test", n_test)):
+        (root / split / "images").mkdir(parents=True, exist_ok=True)
+        qs = [q for q in json.loads((src / split / "questions.json").read_text()) if q[2] < n]
+        for i in range(n):
+            shutil.copy(src / split / "images" / f"{i}.png", root / split / "images" / f"{i}.png")
+        (root / split / "questions.json").write_text(json.dumps(qs))
+    shutil.copy(src / "answers.txt", root / "answers.txt")
+    return root

@@ -96,7 +96,8 @@ class GuardMiddleware:
                 ]
                 if html:
                     hs.append((b"content-security-policy", CSP.encode()))
-                if not path.startswith("/static/"):
+                # API answers are not cached unless the route says otherwise (thumbnails do)
+                if not path.startswith("/static/") and not any(k.lower() == b"cache-control" for k, _ in hs):
                     hs.append((b"cache-control", b"no-store"))
                 msg = {**msg, "headers": hs}
             await send(msg)
@@ -123,19 +124,39 @@ def _host_name(host: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-def _error(status: int, message: str, type_: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_}}, status_code=status, headers=headers)
+def _body(message: str, type_: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_}}
 
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          405: "invalid_request_error", 413: "request_too_large", 415: "unsupported_media_type", 422: "invalid_request_error",
-          429: "rate_limit_error", 503: "service_unavailable"}
+          405: "invalid_request_error", 409: "conflict_error", 413: "request_too_large", 415: "unsupported_media_type",
+          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
+
+
+def _validation_message(first: dict[str, Any]) -> tuple[str, str | None]:
+    """A client-facing message and ``param`` for FastAPI's first validation error."""
+    loc = [str(x) for x in first.get("loc", ())]
+    kind = first.get("type", "")
+    if kind == "json_invalid":  # FastAPI's own parser (normally ``GuardedRoute`` parses first)
+        detail = (first.get("ctx") or {}).get("error", "")
+        return f"the request body is not valid JSON{': ' + detail if detail else ''}", None
+    if loc == ["body"] and kind == "missing":
+        return "a JSON request body is required", None
+    param = ".".join(x for x in (loc[1:] if loc[:1] == ["body"] else loc))
+    msg = str(first.get("msg", "invalid request"))
+    return (f"{param}: {msg}" if param else msg), (param or None)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    def respond(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
+        if request.url.path.startswith("/v1/"):  # the OpenAI error object always has param and code
+            body["error"].setdefault("param", None)
+            body["error"].setdefault("code", None)
+        return JSONResponse(body, status_code=status, headers=headers or None)
+
     @app.exception_handler(HTTPProblem)
     async def _problem(request: Request, e: HTTPProblem) -> JSONResponse:
-        return JSONResponse(e.body(), status_code=e.status, headers=e.headers or None)
+        return respond(request, e.status, e.body(), e.headers)
 
     @app.exception_handler(OculiError)
     async def _oculi(request: Request, e: OculiError) -> JSONResponse:
@@ -143,24 +164,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.warning("%s on %s: %s", type(e).__name__, request.url.path, e)
         msg = scrub(str(e), get_state(request).settings.home) if status < 500 or status in (502, 503) else "internal error"
-        return _error(status, msg, _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"))
+        return respond(request, status, _body(msg, _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
         errs = e.errors()
-        first = errs[0] if errs else {}
-        loc = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        msg = f"{loc}: {first.get('msg', 'invalid request')}" if loc else str(first.get("msg", "invalid request"))
-        return JSONResponse({"error": {"message": msg, "type": "invalid_request_error", "param": loc or None}}, status_code=400)
+        msg, param = _validation_message(errs[0] if errs else {})
+        return respond(request, 400, {"error": {"message": msg, "type": "invalid_request_error", "param": param}})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return _error(e.status_code, str(e.detail), _TYPES.get(e.status_code, "invalid_request_error"), getattr(e, "headers", None))
+        body = _body(str(e.detail), _TYPES.get(e.status_code, "invalid_request_error"))
+        return respond(request, e.status_code, body, getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal error", "server_error")
+        return respond(request, 500, _body("internal error", "server_error"))
 
 
 # ----------------------------------------------------------------------------------------------

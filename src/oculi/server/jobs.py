@@ -17,7 +17,6 @@ import logging
 import re
 import secrets
 import shutil
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from oculi.core.errors import NotFoundError
+from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.jobs")
 
@@ -111,12 +111,11 @@ class JobQueue:
 
     def __init__(self, home: Path, run_chunk: RunChunk, *, chunk: int = 8) -> None:
         self.root = Path(home) / "server"
-        self.spool = self.root / "spool"
-        self.spool.mkdir(parents=True, exist_ok=True)
+        self.spool = private_dir(self.root / "spool")
         self.run_chunk = run_chunk
         self.chunk = max(1, int(chunk))
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.root / "jobs.db"), check_same_thread=False, timeout=30, isolation_level=None)
+        self._db = connect_private(self.root / "jobs.db", check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._init()

@@ -16,14 +16,15 @@ from typing import Any, Sequence
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from oculi.core.errors import InputError, NotFoundError, OculiError
 from oculi.server.auth import Principal, Scope
 from oculi.server.jobs import PENDING, JobQueue, safe_item_name
-from oculi.server.limits import HTTPProblem, check_image
+from oculi.server.limits import HTTPProblem, check_image, parse_json
 from oculi.server.state import (
+    GuardedRoute,
     ServerState,
     check_collection,
     field_int,
@@ -36,7 +37,7 @@ from oculi.server.state import (
     scrub,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["collections"])
+router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute)
 
 ITEM_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 LIST_COLUMNS = ["id", "name", "caption", "width", "height"]
@@ -139,14 +140,27 @@ async def list_collections(request: Request, p: Principal = Depends(require(Scop
     return {"collections": [_info_dict(i) for i in infos if p.may_see(i.name)]}
 
 
-@router.post("/collections", status_code=201, summary="Create a collection")
+@router.post(
+    "/collections",
+    status_code=201,
+    summary="Create a collection",
+    description="201 with the new collection; 409 if one of that name already exists (nothing is changed).",
+    responses={409: {"description": "a collection of that name already exists"}},
+)
 async def create_collection(body: CreateCollection, request: Request, p: Principal = Depends(require(Scope.WRITE))) -> dict[str, Any]:
     st = get_state(request)
     name = check_collection(p, body.name)
 
     def go() -> Any:
         store = st.store()
-        store.create_collection(name, exist_ok=True)
+        if store.exists(name):
+            raise HTTPProblem(409, f"collection {name!r} already exists", "conflict_error")
+        try:
+            store.create_collection(name, exist_ok=False)
+        except InputError:
+            if store.exists(name):  # created by a concurrent request in between
+                raise HTTPProblem(409, f"collection {name!r} already exists", "conflict_error") from None
+            raise
         return store.open_collection(name).info()
 
     return _info_dict(await run_blocking(go))
@@ -247,6 +261,8 @@ async def thumbnail(name: str, item_id: str, request: Request, p: Principal = De
     data = await run_blocking(lambda: _open(st, name).thumbnail(item_id))
     if not data:
         raise NotFoundError(f"no thumbnail for item {item_id}")
+    # An item id names fixed content, so the browser may keep its thumbnail for an hour; only
+    # this client (``private``): the request carried a key.
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -334,10 +350,11 @@ async def search_collection(name: str, request: Request, p: Principal = Depends(
         )
     elif ctype == "application/json":
         try:
-            req = SearchRequest.model_validate_json(await request.body())
-        except Exception as e:
-            msg = e.errors()[0]["msg"] if hasattr(e, "errors") and e.errors() else "invalid search request"
-            raise HTTPProblem(400, f"invalid search request: {msg}") from None
+            req = SearchRequest.model_validate(parse_json(await request.body()))
+        except ValidationError as e:
+            first = e.errors()[0] if e.errors() else {}
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            raise HTTPProblem(400, f"invalid search request: {loc + ': ' if loc else ''}{first.get('msg', 'invalid')}", param=loc or None) from None
         if req.image:
             from oculi.server.fetch import decode_base64, decode_data_url
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from oculi.tasks.ask import MAX_QUESTION_CHARS
 from oculi.server.auth import Principal, Scope
 from oculi.server.state import (
+    GuardedRoute,
     field_bool,
     field_float,
     field_str,
@@ -24,7 +25,7 @@ from oculi.server.state import (
     run_model,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["images"])
+router = APIRouter(prefix="/api/v1", tags=["images"], route_class=GuardedRoute)
 
 
 @router.post(

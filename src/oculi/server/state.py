@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import threading
@@ -12,15 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import anyio
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
 from oculi.config import Settings
 from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope, validate_collection_name
 from oculi.server.config import ServerConfig
-from oculi.server.fetch import decode_base64, image_bytes_from_url
-from oculi.server.limits import HTTPProblem, RateLimiter, check_image
+from oculi.server.fetch import decode_base64, decode_data_url
+from oculi.server.limits import HTTPProblem, RateLimiter, check_image, parse_json
 from oculi.server.metrics import Metrics
 
 
@@ -68,6 +68,36 @@ def scrub(message: str, home: Any) -> str:
 
 def get_state(request: Request) -> ServerState:
     return request.app.state.oculi
+
+
+class JSONRequest(Request):
+    """A request whose ``json()`` is ``oculi.server.limits.parse_json``: clear 400s, no RecursionError."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class GuardedRoute(APIRoute):
+    """Every API route: JSON bodies are parsed (and refused) by ``parse_json`` before FastAPI sees them.
+
+    FastAPI turns any error while parsing a body into a generic 400, and a JSON syntax error
+    into ``"10: JSON decode error"``; parsing here first gives the client the real reason.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            req = JSONRequest(request.scope, request.receive)
+            ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+            if req.method in ("POST", "PUT", "PATCH") and (ctype == "application/json" or ctype.endswith("+json")):
+                if await req.body():  # an empty body is the route's to refuse ("body is required")
+                    await req.json()
+            return await handler(req)
+
+        return guarded
 
 
 bearer = HTTPBearer(auto_error=False, description="An oculi API key (`oculi keys create`), sent as `Authorization: Bearer <key>`.")
@@ -191,17 +221,14 @@ async def read_image_input(request: Request, st: ServerState) -> tuple[bytes, di
             if k != "image" and isinstance(v, str):
                 fields[k] = v
     elif ctype == "application/json":
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise HTTPProblem(400, "request body is not valid JSON") from None
+        body = parse_json(await request.body())
         if not isinstance(body, dict):
             raise HTTPProblem(400, "JSON body must be an object")
         raw = body.pop("image", None)
         if not isinstance(raw, str) or not raw:
             raise HTTPProblem(400, "JSON body needs 'image': base64 bytes or a data: URL")
         if raw[:5].lower() == "data:":
-            data = image_bytes_from_url(raw, st.config, max_bytes=max_bytes)
+            data = decode_data_url(raw, max_bytes=max_bytes)
         else:
             data = decode_base64(raw, max_bytes=max_bytes)
         fields = body

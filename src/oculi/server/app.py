@@ -35,7 +35,7 @@ from oculi.server.auth import KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
 from oculi.server.limits import BodySizeLimitMiddleware, HTTPProblem, RateLimiter, input_error_status
 from oculi.server.metrics import Metrics
-from oculi.server.state import ServerState, get_state, require, scrub
+from oculi.server.state import ERROR_RESPONSES, ServerState, get_state, require, scrub
 
 log = logging.getLogger("oculi.server")
 
@@ -330,11 +330,16 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
             return JSONResponse({"status": "error", "message": f"models failed to load: {kind}{hint}"}, status_code=503)
         return JSONResponse({"status": "loading"}, status_code=503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (admin key)", response_class=PlainTextResponse)
+    auth_errors = {k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403, 429)}
+    # a plain-text route's errors are still JSON: say so, or the schema would claim text/plain
+    json_errors = {k: {"description": v["description"], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+                   for k, v in auth_errors.items()}
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (admin key)", response_class=PlainTextResponse, responses=json_errors)
     async def metrics(_: Principal = Depends(require(Scope.ADMIN))) -> PlainTextResponse:
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/api/v1/whoami", tags=["auth"], summary="The calling key's scope and collection")
+    @app.get("/api/v1/whoami", tags=["auth"], summary="The calling key's scope and collection", responses=auth_errors)
     async def whoami(p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
         return {**p.to_dict(), "auth": state.auth, "collections": state.store_factory is not None}
 

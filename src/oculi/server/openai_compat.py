@@ -35,9 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from oculi.server.auth import Principal, Scope
 from oculi.server.fetch import image_bytes_from_url
 from oculi.server.limits import HTTPProblem, check_image
-from oculi.server.state import GuardedRoute, get_state, require, run_model
+from oculi.server.state import ERROR_RESPONSES, ErrorBody, GuardedRoute, get_state, require, run_model
 
-router = APIRouter(prefix="/v1", tags=["openai"], route_class=GuardedRoute)
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 CHAT_MODEL = "oculi-builtin"
 TEXT_EMBED_MODEL = "oculi-text-embed"
@@ -191,7 +191,10 @@ async def get_model(model_id: str, _: Principal = Depends(require(Scope.READ))) 
     return _model(model_id)
 
 
-@router.post("/chat/completions", summary="Chat about an image (OpenAI-compatible)", response_model=None)
+_REMOTE = {504: {"model": ErrorBody, "description": "a remote image URL took longer than the server's limit"}}
+
+
+@router.post("/chat/completions", summary="Chat about an image (OpenAI-compatible)", response_model=None, responses=_REMOTE)
 async def chat_completions(body: ChatCompletionRequest, request: Request, _: Principal = Depends(require(Scope.READ))) -> Any:
     st = get_state(request)
     if body.model not in CHAT_ALIASES:
@@ -239,7 +242,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, _: Pri
     }
 
 
-@router.post("/embeddings", summary="Embed text or images (OpenAI-compatible)")
+@router.post("/embeddings", summary="Embed text or images (OpenAI-compatible)", responses=_REMOTE)
 async def embeddings(body: EmbeddingRequest, request: Request, _: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
     st = get_state(request)
     inputs = body.input

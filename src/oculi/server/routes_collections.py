@@ -24,6 +24,8 @@ from oculi.server.auth import Principal, Scope
 from oculi.server.jobs import PENDING, JobQueue, safe_item_name
 from oculi.server.limits import HTTPProblem, check_image, parse_json
 from oculi.server.state import (
+    ERROR_RESPONSES,
+    ErrorBody,
     GuardedRoute,
     ServerState,
     check_collection,
@@ -37,7 +39,7 @@ from oculi.server.state import (
     scrub,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute)
+router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 ITEM_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 LIST_COLUMNS = ["id", "name", "caption", "width", "height"]
@@ -145,7 +147,7 @@ async def list_collections(request: Request, p: Principal = Depends(require(Scop
     status_code=201,
     summary="Create a collection",
     description="201 with the new collection; 409 if one of that name already exists (nothing is changed).",
-    responses={409: {"description": "a collection of that name already exists"}},
+    responses={409: {"model": ErrorBody, "description": "a collection of that name already exists"}},
 )
 async def create_collection(body: CreateCollection, request: Request, p: Principal = Depends(require(Scope.WRITE))) -> dict[str, Any]:
     st = get_state(request)

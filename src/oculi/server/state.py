@@ -14,6 +14,7 @@ import anyio
 from fastapi import Depends, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from oculi.config import Settings
@@ -68,6 +69,38 @@ def scrub(message: str, home: Any) -> str:
 
 def get_state(request: Request) -> ServerState:
     return request.app.state.oculi
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="what went wrong and, where it helps, how to fix it")
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, not_found_error, "
+                      "conflict_error, request_too_large, unsupported_media_type, rate_limit_error, timeout_error, "
+                      "service_unavailable, server_error")
+    param: str | None = Field(default=None, description="the request field at fault (always present on /v1)")
+    code: str | None = Field(default=None, description="a machine-readable code where there is one (always present on /v1)")
+
+
+class ErrorBody(BaseModel):
+    """Every error the server sends, REST and ``/v1`` alike (the OpenAI error object)."""
+
+    error: ErrorDetail
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _err("bad input: malformed JSON or field, unreadable image"),
+    401: _err("no key, or an invalid or revoked one"),
+    403: _err("the key's scope or collection does not allow it, or a cross-origin write"),
+    404: _err("no such collection, item, job or model"),
+    413: _err("body, image bytes or pixels over the limit"),
+    415: _err("not an image, or an unsupported content type"),
+    429: _err("rate limited (see Retry-After)"),
+    503: _err("models not loaded, or collections not available"),
+}
+"""The errors every API route may answer, documented in the OpenAPI schema."""
 
 
 class JSONRequest(Request):

@@ -1,8 +1,10 @@
 """The oculi HTTP server: ``create_app(settings, engine=None, *, auth=True) -> FastAPI``.
 
 One ``Engine`` per process, warmed up in a background thread at startup (``/readyz`` says
-when); model calls run in the thread pool, at most ``inference_concurrency`` at a time, so the
-event loop keeps answering. Every endpoint except ``/healthz`` and ``/readyz`` (and the static
+when); model calls run in two lanes of worker threads (``oculi.server.lanes``): image models
+at most ``inference_concurrency`` at a time and at a lower OS priority, text search and text
+embeddings in a lane of their own, so the event loop keeps answering and search never
+queues behind image work. Every endpoint except ``/healthz`` and ``/readyz`` (and the static
 UI shell and API docs, which hold no data) needs an API key unless the app is built with
 ``auth=False`` (``oculi serve --no-auth``, loopback only).
 
@@ -33,6 +35,7 @@ from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
 from oculi.server.auth import KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
+from oculi.server.lanes import Lane, Lanes
 from oculi.server.limits import BodySizeLimitMiddleware, HTTPProblem, RateLimiter, input_error_status
 from oculi.server.metrics import Metrics
 from oculi.server.state import ERROR_RESPONSES, ServerState, get_state, require, scrub
@@ -243,8 +246,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         n = config.inference_concurrency or (os.cpu_count() or 1)
-        state.model_limiter = anyio.CapacityLimiter(n)
-        state.light_limiter = anyio.CapacityLimiter(max(1, config.light_concurrency))
+        state.lanes = Lanes(n, config.light_concurrency, config.model_nice)
+        if state.store_factory is not None:
+            # open the store from a normal-priority thread before the (lower-priority)
+            # ingestion worker can: the threads the store's runtime starts inherit priority
+            await state.lanes.run(Lane.LIGHT, _open_store_quietly, state)
         if warmup:
             threading.Thread(target=_warm, args=(state,), name="oculi-warmup", daemon=True).start()
         else:
@@ -256,6 +262,7 @@ def create_app(
         finally:
             if state.jobs is not None:
                 await anyio.to_thread.run_sync(state.jobs.stop)
+            state.lanes.shutdown()
 
     app = FastAPI(
         title="oculi",
@@ -296,10 +303,26 @@ def create_app(
     return app
 
 
-def _warm(state: ServerState) -> None:
-    t0 = time.perf_counter()
+WARMUP_TEXTS = ["warm up"]
+
+
+def _open_store_quietly(state: ServerState) -> None:
     try:
-        state.engine.warmup()
+        state.store().list_collections()
+    except Exception as e:  # the routes report it when they need the store
+        log.warning("collections store did not open: %s", e)
+
+
+def _warm(state: ServerState) -> None:
+    """Load the models, each in the lane that will run it, so their thread pools get its priority."""
+    t0 = time.perf_counter()
+    lanes = state.lanes
+    try:
+        if lanes is None:
+            state.engine.warmup()
+        else:
+            lanes.submit(Lane.LIGHT, state.engine.embed_texts, WARMUP_TEXTS).result()
+            lanes.submit(Lane.MODEL, state.engine.warmup).result()
         state.ready = True
         state.warmup_seconds = time.perf_counter() - t0
         log.info("models warm in %.1f s", state.warmup_seconds)
@@ -341,7 +364,9 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/api/v1/whoami", tags=["auth"], summary="The calling key's scope and collection", responses=auth_errors)
     async def whoami(p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
-        return {**p.to_dict(), "auth": state.auth, "collections": state.store_factory is not None}
+        # ``scopes``: every scope the key holds, so a client (the web UI) offers only what will work
+        scopes = [str(s) for s in Scope if p.can(s)]
+        return {**p.to_dict(), "scopes": scopes, "auth": state.auth, "collections": state.store_factory is not None}
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def ui(request: Request) -> HTMLResponse:

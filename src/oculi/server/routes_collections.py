@@ -58,7 +58,7 @@ def make_job_queue(st: ServerState) -> JobQueue:
         report = ingest_images(st.engine, store, collection, items, should_stop=should_stop, progress=progress)
         return [scrub(r, st.settings.home) if isinstance(r, str) else r for r in item_results(report, items)]
 
-    queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk)
+    queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk, nice=st.config.model_nice)
     return queue
 
 

@@ -21,6 +21,7 @@ from oculi.config import Settings
 from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope, validate_collection_name
 from oculi.server.config import ServerConfig
 from oculi.server.fetch import decode_base64, decode_data_url
+from oculi.server.lanes import Lane, Lanes
 from oculi.server.limits import HTTPProblem, RateLimiter, check_image, parse_json
 from oculi.server.metrics import Metrics
 
@@ -35,8 +36,7 @@ class ServerState:
     limiter: RateLimiter
     fail_limiter: RateLimiter
     metrics: Metrics
-    model_limiter: anyio.CapacityLimiter | None = None
-    light_limiter: anyio.CapacityLimiter | None = None
+    lanes: Lanes | None = None  # created at startup (oculi.server.lanes)
     jobs: Any = None  # JobQueue, once collections are available
     ready: bool = False
     ready_error: str | None = None
@@ -187,19 +187,22 @@ def check_collection(p: Principal, name: str) -> str:
 
 
 LIGHT_TASKS = frozenset({"search", "embed_text"})
+"""Tasks of the light lane; every other model task (image models, image search) is in the model lane."""
 
 
 async def run_model(st: ServerState, task: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking model call in the thread pool.
+    """Run a blocking model call in its lane (``oculi.server.lanes``) and time it.
 
-    Two lanes: image models (caption, ask, detect, ...) run at most ``inference_concurrency``
-    at once; light work (text search, text embeddings: tens of milliseconds) has its own lane
-    of ``light_concurrency``, so it is never queued behind a crowd of image requests.
+    Image models (caption, ask, detect, read, classify, image embeddings, image search) run in
+    the model lane, at most ``inference_concurrency`` at once and at a lower OS priority; text
+    search and text embeddings run in the light lane, so they never wait behind image work.
     """
     t0 = time.perf_counter()
-    limiter = st.light_limiter if task in LIGHT_TASKS else st.model_limiter
+    lane = Lane.LIGHT if task in LIGHT_TASKS else Lane.MODEL
     try:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
+        if st.lanes is None:  # outside the app's lifespan (tests calling routes directly)
+            return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        return await st.lanes.run(lane, fn, *args, **kwargs)
     finally:
         st.metrics.observe_model(task, time.perf_counter() - t0)
 

@@ -100,8 +100,9 @@ def free_port() -> int:
 
 # --- the server process ------------------------------------------------------------------------
 class Server:
-    def __init__(self, home: Path, port: int, log: Path, src: Path | None = None) -> None:
+    def __init__(self, home: Path, port: int, log: Path, src: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.home, self.port, self.log = home, port, log
+        self.env = env or {}
         self.src = src  # run the server from this source tree (an anchor) instead of the installed one
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
@@ -109,7 +110,7 @@ class Server:
         self._stop = threading.Event()
 
     def start(self, timeout: float = 180) -> float:
-        env = {**os.environ, "OCULI_HOME": str(self.home), "OCULI_SERVER_RATE_PER_MINUTE": "0"}
+        env = {**os.environ, "OCULI_HOME": str(self.home), "OCULI_SERVER_RATE_PER_MINUTE": "0", **self.env}
         from oculi.config import Settings
 
         env["OCULI_ASSETS_DIR"] = str(Settings().assets_dir)
@@ -141,6 +142,14 @@ class Server:
         except (OSError, AttributeError):
             pass
         return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError, ValueError):
+            return float("nan")
 
     def _watch_rss(self) -> None:
         while not self._stop.is_set() and self.proc and self.proc.poll() is None:
@@ -312,6 +321,7 @@ class PriorityRun:
     image: list[float] = field(default_factory=list)
     errors: int = 0
     wall: float = 0.0
+    cpu: float = 0.0  # server CPU seconds during the mixed load
 
 
 def anchor_tree(ref: str, dest: Path) -> Path:
@@ -365,24 +375,29 @@ async def mixed_for(server: Server, key: str, clients: int, seconds: float, phot
 
 
 def priority_runs(home: Path, key: str, tmp: Path, args: argparse.Namespace, photos: list[tuple[str, bytes]]) -> list[PriorityRun]:
-    configs: list[tuple[str, Path | None]] = [("this code", None)]
+    configs: list[tuple[str, Path | None, dict[str, str]]] = [("this code", None, {})]
+    if args.with_nice0:  # the lanes alone, without the lower priority for image work
+        configs.append(("this code, `OCULI_SERVER_MODEL_NICE=0`", None, {"OCULI_SERVER_MODEL_NICE": "0"}))
     if args.anchor_ref:
-        configs.insert(0, (f"anchor `{args.anchor_ref}`", anchor_tree(args.anchor_ref, tmp / "anchor")))
+        configs.insert(0, (f"anchor `{args.anchor_ref}`", anchor_tree(args.anchor_ref, tmp / "anchor"), {}))
     runs = []
     for rnd in range(args.rounds):
-        for name, src in configs:
-            server = Server(home, free_port(), tmp / f"server-{len(runs)}.log", src=src)
+        for name, src, env in configs:
+            server = Server(home, free_port(), tmp / f"server-{len(runs)}.log", src=src, env=env)
             server.start()
             try:
                 run = PriorityRun(name)
                 asyncio.run(search_alone(server, key, 3, "bench"))  # warm the search path
                 run.search_alone = asyncio.run(search_alone(server, key, args.alone_searches, "bench"))
+                cpu0 = server.cpu_seconds()
                 asyncio.run(mixed_for(server, key, args.priority_clients, args.priority_seconds, photos, "bench", run))
+                run.cpu = server.cpu_seconds() - cpu0
             finally:
                 server.stop()
             print(f"round {rnd + 1} {name}: search alone p50 {pct(run.search_alone, 50) * 1000:.0f} ms; under load "
                   f"{len(run.search)} searches p50 {pct(run.search, 50) * 1000:.0f} ms p95 {pct(run.search, 95) * 1000:.0f} ms; "
-                  f"{len(run.image)} image requests ({len(run.image) / run.wall:.2f}/s), errors {run.errors}", flush=True)
+                  f"{len(run.image)} image requests ({len(run.image) / run.wall:.2f}/s), server CPU {run.cpu / run.wall:.2f} cores, "
+                  f"errors {run.errors}", flush=True)
             runs.append(run)
     return runs
 
@@ -394,28 +409,34 @@ def priority_report(runs: list[PriorityRun], args: argparse.Namespace) -> list[s
     for n in names:
         rs = [r for r in runs if r.config == n]
         merged[n] = PriorityRun(n, [x for r in rs for x in r.search_alone], [x for r in rs for x in r.search],
-                                [x for r in rs for x in r.image], sum(r.errors for r in rs), sum(r.wall for r in rs))
+                                [x for r in rs for x in r.image], sum(r.errors for r in rs), sum(r.wall for r in rs),
+                                sum(r.cpu for r in rs))
     lines = [
         "Search under image load: "
         f"{args.priority_clients} clients back to back for {args.priority_seconds:.0f} s, a third each caption, ask and text "
         f"search; {args.rounds} round(s) per configuration, alternating, on the same collection "
-        f"({args.collection_size} images). \"search alone\" is {args.alone_searches} searches with the server otherwise idle.",
+        f"({args.collection_size} images). \"search alone\" is {args.alone_searches} searches with the server otherwise idle. "
+        "\"server CPU\" is the cores' worth of CPU time the server process got during the load (on a machine shared with "
+        "other work, lower-priority image threads get less of it).",
         "",
-        "| server | search alone p50 (ms) | searches | search p50 (ms) | search p95 (ms) | search max (ms) | image requests/s | image p50 (ms) | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | search alone p50 (ms) | searches | search p50 (ms) | search p95 (ms) | search max (ms) | image requests/s | "
+        "image p50 (ms) | server CPU (cores) | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in names:
         m = merged[n]
         lines.append(f"| {n} | {ms(pct(m.search_alone, 50))} | {len(m.search)} | {ms(pct(m.search, 50))} | {ms(pct(m.search, 95))} | "
-                     f"{ms(max(m.search) if m.search else float('nan'))} | {len(m.image) / m.wall:.2f} | {ms(pct(m.image, 50))} | {m.errors} |")
-    if len(names) == 2:
-        a, b = merged[names[0]], merged[names[1]]
-        ratio = lambda x, y: f"{x / y:.2f}×" if y else "n/a"  # noqa: E731
+                     f"{ms(max(m.search) if m.search else float('nan'))} | {len(m.image) / m.wall:.2f} | {ms(pct(m.image, 50))} | "
+                     f"{m.cpu / m.wall:.2f} | {m.errors} |")
+    ratio = lambda x, y: f"{x / y:.2f}×" if y else "n/a"  # noqa: E731
+    anchor = merged[names[0]] if names[0].startswith("anchor") else None
+    for n in names[1:] if anchor is not None else ():
+        a, b = anchor, merged[n]
         lines.append(
-            f"| ratio (this / anchor) | {ratio(pct(b.search_alone, 50), pct(a.search_alone, 50))} | | "
+            f"| {n} / anchor | {ratio(pct(b.search_alone, 50), pct(a.search_alone, 50))} | | "
             f"{ratio(pct(b.search, 50), pct(a.search, 50))} | {ratio(pct(b.search, 95), pct(a.search, 95))} | "
             f"{ratio(max(b.search), max(a.search))} | {ratio(len(b.image) / b.wall, len(a.image) / a.wall)} | "
-            f"{ratio(pct(b.image, 50), pct(a.image, 50))} | |"
+            f"{ratio(pct(b.image, 50), pct(a.image, 50))} | {ratio(b.cpu / b.wall, a.cpu / a.wall)} | |"
         )
     return lines
 
@@ -493,6 +514,7 @@ def main() -> int:
     ap.add_argument("--alone-searches", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=1, help="rounds of part 4 per configuration (alternating)")
     ap.add_argument("--anchor-ref", default=None, help="git ref whose server code part 4 compares against")
+    ap.add_argument("--with-nice0", action="store_true", help="part 4 also runs this code with OCULI_SERVER_MODEL_NICE=0")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     run = (lambda part: args.only in ("all", part))  # noqa: E731

@@ -9,12 +9,15 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json
+from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json, shown
 from oculi.core.types import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from oculi.library import Library
 
 collections_app = typer.Typer(help="List, inspect and drop collections.", invoke_without_command=True, no_args_is_help=False)
 eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
@@ -22,10 +25,10 @@ eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 COLLECTION_OPT = typer.Option("default", "--collection", "-c", help="Collection name.")
 
 
-def _store() -> Any:
-    from oculi.store import open_store
+def _library() -> "Library":
+    from oculi.library import Library
 
-    return open_store(get_settings())
+    return Library(get_engine(), settings=get_settings())
 
 
 def _when(ts: float | None) -> str:
@@ -83,10 +86,9 @@ def index(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from oculi.tasks.index import IndexProgress, index_paths
+    from oculi.tasks.index import IndexProgress
 
-    eng = get_engine()
-    store = _store()
+    lib = _library()
     progress = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TimeElapsedColumn(),
@@ -102,8 +104,8 @@ def index(
             progress.update(task, description=p.phase, completed=p.done, total=p.total or None, rate=rate)
 
     with _Stopper() as stopper, progress:
-        report = index_paths(eng, store, paths, collection, prune=prune, progress=on_progress,
-                             should_stop=stopper.event.is_set, ocr=False if no_ocr else None, batch_size=batch_size)
+        report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
+                           ocr=False if no_ocr else None, batch_size=batch_size)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -132,13 +134,15 @@ def _render_index(r: Any) -> None:
     if r.missing:
         console.print(f"[yellow]{r.missing} indexed file(s) are gone; run with --prune to forget them[/]")
     if r.found == 0 and not r.problems:
-        console.print("[yellow]no image files found[/] (JPEG, PNG, WebP, TIFF, BMP, GIF)")
+        from oculi.imageio import SUPPORTED_NAMES
+
+        console.print(f"[yellow]no image files found[/] ({SUPPORTED_NAMES})")
     for f in r.failed[:50]:
-        err_console.print(f"[red]failed:[/] {f['error']}", highlight=False, markup=True)
+        err_console.print(f"[red]failed:[/] {shown(f['error'])}", highlight=False, markup=True)
     if len(r.failed) > 50:
         err_console.print(f"[red]… and {len(r.failed) - 50} more failures (use --json for all)[/]")
     for p in r.problems[:20]:
-        err_console.print(f"[yellow]skipped:[/] {p['path']}: {p['problem']}", highlight=False)
+        err_console.print(f"[yellow]skipped:[/] {shown(p['path'])}: {shown(p['problem'])}", highlight=False)
     if len(r.problems) > 20:
         err_console.print(f"[yellow]… and {len(r.problems) - 20} more skipped (use --json for all)[/]")
 
@@ -156,12 +160,11 @@ def search(
 ) -> None:
     """Search a collection by text (semantic + keyword over what was seen) or by image."""
     from oculi.core.errors import InputError
-    from oculi.tasks.search import search as run_search
 
     if query is None and image is None:
         raise InputError('give a query, e.g. oculi search "a cat", or an image with --image')
-    res = run_search(get_engine(), _store(), collection, text=query, image=image, top_k=top_k, where=where,
-                     after=after, before=before, path_glob=path_glob)
+    res = _library().search(collection, text=query, image=image, top_k=top_k, where=where,
+                            after=after, before=before, path_glob=path_glob)
     if as_json:
         print_json(res.to_dict())
         return
@@ -169,11 +172,11 @@ def search(
         console.print("[dim]no results[/]")
         return
     for i, r in enumerate(res.results, 1):
-        console.print(f"[bold]{i:>2}.[/] {r.score:.3f}  {r.path}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{i:>2}.[/] {r.score:.3f}  {shown(r.path)}", highlight=False, soft_wrap=True)
         if r.why:
-            console.print(f"      [green]{'; '.join(r.why[:4])}[/]", highlight=False, soft_wrap=True)
+            console.print(f"      [green]{shown('; '.join(r.why[:4]))}[/]", highlight=False, soft_wrap=True)
         if r.caption:
-            console.print(f"      [dim]{r.caption}[/]", highlight=False, soft_wrap=True)
+            console.print(f"      [dim]{shown(r.caption)}[/]", highlight=False, soft_wrap=True)
 
 
 def duplicates(
@@ -182,9 +185,7 @@ def duplicates(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List groups of near-duplicate images (resized, recompressed, mirrored copies) and identical files."""
-    from oculi.tasks.search import find_duplicates
-
-    rep = find_duplicates(_store(), collection, threshold=threshold)
+    rep = _library().duplicates(collection, threshold=threshold)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -196,7 +197,7 @@ def duplicates(
         console.print(f"[bold]group {i}[/] ({kind}, {len(g.items)})")
         for it in g.items:
             size = f"{it['width']}x{it['height']}  " if it.get("width") else ""
-            console.print(f"  {it['similarity']:.3f}  {size}{it['path']}", highlight=False)
+            console.print(f"  {it['similarity']:.3f}  {size}{shown(it['path'])}", highlight=False)
 
 
 @collections_app.callback(invoke_without_command=True)
@@ -215,7 +216,7 @@ def collections_list(as_json: bool = typer.Option(False, "--json", help="Print J
 
 
 def _list(as_json: bool) -> None:
-    infos = _store().list_collections()
+    infos = _library().collections()
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, "collections": [c.to_dict() for c in infos]})
         return
@@ -235,11 +236,11 @@ def _list(as_json: bool) -> None:
 def collections_show(name: str = typer.Argument(..., help="Collection name."),
                      as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Statistics of a collection: counts, disk use, indexes, time range, frequent objects."""
-    st = _store().open_collection(name).stats()
+    st = _library().stats(name)
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, **st})
         return
-    console.print(f"[bold]{st['name']}[/]  ({st['path']})", highlight=False)
+    console.print(f"[bold]{st['name']}[/]  ({shown(st['path'])})", highlight=False)
     console.print(f"  items {st['items']}, files {st['files']}, on disk {_size(st['bytes_on_disk'])}"
                   + (f" ({_size(st['bytes_per_item'])} per item)" if st.get("bytes_per_item") else ""))
     tr = st.get("time_range") or [None, None]
@@ -257,11 +258,11 @@ def collections_show(name: str = typer.Argument(..., help="Collection name."),
 def collections_drop(name: str = typer.Argument(..., help="Collection name."),
                      yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Delete a collection and everything stored in it (not the original image files)."""
-    store = _store()
-    coll = store.open_collection(name)
+    lib = _library()
+    coll = lib.open(name)
     if not yes:
         typer.confirm(f"drop collection {coll.name!r} with {coll.count()} items?", abort=True, err=True)
-    store.drop_collection(coll.name)
+    lib.drop(coll.name)
     console.print(f"dropped collection {coll.name!r}")
 
 
@@ -273,9 +274,7 @@ def eval_retrieval(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Recall@1/5/10 and MRR of `oculi search` over a labelled query file."""
-    from oculi.tasks.evaluate import evaluate_retrieval
-
-    rep = evaluate_retrieval(get_engine(), _store(), collection, queries)
+    rep = _library().evaluate_retrieval(collection, queries)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -283,15 +282,15 @@ def eval_retrieval(
 
     t = Table("query", "first relevant rank", "R@1", "R@5", "R@10", "top result")
     for q in rep.queries:
-        t.add_row(q.query or f"[image] {Path(q.image or '').name}", str(q.ranks[0]) if q.ranks else "-",
+        t.add_row(shown(q.query or f"[image] {Path(q.image or '').name}"), str(q.ranks[0]) if q.ranks else "-",
                   f"{q.recall.get(1, 0):.2f}", f"{q.recall.get(5, 0):.2f}", f"{q.recall.get(10, 0):.2f}",
-                  Path(q.top[0]).name if q.top else "-")
+                  shown(Path(q.top[0]).name) if q.top else "-")
     console.print(t)
     rc = rep.recall
     console.print(f"[bold]{len(rep.queries)} queries[/]  " + "  ".join(f"Recall@{k} {v:.3f}" for k, v in rc.items())
                   + f"  MRR {rep.mrr:.3f}")
     for u in rep.unresolved:
-        err_console.print(f"[yellow]unresolved:[/] query {u['query']}: no item matches {u['relevant']!r}", highlight=False)
+        err_console.print(f"[yellow]unresolved:[/] query {shown(u['query'])}: no item matches {shown(repr(u['relevant']))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -187,11 +187,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-def _default_store_factory(settings: Settings) -> Any:
-    def factory() -> Any:
-        from oculi.store import open_store
+def _library_factory(engine: Any, settings: Settings, store_factory: Any) -> Any:
+    """How the server opens its ``Library``: ``"default"`` the store of ``settings``, a callable
+    the store it returns, None no collections."""
+    if store_factory is None:
+        return None
 
-        return open_store(settings)
+    def factory() -> Any:
+        from oculi.library import Library
+
+        return Library(engine, None if store_factory == "default" else store_factory(), settings=settings)
 
     return factory
 
@@ -236,18 +241,18 @@ def create_app(
         limiter=RateLimiter(config.rate_per_minute, config.rate_burst),
         fail_limiter=RateLimiter(60.0, 20),
         metrics=Metrics(),
-        store_factory=_default_store_factory(settings) if store_factory == "default" else store_factory,
+        library_factory=_library_factory(engine, settings, store_factory),
     )
     from oculi.server import routes_collections
 
-    if state.store_factory is not None:
+    if state.collections:
         state.jobs = routes_collections.make_job_queue(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         n = config.inference_concurrency or (os.cpu_count() or 1)
         state.lanes = Lanes(n, config.light_concurrency, config.model_nice)
-        if state.store_factory is not None:
+        if state.collections:
             # open the store from a normal-priority thread before the (lower-priority)
             # ingestion worker can: the threads the store's runtime starts inherit priority
             await state.lanes.run(Lane.LIGHT, _open_store_quietly, state)
@@ -308,7 +313,7 @@ WARMUP_TEXTS = ["warm up"]
 
 def _open_store_quietly(state: ServerState) -> None:
     try:
-        state.store().list_collections()
+        state.library().collections()
     except Exception as e:  # the routes report it when they need the store
         log.warning("collections store did not open: %s", e)
 
@@ -366,7 +371,7 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
     async def whoami(p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
         # ``scopes``: every scope the key holds, so a client (the web UI) offers only what will work
         scopes = [str(s) for s in Scope if p.can(s)]
-        return {**p.to_dict(), "scopes": scopes, "auth": state.auth, "collections": state.store_factory is not None}
+        return {**p.to_dict(), "scopes": scopes, "auth": state.auth, "collections": state.collections}
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def ui(request: Request) -> HTMLResponse:

@@ -206,8 +206,11 @@ def test_ui_flow(browser, ui_server, tmp_path):
     assert page.inner_text("#detail-caption") == first or kind == "real"
     assert page.locator("#detail-objects li").count() >= 1
     assert page.inner_text("#detail-text") not in ("", "…", "—")
+    meta = page.inner_text("#detail-meta")
+    assert "×" in meta and ", ," not in meta and "undefined" not in meta, meta
     if kind == "double":
         assert page.inner_text("#detail-text") == "HELLO" and "dog" in page.inner_text("#detail-objects")
+        assert "golden retriever" in meta
     box = page.locator("#detail-canvas").bounding_box()
     assert box and box["width"] > 100 and box["height"] > 50
     _save(page, tmp_path, f"ui-detail-{kind}.png")

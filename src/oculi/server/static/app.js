@@ -379,7 +379,7 @@
       const lines = (obs.text || []).map((t) => t.text);
       $("detail-text").textContent = lines.length ? lines.join("\n") : "(no text found)";
       $("detail-meta").textContent = [item.width && item.height ? item.width + "×" + item.height : "", item.format || "",
-        (obs.labels || []).slice(0, 3).map((l) => l.label).join(", ")].filter(Boolean).join(" · ");
+        (obs.labels || []).slice(0, 3).map((l) => l.name).filter(Boolean).join(", ")].filter(Boolean).join(" · ");
       const url = URL.createObjectURL(thumb);
       const img = new Image(); img.src = url;
       try { await img.decode(); drawBoxes(canvas, img, objects, item.width ? img.naturalWidth / item.width : 1, obs.text || []); }

@@ -379,7 +379,10 @@ def priority_runs(home: Path, key: str, tmp: Path, args: argparse.Namespace, pho
     if args.with_nice0:  # the lanes alone, without the lower priority for image work
         configs.append(("this code, `OCULI_SERVER_MODEL_NICE=0`", None, {"OCULI_SERVER_MODEL_NICE": "0"}))
     if args.anchor_ref:
-        configs.insert(0, (f"anchor `{args.anchor_ref}`", anchor_tree(args.anchor_ref, tmp / "anchor"), {}))
+        repo = Path(__file__).resolve().parent.parent
+        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", args.anchor_ref], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        configs.insert(0, (f"anchor `{sha}`", anchor_tree(args.anchor_ref, tmp / "anchor"), {}))
     runs = []
     for rnd in range(args.rounds):
         for name, src, env in configs:

@@ -27,14 +27,16 @@ OUT = DATA / "wordnet_nouns.json"
 LICENSE_OUT = DATA / "WORDNET_LICENSE"
 FORMAT_VERSION = 1
 
-# COCO class → (WordNet 3.0 noun offset, a lemma that sense must carry)
+# COCO class → (WordNet 3.0 noun offset, a lemma that sense must carry). "stop sign" has no
+# synset of its own (WordNet's "street sign" is broader: not every street sign is a stop sign),
+# so it is left out.
 COCO_SYNSETS: dict[str, tuple[str, str]] = {
     "person": ("00007846", "person"), "bicycle": ("02834778", "bicycle"),
     "car": ("02958343", "car"), "motorcycle": ("03790512", "motorcycle"),
     "airplane": ("02691156", "airplane"), "bus": ("02924116", "bus"),
     "train": ("04468005", "train"), "truck": ("04490091", "truck"), "boat": ("02858304", "boat"),
     "traffic light": ("06874185", "traffic_light"), "fire hydrant": ("03346898", "fire_hydrant"),
-    "stop sign": ("06794110", "street_sign"), "parking meter": ("03891332", "parking_meter"),
+    "parking meter": ("03891332", "parking_meter"),
     "bench": ("02828884", "bench"), "bird": ("01503061", "bird"), "cat": ("02121620", "cat"),
     "dog": ("02084071", "dog"), "horse": ("02374451", "horse"), "sheep": ("02411705", "sheep"),
     "cow": ("02402425", "cattle"), "elephant": ("02503517", "elephant"), "bear": ("02131653", "bear"),
@@ -48,7 +50,7 @@ COCO_SYNSETS: dict[str, tuple[str, str]] = {
     "skateboard": ("04225987", "skateboard"), "surfboard": ("04363559", "surfboard"),
     "tennis racket": ("04409806", "tennis_racket"), "bottle": ("02876657", "bottle"),
     "wine glass": ("04592099", "wineglass"), "cup": ("03147509", "cup"), "fork": ("03383948", "fork"),
-    "knife": ("03623556", "knife"), "spoon": ("04284002", "spoon"), "bowl": ("02881193", "bowl"),
+    "knife": ("03623556", "knife"), "spoon": ("04284002", "spoon"), "bowl": ("02880940", "bowl"),
     "banana": ("07753592", "banana"), "apple": ("07739125", "apple"),
     "sandwich": ("07695965", "sandwich"), "orange": ("07747607", "orange"),
     "broccoli": ("07714990", "broccoli"), "carrot": ("07730207", "carrot"),

@@ -33,7 +33,7 @@ from typing import Iterable
 from oculi.core.errors import ModelAssetError
 
 TABLE_FILE = "wordnet_nouns.json"
-TABLE_SHA256 = "478b0870c207a221f7ade0de539b9dab067da9be38b25d991928c5b7a2c218fe"
+TABLE_SHA256 = "04a51c85f24b9ddaa1dd287533bcf7acb3fc269c3d5c2c37ad12222f0ddd27b6"
 TABLE_FORMAT_VERSION = 1
 
 MIN_CATEGORY_DEPTH = 4  # synsets nearer the root ("entity", "object", "whole") name no category

@@ -131,22 +131,26 @@ class Taxonomy:
             return (self.coco[low],)
         return self._imagenet_by_lower.get(low, ())
 
-    def label_ancestors(self, label: str) -> frozenset[str]:
-        """What a label certainly is: the ancestors shared by every class it may name."""
-        syns = self.label_synsets(label)
+    def label_ancestors(self, label: str, *, coco: bool = False) -> frozenset[str]:
+        """What a label certainly is: the ancestors shared by every class it may name.
+
+        With ``coco=True`` the label is a COCO class name (a detector's label): "kite" is then
+        the toy, not ImageNet's bird of prey, and "cup" the container, not the drink."""
+        syns = ((self.coco[label],) if label in self.coco else ()) if coco else self.label_synsets(label)
         if not syns:
             return frozenset()
         return frozenset.intersection(*(self.ancestors(s) for s in syns))
 
-    def kind_of(self, label: str, categories: Iterable[str]) -> str | None:
-        """The name of the first of ``categories`` (synsets) that ``label`` is, or is a kind of.
+    def kind_of(self, label: str, categories: Iterable[str], *, coco: bool = False) -> str | None:
+        """The name of the first of ``categories`` (synsets) that ``label`` is, or is a kind of
+        (``coco=True``: ``label`` is a COCO class name, see ``label_ancestors``).
 
         Example:
             >>> tax = taxonomy()
             >>> tax.kind_of("espresso", tax.senses("drink")), tax.kind_of("espresso", tax.senses("animal"))
             ('beverage', None)
         """
-        anc = self.label_ancestors(label)
+        anc = self.label_ancestors(label, coco=coco)
         for c in categories:
             if c in anc:
                 return self.name(c)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SCHEMA_VERSION = "1.1"  # 1.1: DetectedObject.labels (the classifier on the object's own crop)
+SCHEMA_VERSION = "1.1"  # 1.1: DetectedObject.labels (the classifier on its own crop); answer kinds wearing/holding/eating
 
 
 class ObjectSource(StrEnum):
@@ -329,6 +329,9 @@ class AnswerKind(StrEnum):
     POSITION = "position"
     TEXT = "text"
     CATEGORY = "category"
+    WEARING = "wearing"  # what a person wears
+    HOLDING = "holding"  # what a person holds or carries
+    EATING = "eating"  # what a person eats or drinks
     UNKNOWN = "unknown"
 
 

@@ -24,7 +24,8 @@ _COCO_SYNONYMS: dict[str, tuple[str, ...]] = {
     "person": ("people", "persons", "human", "humans", "man", "men", "woman", "women", "child",
                "children", "kid", "kids", "boy", "boys", "girl", "girls", "someone", "somebody",
                "anyone", "anybody", "pedestrian", "pedestrians", "astronaut", "astronauts", "worker",
-               "workers", "individual", "individuals", "guy", "guys", "lady", "ladies"),
+               "workers", "individual", "individuals", "guy", "guys", "lady", "ladies", "he", "she",
+               "they", "him", "her", "them"),
     "bicycle": ("bike", "bikes", "cycle"),
     "car": ("cars", "automobile", "automobiles", "vehicle", "vehicles", "taxi", "taxis"),
     "motorcycle": ("motorbike", "motorbikes", "motorcycles", "scooter", "scooters", "moped"),
@@ -77,7 +78,7 @@ IMAGENET_GLOSS: dict[str, str] = {
 CATEGORY_WORDS: dict[str, str] = {
     "animal": "animal", "animals": "animal", "pet": "animal", "pets": "animal", "creature": "animal",
     "vehicle": "vehicle", "vehicles": "vehicle", "transport": "vehicle",
-    "food": "food", "fruit": "food", "dish": "food", "meal": "food",
+    "food": "food", "meal": "food",  # "fruit", "dish": WordNet's categories are more precise
     "furniture": "furniture", "device": "electronics", "electronics": "electronics", "gadget": "electronics",
 }
 

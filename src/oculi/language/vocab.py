@@ -17,6 +17,7 @@ from oculi.core.labels import (  # noqa: F401 - the label sets live in core; re-
     imagenet_lemmas,
     imagenet_to_coco,
 )
+from oculi.language.kinds import basic_category
 
 # Words people use for a COCO class (singular and plural). The class name itself and a
 # regular plural are added automatically.
@@ -167,14 +168,16 @@ def gloss(imagenet_name: str) -> str:
 
 
 def label_words(name: str) -> list[str]:
-    """An ImageNet label's plain gloss, all its lemmas and the COCO class it is a kind of.
+    """An ImageNet label's plain gloss, all its lemmas, the COCO class it is a kind of and its
+    everyday WordNet category.
 
     Example:
-        >>> label_words("tabby")
-        ['tabby', 'tabby cat', 'cat']
+        >>> label_words("tabby"), label_words("palace")
+        (['tabby', 'tabby cat', 'cat'], ['palace', 'building'])
     """
     idx = imagenet_index().get(name)
     lemmas = list(imagenet_lemmas()[idx]) if idx is not None else [name]
     coco = imagenet_to_coco(name)
-    words = [gloss(name), *lemmas] + ([coco] if coco else [])
+    category = basic_category(name) if idx is not None else None
+    words = [gloss(name), *lemmas] + ([coco] if coco else []) + ([category] if category else [])
     return list(dict.fromkeys(w for w in words if w))

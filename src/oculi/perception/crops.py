@@ -7,12 +7,14 @@ person's crop shows what they wear (*suit*, *military uniform*, *lab coat*). Lan
 what a label means for the object (a kind of it, a garment on it, something in its hands);
 perception only attaches the labels.
 
-Cost is bounded: at most ``MAX_CROPS`` crops per image (largest boxes first), none for boxes
+Cost is bounded: at most ``MAX_CROPS`` crops per image (``Settings.object_crops``; largest
+boxes first), none for boxes
 under ``MIN_CROP_SIDE`` pixels on a side or ``MIN_CROP_FRACTION`` of the frame, none for
 faces, and every crop of a batch of images goes through the classifier in one call. A box
 covering ``WHOLE_FRAME_FRACTION`` of the frame *is* the frame: it gets the image's labels
-without another pass. Measured on the 13 scikit-image photos (2-core Xeon): 9 crops, about
-20 ms each, so ~14 ms per photo on average.
+without another pass. ``benchmarks/bench_vocab.py`` measures it against the whole-image
+classifier pass in the same run: about 0.8× of that pass per image on the 21 evaluation
+images (14 detections), i.e. ~15 ms per image at the classifier's 17-20 ms.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class _Crop:
     box: tuple[int, int, int, int]
 
 
-def plan_crops(objects: Sequence[DetectedObject], width: int, height: int) -> tuple[list[int], list[int]]:
+def plan_crops(
+    objects: Sequence[DetectedObject], width: int, height: int, max_crops: int = MAX_CROPS
+) -> tuple[list[int], list[int]]:
     """Which objects to classify on their own crop, and which take the whole image's labels.
 
     Returns:
@@ -60,7 +64,7 @@ def plan_crops(objects: Sequence[DetectedObject], width: int, height: int) -> tu
         b = o.box.clip(width, height)
         if b.area >= WHOLE_FRAME_FRACTION * area:
             whole.append(i)
-        elif len(crop) < MAX_CROPS and min(b.width, b.height) >= MIN_CROP_SIDE and b.area >= MIN_CROP_FRACTION * area:
+        elif len(crop) < max_crops and min(b.width, b.height) >= MIN_CROP_SIDE and b.area >= MIN_CROP_FRACTION * area:
             crop.append(i)
     return crop, whole
 
@@ -70,6 +74,7 @@ def label_objects(
     objects: Sequence[Sequence[DetectedObject]],
     classifier: Classifier,
     image_labels: Sequence[Sequence[Label]] | None = None,
+    max_crops: int = MAX_CROPS,
 ) -> list[list[DetectedObject]]:
     """Attach each object's own classifier labels (``DetectedObject.labels``).
 
@@ -78,6 +83,7 @@ def label_objects(
         objects: The objects found in each frame.
         classifier: Anything with ``classify(images, top_k)`` (the built-in EfficientNet).
         image_labels: The frames' own labels, reused for boxes that fill the frame.
+        max_crops: Crops per frame at most (0: none).
 
     Returns:
         The objects of each frame, in the same order; those not classified are unchanged.
@@ -91,12 +97,12 @@ def label_objects(
     crops: list[_Crop] = []
     for i, (img, objs) in enumerate(zip(images, objects)):
         w, h = img.size
-        crop, whole = plan_crops(objs, w, h)
+        crop, whole = plan_crops(objs, w, h, max_crops)
         if image_labels is not None:
             for j in whole:
                 out[i][j] = replace(objs[j], labels=tuple(image_labels[i][:CROP_TOP_K]))
         else:
-            crop = (whole + crop)[:MAX_CROPS]
+            crop = (whole + crop)[:max_crops]
         for j in crop:
             b = objs[j].box.clip(w, h)
             crops.append(_Crop(i, j, (int(b.x1), int(b.y1), max(int(b.x1) + 1, int(round(b.x2))), max(int(b.y1) + 1, int(round(b.y2))))))

@@ -91,7 +91,8 @@ class BuiltinPerceiver:
         self.load()
         labels, emb = self.classifier.classify_and_embed(images, top_k=TOP_K_LABELS)  # emb: [N, 1280]
         dets = self.detector.detect_batch(images)
-        objects = label_objects(images, [self._objects(img, d) for img, d in zip(images, dets)], self.classifier, labels)
+        objects = [self._objects(img, d) for img, d in zip(images, dets)]
+        objects = label_objects(images, objects, self.classifier, labels, max_crops=self.settings.object_crops)
         out = []
         for i, (img, info) in enumerate(zip(images, infos)):
             objs = reconcile(objects[i], labels[i], info.width, info.height)

@@ -49,6 +49,8 @@ def test_every_crop_of_a_batch_goes_through_one_call_and_big_boxes_reuse_the_ima
     assert out[0][0].labels == (Label("tabby", 0.6),) and out[0][1].labels == (Label("espresso", 0.9),)
     assert out[1][0].labels == (Label("tabby", 0.6),)
     assert label_objects(imgs, [[], []], rec) == [[], []] and len(rec.calls) == 1  # nothing to crop: no call
+    off = label_objects(imgs, objs, rec, max_crops=0)  # Settings.object_crops = 0
+    assert len(rec.calls) == 1 and off[0][0].labels == () and off[1][0].labels == ()
 
 
 @pytest.mark.slow

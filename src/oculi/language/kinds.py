@@ -107,7 +107,7 @@ BASIC_CATEGORIES = (
     "flower", "fungus", "fruit", "vegetable", "dish", "beverage", "bread", "dessert",
     "building", "bridge", "aircraft", "boat", "car", "truck", "bicycle", "train", "vehicle",
     "musical instrument", "footwear", "headdress", "clothing", "furniture", "tool", "weapon",
-    "computer", "container", "toy", "sports equipment", "device", "animal",
+    "computer", "toy", "sports equipment", "animal",
 )  # fmt: skip
 
 

@@ -98,7 +98,7 @@ def _matching_labels(obs: Observation, t: Target) -> list[Label]:
 def _kind_words(name: str, t: Target) -> str:
     """", which is a kind of building" when the label is not itself the target's word."""
     k = kind_of(name, t.kinds) if t.kinds else None
-    if k is None or k.lower() == name.lower() or k.lower() == t.name.lower() == name.lower():
+    if k is None or k.lower() == name.lower():
         return ""
     return f", which is a kind of {k}"
 

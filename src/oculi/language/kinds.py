@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Iterable
 
+from oculi.core.labels import imagenet_to_coco
 from oculi.core.taxonomy import taxonomy
 from oculi.core.types import DetectedObject, Label
 
@@ -92,8 +93,6 @@ def fine_name(obj: DetectedObject, min_score: float = FINE_MIN) -> Label | None:
         >>> fine_name(cat)
         Label(name='tabby', score=0.2)
     """
-    from oculi.core.labels import imagenet_to_coco
-
     if obj.label in ("person", "face"):
         return None
     fine = [lab for lab in obj.labels if lab.score >= min_score and lab.name != obj.label and imagenet_to_coco(lab.name) == obj.label]

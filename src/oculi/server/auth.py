@@ -6,8 +6,9 @@ URL-safe base64. Only ``sha256(salt || secret)`` with a per-key random salt is s
 SQLite file under ``<home>/server/keys.db``; the secret is printed once at creation and can
 never be read back. Verification looks the row up by id and compares the hashes with
 ``hmac.compare_digest`` (constant time); an unknown id is compared against a dummy hash, so it
-takes the same path as a wrong secret. The file is 0600 in a 0700 folder. A 256-bit random secret makes a slow password hash
-unnecessary, and SHA-256 keeps verification off the request's critical path.
+takes the same path as a wrong secret. The file is 0600 in a 0700 folder. A 256-bit random
+secret makes a slow password hash unnecessary, and SHA-256 keeps verification off the
+request's critical path.
 
 Scopes are ordered ``read < write < admin``:
 
@@ -193,7 +194,7 @@ class KeyStore:
         # once, so the time taken does not tell whether a key id exists.
         salt, stored = (row[3], row[4]) if row is not None else (_DUMMY_SALT, _DUMMY_HASH)
         ok = hmac.compare_digest(_hash(salt, secret), stored)
-        if row is None or not ok or row[5] is not None or key_id is None:
+        if row is None or not ok or row[5] is not None:  # unknown, wrong secret, revoked
             return None
         name, scope, collection = row[0], row[1], row[2]
         self._touch(key_id)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", type=Path, default=Path("out/easy-vqa-home"))
-    ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--anchor", type=int, default=300, help="test questions the untrained built-in model answers (0: none)")
     args = ap.parse_args()
 

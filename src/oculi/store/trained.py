@@ -1,9 +1,10 @@
 """Trained models on disk: versioned, checksummed, verified on load.
 
 What ``oculi train`` makes (a classifier head, a retrieval adapter, an answer model, a LoRA
-adapter) is kept under ``OCULI_HOME/trained``::
+adapter) is kept under ``OCULI_HOME/models`` — the folder of models oculi makes, whose
+``NAME/model.toml`` (when present) the model configuration reads as ``[models.NAME]``::
 
-    trained/
+    models/
       defect-type/
         v1/  manifest.json  weights.safetensors  confusion.png
         v2/  ...                       # training the same name again adds a version
@@ -118,7 +119,7 @@ class TrainedState:
 
 
 class TrainedStore:
-    """The trained models under one folder (``Settings.home / "trained"``).
+    """The trained models under one folder (``Settings.home / "models"``).
 
     Args:
         root: The folder; created on the first ``save``.
@@ -129,7 +130,7 @@ class TrainedStore:
 
     @classmethod
     def for_home(cls, home: str | Path) -> "TrainedStore":
-        return cls(Path(home) / "trained")
+        return cls(Path(home) / "models")
 
     # --- where things are ----------------------------------------------------------------------
     def work_dir(self, name: str) -> Path:

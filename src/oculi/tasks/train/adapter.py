@@ -144,7 +144,7 @@ def train_adapter(
                                              "cfg": config.__dict__, "tf": test_fraction}).encode()).hexdigest()
     work = store.work_dir(name)
     res = fit(model, loss_fn, len(tr), config, work_dir=work, fingerprint=fingerprint, resume=resume,
-              progress=progress, should_stop=should_stop)
+              progress=progress, should_stop=should_stop, threads=1)
     problems += res.notes
 
     # held-out retrieval: every held-out caption against every held-out image

@@ -134,7 +134,7 @@ def train_classifier(
     fingerprint = _fingerprint(paths, y_all, classes, space, config, hidden, test_fraction)
     work = store.work_dir(name)
     res = fit(model, lambda idx: ce(model(xt[idx]), yt[idx]), len(tr), config, work_dir=work,
-              fingerprint=fingerprint, resume=resume, progress=progress, should_stop=should_stop)
+              fingerprint=fingerprint, resume=resume, progress=progress, should_stop=should_stop, threads=1)
     problems += res.notes
     if progress:
         progress(TrainProgress("evaluating", 0, 1))

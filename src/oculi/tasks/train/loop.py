@@ -63,6 +63,7 @@ def fit(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     params: list[torch.nn.Parameter] | None = None,
+    threads: int | None = None,
 ) -> FitResult:
     """Train ``model`` by minimising ``loss_fn`` over mini-batches of ``range(n_examples)``.
 
@@ -78,6 +79,9 @@ def fit(
         should_stop: Polled after each step; when true the checkpoint is written and
             ``Interrupted`` raised.
         params: The parameters to optimise (default: all that require gradients).
+        threads: torch intra-op threads while training (restored after). The heads and
+            projections are small: one thread was 10x faster than two on a busy 2-core machine
+            (40 vs 400 ms a step for a 1728→512→256→13 MLP, batch 128), so their trainers pass 1.
 
     Raises:
         Interrupted: stopped on request (the message names ``--resume``).
@@ -85,6 +89,18 @@ def fit(
     """
     if n_examples < 1:
         raise InputError("there is nothing to train on")
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _fit(model, loss_fn, n_examples, config, work_dir, fingerprint, resume, progress, should_stop, params)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _fit(model: torch.nn.Module, loss_fn: LossFn, n_examples: int, config: FitConfig, work_dir: Path | None,
+         fingerprint: str, resume: bool, progress: ProgressFn | None, should_stop: StopFn | None,
+         params: list[torch.nn.Parameter] | None) -> FitResult:
     opt = torch.optim.AdamW(params if params is not None else [p for p in model.parameters() if p.requires_grad],
                             lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(n_examples / config.batch_size)

@@ -41,7 +41,7 @@ from oculi.tasks.train.progress import ProgressFn, StopFn
 WEIGHTS = "weights.safetensors"
 MAX_ANSWERS = 1000
 DEFAULT_HIDDEN = (512, 256)
-DEFAULT_CONFIG = FitConfig(epochs=25, lr=1e-3, batch_size=128, weight_decay=1e-4)
+DEFAULT_CONFIG = FitConfig(epochs=8, lr=1e-3, batch_size=128, weight_decay=1e-4)
 
 
 @dataclass
@@ -144,7 +144,7 @@ def train_vqa(
                                              "tf": test_fraction}).encode()).hexdigest()
     work = store.work_dir(name)
     res = fit(model, lambda idx: ce(model(xt[idx]), yt[idx]), len(tr), config, work_dir=work, fingerprint=fingerprint,
-              resume=resume, progress=progress, should_stop=should_stop)
+              resume=resume, progress=progress, should_stop=should_stop, threads=1)
     problems += res.notes
     with torch.no_grad():
         pred = model(torch.from_numpy(x)).argmax(1).numpy()

@@ -54,3 +54,15 @@ def test_vqa_model_on_an_easy_vqa_slice_and_eval_through_the_cli(train_engine, t
     # the built-in model answers the same questions through ask (short answers cut from its sentences)
     res = train_cli("eval", "vqa", data, "--split", "test", "--limit", "5", "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["n"] == 5
+
+
+def test_eval_captions_scores_the_built_in_captions(train_cli, tmp_path: Path) -> None:
+    pairs = write_caption_pairs(tmp_path / "shapes", per_combo=1)
+    res = train_cli("eval", "captions", pairs, "--limit", "3", "--json", "--results")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["n_images"] == 3 and doc["task"] == "captions"
+    assert 0 <= doc["bleu_4"] <= 1 and doc["cider"] >= 0 and len(doc["results"][0]["references"]) == 2
+    assert doc["results"][0]["caption"]
+    res = train_cli("eval", "captions", tmp_path / "missing.csv")
+    assert res.exit_code == 2 and "no such file" in res.output

@@ -31,6 +31,7 @@ from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
 from oculi.store.base import Collection
 from oculi.tasks.search import SearchQuery, search
+from oculi.tasks.train.data import iter_json_lines
 from oculi.tasks.vision import Embedder
 
 KS = (1, 5, 10)
@@ -55,16 +56,7 @@ def load_queries(path: str | Path) -> list[RetrievalQuery]:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot be read ({e})") from None
     out: list[RetrievalQuery] = []
-    for n, line in enumerate(lines, 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        try:
-            d = json.loads(s)
-        except ValueError as e:
-            raise InputError(f"{path}:{n}: not JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise InputError(f"{path}:{n}: each line must be a JSON object")
+    for n, d in iter_json_lines("\n".join(lines), str(path)):
         q, img, rel = d.get("query"), d.get("image"), d.get("relevant")
         if q is None and img is None:
             raise InputError(f"{path}:{n}: needs \"query\" (text) or \"image\"")

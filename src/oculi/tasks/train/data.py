@@ -23,7 +23,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from oculi.core.errors import InputError, input_error_from_os
 from oculi.imageio import IMAGE_SUFFIXES
@@ -342,19 +342,27 @@ def _easy_vqa(d: Path, split: str | None) -> VQAData:
     return VQAData(items, problems, answer_list)
 
 
-def _vqa_jsonl(p: Path, base: Path) -> VQAData:
-    items: list[VQAItem] = []
-    problems: list[str] = []
-    for n, line in enumerate(_read_text(p, "the JSON Lines file").splitlines(), 1):
+def iter_json_lines(text: str, name: str, what: str = "") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each JSON object line of ``text``; blank lines and lines
+    starting with ``#`` are skipped; anything else that is not a JSON object is an ``InputError``
+    naming ``name:line`` (``what`` says what an object must hold)."""
+    for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
         try:
             d = json.loads(s)
         except ValueError as e:
-            raise InputError(f"{p}:{n}: not JSON ({e})") from None
+            raise InputError(f"{name}:{n}: not JSON ({e})") from None
         if not isinstance(d, dict):
-            raise InputError(f"{p}:{n}: each line must be a JSON object with image, question and answer")
+            raise InputError(f"{name}:{n}: each line must be a JSON object{' with ' + what if what else ''}")
+        yield n, d
+
+
+def _vqa_jsonl(p: Path, base: Path) -> VQAData:
+    items: list[VQAItem] = []
+    problems: list[str] = []
+    for n, d in iter_json_lines(_read_text(p, "the JSON Lines file"), str(p), "image, question and answer"):
         img, q, a = d.get("image"), d.get("question"), d.get("answer", d.get("answers"))
         if isinstance(a, str):
             a = [a]

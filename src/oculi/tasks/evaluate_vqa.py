@@ -55,14 +55,16 @@ def normalise_answer(text: str) -> str:
 
 
 def short_answer(text: str) -> str:
-    """The short answer of a sentence answer: the part before an em dash, without a final full stop.
+    """The short answer of a sentence answer: the part before an em dash, without a final full
+    stop; the built-in model's hedged "Probably not" is its "no".
 
     Example:
-        >>> short_answer("1 — there is one person."), short_answer("No — I see no cats."), short_answer("Blue.")
-        ('1', 'No', 'Blue')
+        >>> short_answer("1 — there is one person."), short_answer("Probably not — nothing seen."), short_answer("Blue.")
+        ('1', 'no', 'Blue')
     """
     head = text.split(" — ", 1)[0].strip()
-    return head[:-1] if head.endswith(".") else head
+    head = head[:-1] if head.endswith(".") else head
+    return "no" if head.lower() == "probably not" else head
 
 
 def vqa_accuracy(prediction: str, references: Sequence[str]) -> float:

@@ -211,7 +211,7 @@ class TrainedStore:
             raise NotFoundError(f"trained model {n!r} has no version {version}; versions: {', '.join(map(str, have))}")
         for v in gone:
             shutil.rmtree(self.root / n / f"v{v}")
-        if version is None:
+        if version is None or not self.versions(n):  # nothing left: the folder (and its model.toml) goes too
             shutil.rmtree(self.root / n, ignore_errors=True)
             shutil.rmtree(self.root / ".work" / n, ignore_errors=True)
         return gone

@@ -26,6 +26,7 @@ from oculi.tasks.train.data import MIN_PER_CLASS, read_class_folders, stratified
 from oculi.tasks.train.features import FeatureCache, default_extractors, extract_image_features, image_space
 from oculi.tasks.train.loop import FitConfig, clear_checkpoint, fit
 from oculi.tasks.train.metrics import classification_report, confusion_png
+from oculi.tasks.train.publish import publish
 from oculi.tasks.train.progress import ProgressFn, StopFn, TrainProgress
 
 HEAD_WEIGHTS = "weights.safetensors"
@@ -155,6 +156,7 @@ def train_classifier(
         "metrics": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "train_accuracy": round(train_acc, 4),
                     "n_train": len(tr), "n_test": len(te)},
     })
+    publish(trained)
     clear_checkpoint(work)
     return ClassifierReport(trained.name, trained.version, str(trained.path), classes, space, len(tr), len(te), test,
                             round(train_acc, 4), res.losses, str(trained.path / CONFUSION), problems, res.resumed_from)

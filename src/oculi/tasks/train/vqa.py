@@ -36,6 +36,7 @@ from oculi.tasks.train.features import (
     text_space,
 )
 from oculi.tasks.train.loop import FitConfig, clear_checkpoint, fit
+from oculi.tasks.train.publish import publish
 from oculi.tasks.train.progress import ProgressFn, StopFn
 
 WEIGHTS = "weights.safetensors"
@@ -160,5 +161,6 @@ def train_vqa(
         "training": {**config.__dict__, "test_fraction": test_fraction},
         "metrics": {"accuracy": round(acc, 4), "train_accuracy": round(train_acc, 4), "n_train": len(tr), "n_test": len(te)},
     })
+    publish(t)
     clear_checkpoint(work)
     return VQAReport(t.name, t.version, str(t.path), answers, len(tr), len(te), acc, train_acc, res.losses, problems, res.resumed_from)

@@ -8,7 +8,7 @@ built-in model (no training) on the first ``--anchor`` test questions.
 Image features are cached under the home (``--home``, default ``out/easy-vqa-home``), so a
 second run skips the image pass (about 4 minutes for the 5,000 images on 2 cores).
 
-Run: `.venv/bin/python benchmarks/eval_easy_vqa.py [--epochs 25] [--anchor 300]`
+Run: `.venv/bin/python benchmarks/eval_easy_vqa.py [--epochs 8] [--anchor 300]`
 """
 
 from __future__ import annotations

@@ -7,12 +7,21 @@ Layout under ``Settings.collections_dir``::
     <name>/files.lance/      one row per indexed file: path -> item id, size, mtime
     <name>/blobs/            originals of images ingested as bytes (uploads)
     <name>/.lock             writer lock (one writer per collection, any number of readers)
+    <name>/integrity.json    SHA-256 of every file each committed write added (``store.integrity``)
+    <name>/.damaged/         damaged files set aside by ``oculi collections repair`` (never deleted)
 
 Why this is crash-safe: every Lance write (append, merge, delete, index build, compaction)
 writes new data files first and then commits a new table version by writing one manifest; a
 process killed at any moment leaves the previous version intact and a few unreferenced files
 (removed by a later cleanup). A collection directory appears by an atomic rename of a fully
 written temporary directory, and is dropped by renaming it away before deleting it.
+
+Why damage is never mistaken for emptiness: a table whose directory holds data but cannot be
+opened raises ``StoreCorruptError`` (naming ``oculi collections repair``); nothing is ever
+created with ``mode="overwrite"``. After every committed write the files it added are hashed
+into ``integrity.json``; ``optimize`` keeps every version from the one the record vouched for
+before it ran, so repair always has a known-good version to go back to (``store.lance_check``,
+``store.lance_repair``).
 
 Indexes: a full-text (BM25) index on the document, built with the first batch and kept up to
 date by ``optimize``; IVF-HNSW-SQ vector indexes on both vector columns once a collection holds
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import math
@@ -33,6 +43,7 @@ import shutil
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -45,7 +56,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from lancedb.index import FTS, BTree, IvfHnswSq, LabelList  # noqa: E402
 
-from oculi.core.errors import InputError, NotFoundError, OculiError  # noqa: E402
+from oculi.core.errors import InputError, NotFoundError, OculiError, StoreCorruptError  # noqa: E402
 from oculi.store.base import (  # noqa: E402
     FILTER_FIELDS,
     SEARCH_COLUMNS,
@@ -60,6 +71,19 @@ from oculi.store.base import (  # noqa: E402
     glob_to_regex,
     validate_collection_name,
 )
+from oculi.store.integrity import (  # noqa: E402
+    RECORD_FILE,
+    CollectionCheck,
+    IntegrityRecord,
+    RepairReport,
+    RecordError,
+    ensure_free_space,
+    fsync_dir,
+    remove_leftovers,
+    write_bytes_atomic,
+)
+from oculi.store.lance_check import cleanup_window, forget_missing, read_meta, record_tables, table_dirs  # noqa: E402
+from oculi.store.lance_errors import corrupt, guarded, store_error  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -207,27 +231,72 @@ def compile_filter(f: Filter | None) -> str | None:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
+
+#: Bytes a new item takes on disk before the collection has its own average (thumbnail ~15 kB,
+#: vectors ~4 kB, observation and document ~3 kB, plus index and manifest growth).
+ITEM_BYTES_GUESS = 40_000
+#: Free space kept in reserve beyond the estimate (manifests, index deltas, integrity record).
+SPACE_RESERVE = 8 << 20
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    """Write a JSON file atomically (no temporary file is left behind if the disk is full)."""
+    write_bytes_atomic(path, json.dumps(doc, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def _has_versions(tdir: Path) -> bool:
+    vdir = tdir / "_versions"
+    return vdir.is_dir() and any(p.name.endswith(".manifest") for p in vdir.iterdir())
+
+
+def _has_rows_data(tdir: Path) -> bool:
+    """Whether a table directory holds data, deletion or index files (anything worth keeping)."""
+    return any((tdir / d).is_dir() and any((tdir / d).iterdir()) for d in ("data", "_deletions", "_indices"))
+
+
+@contextlib.contextmanager
+def directory_lock(path: Path, name: str, *, wait: bool = False) -> Iterator[None]:
+    """The writer lock of a collection directory (threads of this process, then other processes).
+
+    Raises:
+        InputError: another process (or, with ``wait=False``, another thread) is writing.
+    """
+    key = str(path.resolve())
+    me = threading.get_ident()
+    if _LOCK_OWNERS.get(key) == me:  # re-entrant for the holding thread (repair, then its writes)
+        yield
+        return
+    tlock = _process_lock(path)
+    if not tlock.acquire(blocking=wait):
+        raise InputError(f"collection {name!r} is being written by another job; try again when it finishes")
+    fd = -1
+    try:
+        fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            except OSError:
+                holder = "?"
+            raise InputError(
+                f"collection {name!r} is being written by another process (pid {holder or '?'}); wait for it to finish"
+            ) from None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _LOCK_OWNERS[key] = me
+        try:
+            yield
+        finally:
+            _LOCK_OWNERS.pop(key, None)
+    finally:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        tlock.release()
 
 
 def _dir_size(path: Path) -> int:
@@ -253,6 +322,7 @@ def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedS
 
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
+_LOCK_OWNERS: dict[str, int] = {}  # collection path -> thread holding its writer lock
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
@@ -260,6 +330,24 @@ def _process_lock(path: Path) -> threading.Lock:
     key = str(path.resolve())
     with _PROCESS_LOCKS_GUARD:
         return _PROCESS_LOCKS.setdefault(key, threading.Lock())
+
+
+def _committing(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A write method: Lance failures become oculi errors (damage or a full disk); after it
+    commits, the files it added are checksummed into the integrity record."""
+
+    @functools.wraps(fn)
+    def wrapper(self: "LanceCollection", *args: Any, **kwargs: Any) -> Any:
+        try:
+            out = fn(self, *args, **kwargs)
+        except OculiError:
+            raise
+        except (RuntimeError, OSError, ValueError) as e:
+            raise store_error(e, self.name, self.path, "writing to it failed") from None
+        self._note_write()
+        return out
+
+    return wrapper
 
 
 # --- collection ----------------------------------------------------------------------------
@@ -275,6 +363,8 @@ class LanceCollection:
         self._tables: dict[str, Any] = {}
         self._tlock = threading.RLock()
         self._writer_owner: int | None = None
+        self._record: IntegrityRecord | None = None  # loaded while writing
+        self._item_bytes: float | None = None
         self._migrate_if_needed()
 
     # --- meta ---------------------------------------------------------------------------
@@ -283,12 +373,11 @@ class LanceCollection:
         return self.path / META_FILE
 
     def _read_meta(self) -> dict[str, Any]:
-        try:
-            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NotFoundError(f"collection {self.name!r} has no {META_FILE}; it is not an oculi collection") from None
-        except (OSError, ValueError) as e:
-            raise OculiError(f"collection {self.name!r}: cannot read {META_FILE} ({e})") from None
+        meta, problem = read_meta(self.path)
+        if meta is None:
+            if problem == "missing" and not table_dirs(self.path):
+                raise NotFoundError(f"collection {self.name!r} has no {META_FILE}; it is not an oculi collection")
+            raise corrupt(self.name, f"its {META_FILE} is {problem}")
         version = int(meta.get("schema_version", 0))
         if version > STORE_SCHEMA_VERSION:
             raise InputError(
@@ -323,25 +412,45 @@ class LanceCollection:
 
     # --- tables ---------------------------------------------------------------------------
     def _table(self, name: str) -> Any | None:
+        """The open table, or ``None`` only when it was never written.
+
+        Raises:
+            StoreCorruptError: the table holds data but cannot be opened (never "empty").
+        """
         with self._tlock:
             t = self._tables.get(name)
             if t is not None:
                 return t
-            if name == ITEMS and "text_dim" not in self._meta:
+            tdir = self.path / f"{name}.lance"
+            if not _has_versions(tdir):
+                expected = "text_dim" in self._meta and name in (ITEMS, FILES)
+                if _has_rows_data(tdir) or expected:
+                    raise corrupt(self.name, f"its {name} table is missing or has no version left")
                 return None
             try:
                 t = self._db.open_table(name)
-            except Exception:  # noqa: BLE001 - missing or never committed
-                return None
+            except Exception as e:  # noqa: BLE001 - Lance reports damage as assorted exceptions
+                raise store_error(e, self.name, self.path, f"its {name} table cannot be opened") from None
             self._tables[name] = t
             return t
+
+    def _create_table(self, name: str, schema: pa.Schema) -> Any:
+        """Create a table that was never written. Never overwrites: a directory holding data
+        is damage, not an empty table."""
+        tdir = self.path / f"{name}.lance"
+        if tdir.exists():
+            if _has_versions(tdir) or _has_rows_data(tdir):
+                raise corrupt(self.name, f"its {name} table exists but cannot be used")
+            shutil.rmtree(tdir)  # a creation killed before its first commit (no data in it)
+        t = self._db.create_table(name, schema=schema, mode="create")
+        self._tables[name] = t
+        return t
 
     def _files(self) -> Any:
         t = self._table(FILES)
         if t is None:
             with self._tlock:
-                t = self._db.create_table(FILES, schema=FILES_SCHEMA, mode="overwrite")
-                self._tables[FILES] = t
+                t = self._create_table(FILES, FILES_SCHEMA)
         return t
 
     def _ensure_items(self, text_dim: int, image_dim: int) -> Any:
@@ -357,17 +466,18 @@ class LanceCollection:
                 if t is not None:
                     return t
             # first write (or a creation that was killed before its first commit)
-            t = self._db.create_table(ITEMS, schema=items_schema(text_dim, image_dim), mode="overwrite")
-            self._tables[ITEMS] = t
+            t = self._table(ITEMS) or self._create_table(ITEMS, items_schema(text_dim, image_dim))
             self._meta.update(text_dim=text_dim, image_dim=image_dim)
             self._write_meta()
             return t
 
     # --- reading ---------------------------------------------------------------------------
+    @guarded("its data cannot be read")
     def count(self) -> int:
         t = self._table(ITEMS)
         return 0 if t is None else int(t.count_rows())
 
+    @guarded("its data cannot be read")
     def file_count(self) -> int:
         t = self._table(FILES)
         return 0 if t is None else int(t.count_rows())
@@ -387,6 +497,7 @@ class LanceCollection:
             path=str(self.path),
         )
 
+    @guarded("its data cannot be read")
     def indices(self) -> list[dict[str, Any]]:
         out = []
         for tname in (ITEMS, FILES):
@@ -427,12 +538,14 @@ class LanceCollection:
         doc["top_labels"] = dict(sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
         return doc
 
+    @guarded("its data cannot be read")
     def item_ids(self) -> set[str]:
         out: set[str] = set()
         for rows in self.iter_items(["id"]):
             out.update(r["id"] for r in rows)
         return out
 
+    @guarded("its data cannot be read")
     def file_states(self) -> dict[str, FileRecord]:
         t = self._table(FILES)
         if t is None:
@@ -441,6 +554,7 @@ class LanceCollection:
         cols = [tab.column(c).to_pylist() for c in ("path", "id", "size", "mtime_ns", "seen_at")]
         return {p: FileRecord(p, i, s, m, a or 0.0) for p, i, s, m, a in zip(*cols)}
 
+    @guarded("its data cannot be read")
     def files_of(self, ids: Sequence[str]) -> dict[str, list[str]]:
         """Every indexed path of each item id."""
         t = self._table(FILES)
@@ -456,6 +570,7 @@ class LanceCollection:
             v.sort()
         return out
 
+    @guarded("its data cannot be read")
     def iter_items(self, columns: Sequence[str], *, batch_size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         t = self._table(ITEMS)
         if t is None:
@@ -465,6 +580,7 @@ class LanceCollection:
             if batch.num_rows:
                 yield batch.to_pylist()
 
+    @guarded("its data cannot be read")
     def iter_vectors(self, column: str, *, batch_size: int = 10_000) -> Iterator[tuple[list[str], np.ndarray]]:
         """``(ids, matrix)`` batches of a vector column, as float32."""
         if column not in ("text_vec", "image_vec"):
@@ -481,6 +597,7 @@ class LanceCollection:
             mat = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
             yield ids, mat
 
+    @guarded("its data cannot be read")
     def get_items(self, ids: Sequence[str], *, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         t = self._table(ITEMS)
         if t is None or not ids:
@@ -503,6 +620,7 @@ class LanceCollection:
         return bytes(rows[0]["thumbnail"])
 
     # --- searching ---------------------------------------------------------------------------
+    @guarded("its data cannot be read")
     def vector_search(
         self,
         vector: np.ndarray,
@@ -532,6 +650,7 @@ class LanceCollection:
         tab = builder.select(cols + ["_distance"] if "_distance" not in cols else cols).to_arrow()
         return self._hits(tab, lambda d: 1.0 - float(d), "_distance")
 
+    @guarded("its data cannot be read")
     def keyword_search(
         self, query: str, *, k: int, filter: Filter | None = None, columns: Sequence[str] | None = None
     ) -> list[Hit]:
@@ -558,6 +677,7 @@ class LanceCollection:
             out.append(Hit(id=row["id"], score=conv(s), fields=row, ref=ref))
         return out
 
+    @guarded("its data cannot be read")
     def neighbours(self, vectors: np.ndarray, *, column: str, k: int) -> list[tuple[int, str, float]]:
         """Approximate ``k`` nearest items of each row of ``vectors``: ``(row, id, score)``."""
         t = self._table(ITEMS)
@@ -573,6 +693,7 @@ class LanceCollection:
         return [(q, i, 1.0 - d) for q, i, d in zip(tab.column("query_index").to_pylist(), tab.column("id").to_pylist(),
                                                      tab.column("_distance").to_pylist())]
 
+    @guarded("its data cannot be read")
     def fetch(self, hits: Sequence[Hit], *, columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         """Stored fields of search hits by id, read by row id (one random-access read).
 
@@ -610,45 +731,110 @@ class LanceCollection:
     def writer(self, *, wait: bool = False) -> Iterator[None]:
         """Hold the collection's writer lock (one writer per collection across processes).
 
+        On entry: temporary files left by a killed write or a full disk are removed; the files
+        the latest versions need are checked against the integrity record (sizes; cheap); a
+        damaged index is rebuilt (it is derived data), any other damage is refused.
+
         Raises:
             InputError: another process (or, with ``wait=False``, another thread) is writing.
+            StoreCorruptError: the collection is damaged (``oculi collections repair`` fixes it).
         """
         if self._writer_owner == threading.get_ident():  # re-entrant for the holding thread
             yield
             return
-        tlock = _process_lock(self.path)
-        if not tlock.acquire(blocking=wait):
-            raise InputError(f"collection {self.name!r} is being written by another job; try again when it finishes")
-        fd = -1
-        try:
-            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                try:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                except OSError:
-                    holder = "?"
-                raise InputError(
-                    f"collection {self.name!r} is being written by another process (pid {holder or '?'}); "
-                    "wait for it to finish"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with directory_lock(self.path, self.name, wait=wait):
             self._writer_owner = threading.get_ident()
             try:
+                remove_leftovers(self.path)
+                self._record = self._load_record()
+                self._verify_before_writing()
                 yield
             finally:
                 self._writer_owner = None
+                self._record = None
+                self._item_bytes = None
                 self._meta["updated_at"] = time.time()
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, OculiError):
                     self._write_meta()
-        finally:
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-            tlock.release()
+
+    # --- integrity ---------------------------------------------------------------------------
+    def _load_record(self) -> IntegrityRecord:
+        if self._record is not None:
+            return self._record
+        try:
+            rec = IntegrityRecord.load(self.path / RECORD_FILE)
+        except RecordError as e:
+            raise corrupt(self.name, f"its integrity record ({RECORD_FILE}) is damaged: {e}") from None
+        return rec if rec is not None else IntegrityRecord()
+
+    def _note_write(self) -> None:
+        """Record the files the last committed write added (SHA-256) and each table's version."""
+        rec = self._load_record()
+        versions: dict[str, tuple[int, int]] = {}
+        with self._tlock:
+            for name, t in self._tables.items():
+                versions[name] = (int(t.version), int(t.count_rows()))
+        record_tables(self.path, rec, versions)
+        rec.save(self.path / RECORD_FILE)
+        self._record = rec if self._writer_owner is not None else None
+
+    def _verify_before_writing(self) -> None:
+        from oculi.store.lance_check import quick_verify
+
+        damage = quick_verify(self.path, self._load_record())
+        other = [d for d in damage if d.kind != "index"]
+        if other:
+            d = other[0]
+            raise corrupt(self.name, f"{d.path} ({d.kind}) is {d.problem}")
+        if damage:
+            self.rebuild_indexes({d.table or ITEMS for d in damage}, reason="damaged")
+
+    def rebuild_indexes(self, tables: set[str] | None = None, *, only: set[str] | None = None,
+                        reason: str = "requested") -> list[str]:
+        """Drop and rebuild the indexes of ``tables`` (default: all; ``only``: just these index
+        names) with their usual configuration. Indexes are derived data: nothing is lost.
+        Returns the names rebuilt."""
+        rebuilt: list[str] = []
+        for name in sorted(tables or {ITEMS, FILES}):
+            t = self._table(name)
+            if t is None:
+                continue
+            for ix in list(t.list_indices()):
+                if only is not None and ix.name not in only:
+                    continue
+                col = ix.columns[0]
+                log.log(logging.INFO if reason == "repair" else logging.WARNING,
+                        "collection %s: rebuilding the %s index of %s (%s)", self.name, ix.name, name, reason)
+                t.drop_index(ix.name)
+                self._create_index(t, col, str(ix.index_type))
+                rebuilt.append(ix.name)
+        if rebuilt:
+            self._note_write()
+        return rebuilt
+
+    def _create_index(self, t: Any, column: str, index_type: str) -> None:
+        kind = index_type.upper()
+        if "FTS" in kind or "INVERTED" in kind:
+            self._create_fts(t)
+        elif "IVF" in kind or "HNSW" in kind or "PQ" in kind:
+            self._create_ann(t, column, int(t.count_rows()))
+        elif "LABEL" in kind:
+            t.create_index(column, config=LabelList(), replace=True)
+        else:
+            t.create_index(column, config=BTree(), replace=True)
+
+    def ensure_space(self, items: int) -> None:
+        """Raise ``StoreFullError`` unless the disk has room for ``items`` more items.
+
+        Called before perceiving a batch, so a full disk stops indexing before any perception
+        is done that could not be saved. The estimate is this collection's bytes per item
+        (``ITEM_BYTES_GUESS`` until it holds 50), plus ``SPACE_RESERVE``.
+        """
+        if self._item_bytes is None:
+            n = self.count()
+            size = sum(_dir_size(d) for d in table_dirs(self.path).values())
+            self._item_bytes = size / n if n >= 50 else float(ITEM_BYTES_GUESS)
+        ensure_free_space(self.path, int(items * self._item_bytes) + SPACE_RESERVE)
 
     def set_models(self, models: dict[str, str]) -> None:
         """Record which models produced the stored observations and vectors."""
@@ -656,6 +842,7 @@ class LanceCollection:
             self._meta["models"] = dict(models)
             self._write_meta()
 
+    @_committing
     def add_items(self, items: Sequence[ItemRecord]) -> None:
         """Append items in one commit. Ids already present are skipped (no duplicates)."""
         if not items:
@@ -694,6 +881,7 @@ class LanceCollection:
         cols["image_vec"] = _vec_array([it.image_vec for it in items], image_t.list_size, image_t.value_type)
         return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
+    @_committing
     def update_items(self, items: Sequence[ItemRecord]) -> None:
         """Replace stored items (matched by id) in one commit; ids not stored are ignored."""
         if not items:
@@ -704,6 +892,7 @@ class LanceCollection:
         data = self._items_table(list({it.id: it for it in items}.values()), t.schema)
         t.merge_insert("id").when_matched_update_all().execute(data)
 
+    @_committing
     def upsert_files(self, files: Sequence[FileRecord]) -> None:
         """Insert or replace file records by path, in one commit."""
         if not files:
@@ -722,6 +911,7 @@ class LanceCollection:
         )
         t.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
+    @_committing
     def delete_files(self, paths: Sequence[str]) -> int:
         t = self._table(FILES)
         if t is None or not paths:
@@ -734,6 +924,7 @@ class LanceCollection:
             t.delete(where)
         return n
 
+    @_committing
     def delete_orphan_items(self) -> int:
         """Delete items that no file record points to any more; returns how many."""
         t = self._table(ITEMS)
@@ -745,6 +936,7 @@ class LanceCollection:
             t.delete(sql_in("id", orphans[i : i + IN_CHUNK]))
         return len(orphans)
 
+    @_committing
     def repoint_items(self, moves: dict[str, str]) -> None:
         """Set the display path of items whose path was forgotten but which have other files."""
         t = self._table(ITEMS)
@@ -760,7 +952,49 @@ class LanceCollection:
 
     def optimize(self, *, force_ann: bool = False) -> dict[str, Any]:
         """Compact small fragments, bring indexes up to date, build the ANN/scalar indexes once the
-        collection is big enough, and remove table versions older than ``CLEANUP_AFTER``."""
+        collection is big enough, and remove old table versions.
+
+        Versions are removed once older than ``CLEANUP_AFTER`` *and* older than the restore
+        point: the latest version when ``optimize`` started, which the integrity record vouches
+        for. So a later damaged version can always be rolled back to a complete, checksummed
+        one. The files the cleanup removed are dropped from the record, the new ones added.
+        """
+        try:
+            return self._optimize(force_ann)
+        except OculiError:
+            raise
+        except (RuntimeError, OSError, ValueError) as e:
+            raise store_error(e, self.name, self.path, "compacting it failed") from None
+
+    def _optimize(self, force_ann: bool) -> dict[str, Any]:
+        rec = self._load_record()
+        before = set(rec.files)
+        restore_points: dict[str, int] = {}
+        for name in (ITEMS, FILES):
+            tt = self._table(name)
+            if tt is not None:
+                restore_points[name] = int(tt.version)
+                rec.tables.setdefault(name, {})["fallback_version"] = restore_points[name]
+        done = self._build_indexes(force_ann)
+        t = self._table(ITEMS)
+        if t is not None:
+            t.optimize(cleanup_older_than=cleanup_window(t.list_versions(), restore_points.get(ITEMS), CLEANUP_AFTER))
+        f = self._table(FILES)
+        if f is not None:
+            f.optimize(cleanup_older_than=cleanup_window(f.list_versions(), restore_points.get(FILES), CLEANUP_AFTER))
+        forget_missing(self.path, rec, before)
+        self._note_write()
+        return done
+
+    def ensure_indexes(self) -> list[str]:
+        """Build the indexes this collection should have and lacks (after a repair went back to
+        a version without them). Returns the columns indexed."""
+        done = self._build_indexes(False)
+        if done:
+            self._note_write()
+        return sorted(done)
+
+    def _build_indexes(self, force_ann: bool) -> dict[str, Any]:
         done: dict[str, Any] = {}
         t = self._table(ITEMS)
         if t is not None:
@@ -768,9 +1002,9 @@ class LanceCollection:
             have = self._index_names(t)
             if n and "doc" not in have:
                 self._create_fts(t)
-                done["fts"] = "built"
-            if n >= ANN_MIN_ROWS or (force_ann and n >= 256):
-                trained = self._meta.get("ann_trained_rows") or {}
+                done["doc"] = "built"
+            trained = self._meta.get("ann_trained_rows") or {}
+            if n >= ANN_MIN_ROWS or (force_ann and n >= 256) or (trained and n >= 256):
                 for col in ("text_vec", "image_vec"):
                     grown = col in have and n >= ANN_RETRAIN_GROWTH * max(1, int(trained.get(col, n)))
                     if col not in have or grown:
@@ -785,12 +1019,11 @@ class LanceCollection:
                     if col not in have:
                         t.create_index(col, config=cfg, replace=True)
                         done[col] = "built"
-            t.optimize(cleanup_older_than=CLEANUP_AFTER)
         f = self._table(FILES)
         if f is not None:
             if f.count_rows() >= SCALAR_INDEX_MIN_ROWS and "path" not in self._index_names(f):
                 f.create_index("path", config=BTree(), replace=True)
-            f.optimize(cleanup_older_than=CLEANUP_AFTER)
+                done["path"] = "built"
         return done
 
     def _create_ann(self, t: Any, column: str, n: int) -> None:
@@ -818,40 +1051,107 @@ class LanceStore:
     def _dir(self, name: str) -> Path:
         return self.root / validate_collection_name(name)
 
+    @staticmethod
+    def _is_collection(d: Path) -> bool:
+        """A collection directory: it has a description, or tables (even if the description is gone)."""
+        return d.is_dir() and ((d / META_FILE).is_file() or bool(table_dirs(d)))
+
+    def collection_dir(self, name: str) -> Path:
+        """The directory of an existing collection (damaged or not). Raises ``NotFoundError``."""
+        d = self._dir(name)
+        if not self._is_collection(d):
+            known = ", ".join(self.names()) or "none yet"
+            raise NotFoundError(f"no collection named {name!r} (collections: {known}); create one with "
+                                f"`oculi index PATH --collection {d.name}`")
+        return d
+
+    def forget(self, name: str) -> None:
+        """Drop the cached handle of a collection (after its files changed under it)."""
+        with self._lock:
+            self._open.pop(name, None)
+
     def exists(self, name: str) -> bool:
-        return (self._dir(name) / META_FILE).is_file()
+        return self._is_collection(self._dir(name))
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file())
+        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and self._is_collection(p))
 
     def list_collections(self) -> list[CollectionInfo]:
+        """Every collection with its size; a damaged one is listed as such (never as empty)."""
+        from oculi.store.lance_check import quick_verify
+
         out = []
         for n in self.names():
+            d = self.root / n
             try:
-                out.append(self.open_collection(n).info())
-            except OculiError as e:
-                log.warning("skipping collection %s: %s", n, e)
+                info = self.open_collection(n).info()
+                try:
+                    damage = quick_verify(d, IntegrityRecord.load(d / RECORD_FILE))
+                except RecordError as e:
+                    damage = []
+                    info = replace(info, status="damaged", problem=f"its integrity record is damaged ({e})")
+                if damage:
+                    x = damage[0]
+                    info = replace(info, status="damaged",
+                                   problem=f"{x.path} ({x.kind}) is {x.problem}; run `oculi collections repair {n}`")
+            except StoreCorruptError as e:
+                info = self._damaged_info(d, str(e))
+            except OculiError as e:  # e.g. written by a newer oculi
+                info = self._damaged_info(d, str(e), status="unreadable")
+            out.append(info)
         return out
 
+    @staticmethod
+    def _damaged_info(d: Path, problem: str, status: str = "damaged") -> CollectionInfo:
+        meta, _ = read_meta(d)
+        meta = meta or {}
+        return CollectionInfo(name=d.name, items=None, files=None, bytes_on_disk=_dir_size(d),
+                              created_at=meta.get("created_at"), updated_at=meta.get("updated_at"),
+                              schema_version=meta.get("schema_version"), path=str(d), status=status, problem=problem)
+
     def open_collection(self, name: str) -> LanceCollection:
+        """Open a collection.
+
+        Raises:
+            NotFoundError: there is no such collection.
+            StoreCorruptError: its description is unreadable (``oculi collections repair`` fixes it).
+        """
         d = self._dir(name)
         with self._lock:
             c = self._open.get(d.name)
             if c is not None and (d / META_FILE).is_file():
                 return c
-            if not (d / META_FILE).is_file():
-                known = ", ".join(self.names()) or "none yet"
-                raise NotFoundError(f"no collection named {name!r} (collections: {known}); create one with `oculi index PATH --collection {d.name}`")
-            c = LanceCollection(d, d.name)
+        d = self.collection_dir(name)
+        c = LanceCollection(d, d.name)
+        with self._lock:
             self._open[d.name] = c
-            return c
+        return c
+
+    def check_collection(self, name: str, *, hashes: bool = True) -> CollectionCheck:
+        """Verify one collection against its checksums and by reading it (``lance_check``).
+
+        Holds the writer lock so that a concurrent write is not mistaken for damage.
+
+        Raises:
+            InputError: the collection is being written (check it when that finishes).
+        """
+        from oculi.store.lance_check import check_collection
+
+        d = self.collection_dir(name)
+        with directory_lock(d, d.name):
+            return check_collection(d, d.name, hashes=hashes)
+
+    def repair_collection(self, name: str) -> RepairReport:
+        """Repair a damaged collection (``lance_repair``); a healthy one is left alone."""
+        from oculi.store.lance_repair import repair_collection
+
+        return repair_collection(self, name)
 
     def create_collection(self, name: str, *, exist_ok: bool = True) -> LanceCollection:
         d = self._dir(name)
-        if (d / META_FILE).is_file():
+        if self._is_collection(d):
             if not exist_ok:
                 raise InputError(f"collection {d.name!r} already exists")
             return self.open_collection(d.name)
@@ -865,7 +1165,10 @@ class LanceStore:
                 "name": d.name, "schema_version": STORE_SCHEMA_VERSION, "store": "lance",
                 "created_at": now, "updated_at": now, "models": {},
             })
-            lancedb.connect(str(tmp)).create_table(FILES, schema=FILES_SCHEMA)
+            t = lancedb.connect(str(tmp)).create_table(FILES, schema=FILES_SCHEMA)
+            rec = IntegrityRecord()
+            record_tables(tmp, rec, {FILES: (int(t.version), 0)})
+            rec.save(tmp / RECORD_FILE)
             (tmp / "blobs").mkdir()
             try:
                 os.rename(tmp, d)  # atomic; fails if another process created it meanwhile
@@ -883,13 +1186,13 @@ class LanceStore:
         return self.open_collection(d.name)
 
     def drop_collection(self, name: str) -> None:
-        c = self.open_collection(name)
-        with c.writer():
-            trash = self.root / f".trash-{c.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(c.path, trash)
+        """Delete a collection, damaged or not (a garbled collection.json does not block it)."""
+        d = self.collection_dir(name)
+        with directory_lock(d, d.name):
+            trash = self.root / f".trash-{d.name}-{uuid.uuid4().hex[:8]}"
+            os.rename(d, trash)
             _fsync_dir(self.root)
-        with self._lock:
-            self._open.pop(c.name, None)
+        self.forget(d.name)
         shutil.rmtree(trash, ignore_errors=True)
 
     def blob_dir(self, name: str) -> Path:

@@ -274,14 +274,15 @@ class CollectionCheck:
     bytes_checked: int = 0
     blobs_checked: int = 0
     elapsed_s: float = 0.0
+    skipped: str | None = None  # why it was not checked (being written)
 
     @property
     def ok(self) -> bool:
-        return not self.damage
+        return not self.damage and self.skipped is None
 
     @property
     def status(self) -> str:
-        return "ok" if self.ok else "damaged"
+        return "skipped" if self.skipped else "ok" if not self.damage else "damaged"
 
     def summary(self) -> str:
         """One line: ``ok`` or the first damage in words."""
@@ -293,7 +294,7 @@ class CollectionCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "status": self.status, "path": self.path,
+            "name": self.name, "status": self.status, "skipped": self.skipped, "path": self.path,
             "damage": [d.to_dict() for d in self.damage], "notes": list(self.notes), "tables": self.tables,
             "files_checked": self.files_checked, "bytes_checked": self.bytes_checked,
             "blobs_checked": self.blobs_checked, "elapsed_s": round(self.elapsed_s, 3),
@@ -310,8 +311,13 @@ class CheckReport:
     def ok(self) -> bool:
         return all(c.ok for c in self.collections)
 
+    @property
+    def damaged(self) -> list[str]:
+        return [c.name for c in self.collections if c.damage]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "ok": self.ok, "collections": [c.to_dict() for c in self.collections]}
+        return {"schema_version": SCHEMA_VERSION, "ok": self.ok, "damaged": self.damaged,
+                "collections": [c.to_dict() for c in self.collections]}
 
 
 @dataclass

@@ -103,7 +103,7 @@ def _probe_index(t: Any, ix: Any) -> None:
     col = ix.columns[0]
     kind = str(ix.index_type).upper()
     if "FTS" in kind or "INVERTED" in kind:
-        t.search("oculi", query_type="fts", fts_columns=col).limit(1).select([col]).to_arrow()
+        t.search("oculi", query_type="fts", fts_columns=col).limit(1).select([col, "_score"]).to_arrow()
     elif "IVF" in kind or "HNSW" in kind or "PQ" in kind:
         import numpy as np
 

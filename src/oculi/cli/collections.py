@@ -10,12 +10,15 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json
 from oculi.core.types import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from oculi.library import Library
 
 collections_app = typer.Typer(help="List, inspect, check, repair and drop collections.", invoke_without_command=True,
                               no_args_is_help=False)
@@ -24,10 +27,10 @@ eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 COLLECTION_OPT = typer.Option("default", "--collection", "-c", help="Collection name.")
 
 
-def _store() -> Any:
-    from oculi.store import open_store
+def _library() -> "Library":
+    from oculi.library import Library
 
-    return open_store(get_settings())
+    return Library(get_engine(), settings=get_settings())
 
 
 def _when(ts: float | None) -> str:
@@ -85,10 +88,9 @@ def index(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from oculi.tasks.index import IndexProgress, index_paths
+    from oculi.tasks.index import IndexProgress
 
-    eng = get_engine()
-    store = _store()
+    lib = _library()
     progress = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TimeElapsedColumn(),
@@ -104,8 +106,8 @@ def index(
             progress.update(task, description=p.phase, completed=p.done, total=p.total or None, rate=rate)
 
     with _Stopper() as stopper, progress:
-        report = index_paths(eng, store, paths, collection, prune=prune, progress=on_progress,
-                             should_stop=stopper.event.is_set, ocr=False if no_ocr else None, batch_size=batch_size)
+        report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
+                           ocr=False if no_ocr else None, batch_size=batch_size)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -158,12 +160,11 @@ def search(
 ) -> None:
     """Search a collection by text (semantic + keyword over what was seen) or by image."""
     from oculi.core.errors import InputError
-    from oculi.tasks.search import search as run_search
 
     if query is None and image is None:
         raise InputError('give a query, e.g. oculi search "a cat", or an image with --image')
-    res = run_search(get_engine(), _store(), collection, text=query, image=image, top_k=top_k, where=where,
-                     after=after, before=before, path_glob=path_glob)
+    res = _library().search(collection, text=query, image=image, top_k=top_k, where=where,
+                            after=after, before=before, path_glob=path_glob)
     if as_json:
         print_json(res.to_dict())
         return
@@ -184,9 +185,7 @@ def duplicates(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List groups of near-duplicate images (resized, recompressed, mirrored copies) and identical files."""
-    from oculi.tasks.search import find_duplicates
-
-    rep = find_duplicates(_store(), collection, threshold=threshold)
+    rep = _library().duplicates(collection, threshold=threshold)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -217,7 +216,7 @@ def collections_list(as_json: bool = typer.Option(False, "--json", help="Print J
 
 
 def _list(as_json: bool) -> None:
-    infos = _store().list_collections()
+    infos = _library().collections()
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, "collections": [c.to_dict() for c in infos]})
         return
@@ -242,7 +241,7 @@ def _list(as_json: bool) -> None:
 def collections_show(name: str = typer.Argument(..., help="Collection name."),
                      as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Statistics of a collection: counts, disk use, indexes, time range, frequent objects."""
-    st = _store().open_collection(name).stats()
+    st = _library().stats(name)
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, **st})
         return
@@ -265,17 +264,18 @@ def collections_drop(name: str = typer.Argument(..., help="Collection name."),
                      yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Delete a collection and everything stored in it (not the original image files)."""
     from oculi.core.errors import StoreCorruptError
+    from oculi.store.base import validate_collection_name
 
-    store = _store()
-    d = store.collection_dir(name)
+    lib = _library()
+    shown = validate_collection_name(name)
     if not yes:
         try:
-            what = f"with {store.open_collection(d.name).count()} items"
-        except StoreCorruptError:
+            what = f"with {lib.open(name).count()} items"
+        except StoreCorruptError:  # a damaged collection can be dropped too
             what = "(damaged; its contents cannot be counted)"
-        typer.confirm(f"drop collection {d.name!r} {what}?", abort=True, err=True)
-    store.drop_collection(d.name)
-    console.print(f"dropped collection {d.name!r}")
+        typer.confirm(f"drop collection {shown!r} {what}?", abort=True, err=True)
+    lib.drop(name)
+    console.print(f"dropped collection {shown!r}")
 
 
 @collections_app.command("check")
@@ -289,11 +289,9 @@ def collections_check(name: Optional[str] = typer.Argument(None, help="Collectio
     2 when a collection could not be checked because it is being written.
     """
     from oculi.core.errors import StoreCorruptError
-    from oculi.tasks.integrity import check_collections
 
-    store = _store()
     with err_console.status("checking", spinner="dots") if err_console.is_terminal else contextlib.nullcontext() as st:
-        rep = check_collections(store, name, on_collection=lambda n: st and st.update(f"checking {n}"))
+        rep = _library().check(name, on_collection=lambda n: st and st.update(f"checking {n}"))
     if as_json:
         print_json(rep.to_dict())
     else:
@@ -337,10 +335,10 @@ def collections_repair(name: str = typer.Argument(..., help="Collection name."),
     Exit 0 when the collection is healthy afterwards, 4 when damage remains.
     """
     from oculi.core.errors import StoreCorruptError
-    from oculi.tasks.integrity import repair_collection
 
-    with _Stopper() as stopper, err_console.status(f"repairing {name}", spinner="dots")             if err_console.is_terminal else contextlib.nullcontext():
-        rep = repair_collection(get_engine, _store(), name, should_stop=stopper.event.is_set)
+    status = err_console.status(f"repairing {name}", spinner="dots") if err_console.is_terminal else contextlib.nullcontext()
+    with _Stopper() as stopper, status:
+        rep = _library().repair(name, should_stop=stopper.event.is_set)
     if as_json:
         print_json(rep.to_dict())
     else:
@@ -387,9 +385,7 @@ def eval_retrieval(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Recall@1/5/10 and MRR of `oculi search` over a labelled query file."""
-    from oculi.tasks.evaluate import evaluate_retrieval
-
-    rep = evaluate_retrieval(get_engine(), _store(), collection, queries)
+    rep = _library().evaluate_retrieval(collection, queries)
     if as_json:
         print_json(rep.to_dict())
         return

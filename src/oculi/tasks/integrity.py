@@ -23,7 +23,9 @@ from oculi.store.integrity import CheckReport, CollectionCheck, RepairReport
 
 log = logging.getLogger(__name__)
 
-EngineSource = Any  # an Engine, or a no-argument callable returning one (loaded only if needed)
+#: Re-indexes source files into the collection being repaired (``Library.repair`` passes
+#: ``Library.index``); returns an ``IndexReport``.
+Reindex = Callable[[list[str]], Any]
 
 
 def check_collections(store: Any, name: str | None = None, *, hashes: bool = True,
@@ -38,7 +40,12 @@ def check_collections(store: Any, name: str | None = None, *, hashes: bool = Tru
         InputError: ``name`` is being written.
     """
     report = CheckReport()
-    names = [name] if name is not None else store.names()
+    if name is not None:
+        names = [name]
+    elif hasattr(store, "names"):
+        names = store.names()
+    else:
+        names = [c.name for c in store.list_collections()]
     for n in names:
         if on_collection:
             on_collection(n)
@@ -47,48 +54,45 @@ def check_collections(store: Any, name: str | None = None, *, hashes: bool = Tru
         except InputError as e:
             if name is not None:
                 raise
-            c = CollectionCheck(name=n, path=str(getattr(store, "root", "")), skipped=str(e))
-            report.collections.append(c)
+            report.collections.append(CollectionCheck(name=n, path="", skipped=str(e)))
     return report
 
 
-def repair_collection(engine: EngineSource, store: Any, name: str, *, progress: Any = None,
-                      should_stop: Callable[[], bool] | None = None) -> RepairReport:
+def repair_collection(store: Any, name: str, *, reindex: Reindex | None = None) -> RepairReport:
     """Repair a collection, then re-index the source files whose items were lost.
 
     Args:
-        engine: An ``Engine`` (or a callable returning one; it is only called when something
-            must be re-indexed). ``None`` leaves re-indexing to a later ``oculi index``.
         store: The ``Store``.
         name: Collection name.
-        progress: Passed to ``index_paths`` for the re-indexing.
-        should_stop: Passed to ``index_paths``; an interrupted re-index is completed by running
-            repair (or ``oculi index``) again.
+        reindex: Indexes a list of files into this collection (``Library.repair`` passes its
+            ``index``). ``None`` leaves them to a later ``oculi index`` (listed in
+            ``reindex_paths``).
 
     Returns:
-        The ``RepairReport`` (``rederived``, ``rederive_failed`` and ``after`` include the
-        re-indexing).
+        The ``RepairReport``; ``rederived``, ``rederive_failed`` and ``after`` include the
+        re-indexing.
     """
     report = store.repair_collection(name)
     if not report.reindex_paths:
         return report
-    eng = engine() if callable(engine) and not hasattr(engine, "observe_many") else engine
-    if eng is None:
-        report.actions.append(f"{len(report.reindex_paths)} source file(s) still to re-index: run "
-                              f"`oculi collections repair {name}` with the models installed, or `oculi index` on them")
+    if reindex is None:
+        report.actions.append(f"{len(report.reindex_paths)} source file(s) still to re-index: run `oculi index` "
+                              "on them, or repair again with the models installed")
         return report
-    from oculi.tasks.index import index_paths
-
     try:
-        res = index_paths(eng, store, report.reindex_paths, name, progress=progress, should_stop=should_stop)
+        res = reindex(list(report.reindex_paths))
     except ModelAssetError as e:
         report.rederive_failed = [{"path": p, "error": str(e)} for p in report.reindex_paths]
         report.actions.append("could not re-index the lost items: " + str(e))
         return report
     report.rederived = res.added + res.relinked
     report.rederive_failed = list(res.failed)
-    done = "re-indexed" if not res.interrupted else "interrupted while re-indexing; run repair again to finish:"
-    report.actions.append(f"{done} {report.rederived} source file(s) whose items were lost")
+    if res.interrupted:
+        report.actions.append(f"re-indexed {report.rederived} source file(s) whose items were lost, then was "
+                              "interrupted: run repair again to finish")
+    else:
+        report.actions.append(f"re-indexed {report.rederived} source file(s) whose items were lost")
+        report.reindex_paths = []
     try:
         report.after = store.check_collection(name)
     except OculiError as e:

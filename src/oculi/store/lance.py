@@ -237,7 +237,7 @@ _fsync_dir = fsync_dir
 #: vectors ~4 kB, observation and document ~3 kB, plus index and manifest growth).
 ITEM_BYTES_GUESS = 40_000
 #: Free space kept in reserve beyond the estimate (manifests, index deltas, integrity record).
-SPACE_RESERVE = 8 << 20
+SPACE_RESERVE = 4 << 20
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
@@ -343,7 +343,9 @@ def _committing(fn: Callable[..., Any]) -> Callable[..., Any]:
         except OculiError:
             raise
         except (RuntimeError, OSError, ValueError) as e:
-            raise store_error(e, self.name, self.path, "writing to it failed") from None
+            rows = len(args[0]) if args and hasattr(args[0], "__len__") else 0
+            needed = int(rows * (self._item_bytes or ITEM_BYTES_GUESS)) + SPACE_RESERVE
+            raise store_error(e, self.name, self.path, "writing to it failed", needed=needed) from None
         self._note_write()
         return out
 
@@ -957,7 +959,9 @@ class LanceCollection:
         Versions are removed once older than ``CLEANUP_AFTER`` *and* older than the restore
         point: the latest version when ``optimize`` started, which the integrity record vouches
         for. So a later damaged version can always be rolled back to a complete, checksummed
-        one. The files the cleanup removed are dropped from the record, the new ones added.
+        one. Files no version references (left by a write that was killed or hit a full disk)
+        are removed too: the caller holds the writer lock, so no write is in progress. The
+        files the cleanup removed are dropped from the record, the new ones added.
         """
         try:
             return self._optimize(force_ann)
@@ -976,12 +980,15 @@ class LanceCollection:
                 restore_points[name] = int(tt.version)
                 rec.tables.setdefault(name, {})["fallback_version"] = restore_points[name]
         done = self._build_indexes(force_ann)
+        locked = self._writer_owner == threading.get_ident()  # no write of ours or anyone's in flight
         t = self._table(ITEMS)
         if t is not None:
-            t.optimize(cleanup_older_than=cleanup_window(t.list_versions(), restore_points.get(ITEMS), CLEANUP_AFTER))
+            t.optimize(cleanup_older_than=cleanup_window(t.list_versions(), restore_points.get(ITEMS), CLEANUP_AFTER),
+                       delete_unverified=locked)
         f = self._table(FILES)
         if f is not None:
-            f.optimize(cleanup_older_than=cleanup_window(f.list_versions(), restore_points.get(FILES), CLEANUP_AFTER))
+            f.optimize(cleanup_older_than=cleanup_window(f.list_versions(), restore_points.get(FILES), CLEANUP_AFTER),
+                       delete_unverified=locked)
         forget_missing(self.path, rec, before)
         self._note_write()
         return done

@@ -49,13 +49,15 @@ def corrupt(collection: str, what: str) -> StoreCorruptError:
     )
 
 
-def store_error(e: BaseException, collection: str, path: Path, what: str = "its data cannot be read") -> OculiError:
-    """The oculi error for a Lance failure on ``collection`` (stored at ``path``)."""
+def store_error(e: BaseException, collection: str, path: Path, what: str = "its data cannot be read", *,
+                needed: int | None = None) -> OculiError:
+    """The oculi error for a Lance failure on ``collection`` (stored at ``path``); ``needed``:
+    the bytes the failed write was estimated to need, for a full disk's message."""
     if isinstance(e, OculiError):
         return e
     log.debug("collection %s: storage failure", collection, exc_info=e)
     if is_disk_full(e):
-        return disk_full(path)
+        return disk_full(path, needed)
     return corrupt(collection, f"{what} ({friendly_cause(e)})")
 
 

@@ -73,6 +73,7 @@ from oculi.store.base import (  # noqa: E402
 )
 from oculi.store.integrity import (  # noqa: E402
     RECORD_FILE,
+    RECORD_FORMAT,
     CollectionCheck,
     IntegrityRecord,
     RepairReport,
@@ -366,6 +367,7 @@ class LanceCollection:
         self._tlock = threading.RLock()
         self._writer_owner: int | None = None
         self._record: IntegrityRecord | None = None  # loaded while writing
+        self._wrote = False  # whether this write session committed anything
         self._item_bytes: float | None = None
         self._migrate_if_needed()
 
@@ -433,8 +435,21 @@ class LanceCollection:
                 t = self._db.open_table(name)
             except Exception as e:  # noqa: BLE001 - Lance reports damage as assorted exceptions
                 raise store_error(e, self.name, self.path, f"its {name} table cannot be opened") from None
+            vouched = self._vouched_version(name)
+            if vouched is not None and int(t.version) < vouched:
+                # the newest version's manifest is gone: Lance would quietly serve an older one
+                raise corrupt(self.name, f"the latest version ({vouched}) of its {name} table is missing")
             self._tables[name] = t
             return t
+
+    def _vouched_version(self, name: str) -> int | None:
+        """The table version the integrity record vouches for (``None`` without a readable record)."""
+        try:
+            rec = self._record or IntegrityRecord.load(self.path / RECORD_FILE)
+        except RecordError:
+            return None
+        v = (rec.tables.get(name) or {}).get("version") if rec else None
+        return int(v) if v is not None else None
 
     def _create_table(self, name: str, schema: pa.Schema) -> Any:
         """Create a table that was never written. Never overwrites: a directory holding data
@@ -749,15 +764,22 @@ class LanceCollection:
             try:
                 remove_leftovers(self.path)
                 self._record = self._load_record()
-                self._verify_before_writing()
+                self._verify_before_writing()  # refuses a damaged collection before anything is written
+            except BaseException:
+                self._writer_owner = None
+                self._record = None
+                raise
+            self._wrote = False
+            try:
                 yield
             finally:
                 self._writer_owner = None
                 self._record = None
                 self._item_bytes = None
-                self._meta["updated_at"] = time.time()
-                with contextlib.suppress(OSError, OculiError):
-                    self._write_meta()
+                if self._wrote:  # a refused or empty write session changes nothing, not even the date
+                    self._meta["updated_at"] = time.time()
+                    with contextlib.suppress(OSError, OculiError):
+                        self._write_meta()
 
     # --- integrity ---------------------------------------------------------------------------
     def _load_record(self) -> IntegrityRecord:
@@ -767,7 +789,9 @@ class LanceCollection:
             rec = IntegrityRecord.load(self.path / RECORD_FILE)
         except RecordError as e:
             raise corrupt(self.name, f"its integrity record ({RECORD_FILE}) is damaged: {e}") from None
-        return rec if rec is not None else IntegrityRecord()
+        if rec is None and self._meta.get("integrity"):
+            raise corrupt(self.name, f"its integrity record ({RECORD_FILE}) is missing")
+        return rec if rec is not None else IntegrityRecord()  # a collection from before checksums
 
     def _note_write(self) -> None:
         """Record the files the last committed write added (SHA-256) and each table's version."""
@@ -778,7 +802,11 @@ class LanceCollection:
                 versions[name] = (int(t.version), int(t.count_rows()))
         record_tables(self.path, rec, versions)
         rec.save(self.path / RECORD_FILE)
+        self._wrote = True
         self._record = rec if self._writer_owner is not None else None
+        if not self._meta.get("integrity"):  # from now on a missing record is damage, not an old collection
+            self._meta["integrity"] = rec.to_doc()["format"]
+            self._write_meta()
 
     def _verify_before_writing(self) -> None:
         from oculi.store.lance_check import quick_verify
@@ -1170,7 +1198,7 @@ class LanceStore:
             now = time.time()
             write_json_atomic(tmp / META_FILE, {
                 "name": d.name, "schema_version": STORE_SCHEMA_VERSION, "store": "lance",
-                "created_at": now, "updated_at": now, "models": {},
+                "created_at": now, "updated_at": now, "models": {}, "integrity": RECORD_FORMAT,
             })
             t = lancedb.connect(str(tmp)).create_table(FILES, schema=FILES_SCHEMA)
             rec = IntegrityRecord()

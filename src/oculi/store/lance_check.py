@@ -235,6 +235,12 @@ def quick_verify(root: Path, record: IntegrityRecord | None) -> list[Damage]:
         latest = tv.latest
         if latest is None:
             continue
+        vouched = ((record.tables.get(tname) or {}).get("version") if record else None)
+        if vouched is not None and latest.version < int(vouched):
+            out.append(Damage(f"{tdir.name}/_versions", FileKind.MANIFEST.value, f"version {vouched} is missing",
+                              f"the latest version of the {tname} table; it opens at version {latest.version} "
+                              "instead (repair goes back to it)", tname, (int(vouched),), True))
+            continue
         refs = _references(tdir, TableVersions({latest.version: latest}))
         sink = CollectionCheck(name=root.name, path=str(root))
         for rel_in in sorted(refs):
@@ -279,7 +285,11 @@ def check_collection(root: Path, name: str, *, hashes: bool = True, scan: bool =
     record: IntegrityRecord | None = None
     try:
         record = IntegrityRecord.load(root / RECORD_FILE)
-        if record is None:
+        if record is None and meta and meta.get("integrity"):
+            res.damage.append(Damage(RECORD_FILE, FileKind.RECORD.value, "missing",
+                                     "the checksums of the stored files (silent changes cannot be detected until "
+                                     "repair records them again); the data itself may be intact", None, (), False))
+        elif record is None:
             res.notes.append("no checksums recorded yet (written by an older oculi): verified by reading only; "
                              "the next write records them")
     except RecordError as e:
@@ -298,10 +308,11 @@ def check_collection(root: Path, name: str, *, hashes: bool = True, scan: bool =
                                  f"{table_role(tname).rows_are}); lost rows are {table_role(tname).rederive}",
                                  tname, (), True, rows))
     scans: dict[str, tuple[Path, Manifest]] = {}
+    verified: set[str] = set()
     for tname, tdir in tdirs.items():
-        _check_table(root, tname, tdir, record, res, scans, hashes=hashes, scan=scan)
+        _check_table(root, tname, tdir, record, res, scans, verified, hashes=hashes, scan=scan)
     if scans:
-        _scan_tables(root, scans, res)
+        _scan_tables(root, scans, res, verified)
     if blobs:
         _check_blobs(root, res)
     left = find_leftovers(root)
@@ -319,7 +330,7 @@ def check_collection(root: Path, name: str, *, hashes: bool = True, scan: bool =
 
 
 def _check_table(root: Path, tname: str, tdir: Path, record: IntegrityRecord | None, res: CollectionCheck,
-                 scans: dict[str, tuple[Path, Manifest]], *, hashes: bool, scan: bool) -> None:
+                 scans: dict[str, tuple[Path, Manifest]], verified: set[str], *, hashes: bool, scan: bool) -> None:
     tv = read_versions(tdir)
     damaged_before = len(res.damage)
     res.damage.extend(_manifest_damage(tname, tdir, tv))
@@ -337,6 +348,7 @@ def _check_table(root: Path, tname: str, tdir: Path, record: IntegrityRecord | N
                                      tname, (), True, state.get("rows")))
         return
     refs = _references(tdir, tv)
+    checked: set[str] = set()  # files verified against their recorded checksum
     recorded = {rel[len(tdir.name) + 1:]: e for rel, e in (record.files.items() if record else ())
                 if rel.startswith(tdir.name + "/")}
     for rel_in in sorted(set(refs) | set(recorded)):
@@ -347,24 +359,34 @@ def _check_table(root: Path, tname: str, tdir: Path, record: IntegrityRecord | N
         entry = recorded.get(rel_in)
         problem = _file_problem(p, entry, hashes, res)
         if problem is None:
+            if entry is not None:
+                checked.add(rel_in)
             continue
         vs = refs.get(rel_in, [])
         rel = f"{tdir.name}/{rel_in}"
         if kind is FileKind.MANIFEST:
-            if entry is not None and entry.version is not None and entry.version == state.get("version") \
-                    and (latest is None or latest.version < entry.version):
+            mv = entry.version if entry is not None else None
+            if mv is not None and mv == state.get("version") and (latest is None or latest.version < mv):
                 res.damage.append(Damage(rel, kind.value, problem,
-                                         f"version {entry.version}, the latest recorded: changes written since version "
-                                         f"{latest.version if latest else '-'} are lost", tname, (entry.version,), True))
+                                         f"version {mv}, the latest recorded: the {tname} table opens at version "
+                                         f"{latest.version if latest else '-'} instead (repair goes back to it)",
+                                         tname, (mv,), True))
+            elif mv is not None and mv == state.get("fallback_version"):
+                res.damage.append(Damage(rel, kind.value, problem,
+                                         f"version {mv} of the {tname} table, the restore point kept for repairs "
+                                         "(the current data is not affected; repair records a new one)",
+                                         tname, (mv,), False))
             elif problem != "missing":
-                res.damage.append(Damage(rel, kind.value, problem, f"a version of the {tname} table", tname, (), False))
+                res.damage.append(Damage(rel, kind.value, problem, f"version {mv} of the {tname} table (an older "
+                                         "version; the current data is not affected)", tname, (), False))
             continue
         if not vs:
             if problem != "missing":  # a recorded file no version uses any more: harmless
                 res.notes.append(f"{rel} ({kind.value}) is {problem}, but no version of the {tname} table uses it")
             continue
         affects, on_latest, rows = _affects(tname, rel_in, kind, tv, vs)
-        harmless = (kind is FileKind.TRANSACTION and problem == "missing") or (kind is FileKind.INDEX and not on_latest)
+        harmless = (kind is FileKind.TRANSACTION and problem == "missing" and entry is None) or (
+            kind is FileKind.INDEX and not on_latest)
         if harmless:  # not needed to read the current data; an old version's index is rebuilt if ever restored
             res.notes.append(f"{rel} ({kind.value}) is {problem}: {affects}")
             continue
@@ -375,6 +397,9 @@ def _check_table(root: Path, tname: str, tdir: Path, record: IntegrityRecord | N
                          f"(version {state['version']}); it is verified by reading only")
     if scan and latest is not None and len(res.damage) == damaged_before:
         scans[tname] = (tdir, latest)  # damage already found explains any failure; reading it risks a blow-up
+        needed = {f for f, vs in refs.items() if latest.version in vs and classify(f) is not FileKind.TRANSACTION}
+        if hashes and needed <= checked:
+            verified.add(tname)
 
 
 def _file_problem(p: Path, entry: FileEntry | None, hashes: bool, res: CollectionCheck) -> str | None:
@@ -409,12 +434,18 @@ def _file_problem(p: Path, entry: FileEntry | None, hashes: bool, res: Collectio
     return None
 
 
-def _scan_tables(root: Path, todo: dict[str, tuple[Path, Manifest]], res: CollectionCheck) -> None:
-    """Open the latest version of each table, read every row and query every index, in a
-    memory-limited child (``lance_probe``); failures become damage."""
-    from oculi.store.lance_probe import probe_tables
+def _scan_tables(root: Path, todo: dict[str, tuple[Path, Manifest]], res: CollectionCheck,
+                 verified: set[str]) -> None:
+    """Open the latest version of each table, read every row and query every index; failures
+    become damage. Tables whose every file was just verified byte for byte against the record
+    are read in this process (they are exactly what Lance wrote); the others in a
+    memory-limited child (``lance_probe``), since a garbled file can make Lance allocate
+    without bound."""
+    from oculi.store.lance_probe import probe_one, probe_tables
 
-    for tname, r in probe_tables(root, sorted(todo)).items():
+    results = {t: probe_one(root, t) for t in sorted(todo) if t in verified}
+    results.update(probe_tables(root, sorted(t for t in todo if t not in verified)))
+    for tname, r in results.items():
         tdir, latest = todo[tname]
         res.tables[tname]["rows_read"] = r.get("rows_read", 0)
         if r.get("ok"):

@@ -114,7 +114,7 @@ def _probe_index(t: Any, ix: Any) -> None:
         t.search().where(f"{col} IS NULL").select([col]).limit(1).to_arrow()
 
 
-def _probe_one(root: Path, table: str, fragments: bool, skip: set[str]) -> dict[str, Any]:
+def probe_one(root: Path, table: str, fragments: bool = False, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Open, then read every row (all of them, or fragment by fragment to find the bad ones),
     then query every index."""
     import lancedb
@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
     root, tables = Path(argv[0]), argv[1:]
     for table in tables:
         print(json.dumps({"start": table}), flush=True)
-        print(json.dumps(_probe_one(root, table, fragments, skip)), flush=True)
+        print(json.dumps(probe_one(root, table, fragments, frozenset(skip))), flush=True)
     return 0
 
 

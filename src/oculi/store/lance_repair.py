@@ -101,6 +101,11 @@ def repair_collection(store: "LanceStore", name: str) -> RepairReport:
             aside(META_FILE)
             _rebuild_meta(root, root.name)
             rep.actions.append(f"rebuilt {META_FILE} from the tables")
+        if rep.actions or not before.ok:
+            # the tables are in their final state: vouch for it (and make it the restore point)
+            # before opening them again; the writes below add their files to this record
+            _write_fresh_record(root)
+            rep.actions.append("recorded fresh checksums of every file")
         coll = store.open_collection(root.name)
         _rebuild_damaged_indexes(coll, before, rep)
         if touched:
@@ -109,13 +114,8 @@ def repair_collection(store: "LanceStore", name: str) -> RepairReport:
                 rep.rebuilt_indexes.extend(built)
                 rep.actions.append(f"built the missing {', '.join(built)} index(es)")
         _rederive(coll, rep, touched)
-        if rep.actions or not before.ok:
-            _write_fresh_record(root)
-            rep.actions.append("recorded fresh checksums of every file")
-            store.forget(root.name)
-            rep.after = check_collection(root, root.name)
-        else:
-            rep.after = before
+        store.forget(root.name)
+        rep.after = check_collection(root, root.name) if rep.actions else before
     rep.elapsed_s = time.monotonic() - t0
     return rep
 
@@ -142,7 +142,9 @@ def _repair_table(root: Path, tname: str, tdir: Path, before: Any, rep: RepairRe
     damage = [d for d in before.damage if d.table == tname]
     if not damage:
         return False
-    newest_before = read_versions(tdir).newest_version
+    newest_before = max((v for v in (read_versions(tdir).newest_version,
+                                      before.tables.get(tname, {}).get("recorded_version")) if v is not None),
+                        default=None)  # a deleted newest manifest leaves only the record's word for it
     for d in damage:
         if d.kind != FileKind.TABLE.value and aside(d.path):
             rep.actions.append(f"set aside {d.path} ({d.kind}, {d.problem})")
@@ -162,7 +164,7 @@ def _repair_table(root: Path, tname: str, tdir: Path, before: Any, rep: RepairRe
         if lost:
             rep.rows_lost[tname] = rep.rows_lost.get(tname, 0) + lost
         rep.actions.append(f"went back to version {latest.version} of the {tname} table, the last good one "
-                           f"(version {newest_before} was damaged)")
+                           f"(version {newest_before} was damaged or missing)")
     broken = [f for f in latest.fragments if _missing(tdir, f)]
     if not broken and any(d.kind == FileKind.TABLE.value for d in damage):
         broken = _unreadable_fragments(root, tname, latest)
@@ -288,7 +290,8 @@ def _rebuild_damaged_indexes(coll: Any, before: Any, rep: RepairReport) -> None:
         bad = {ix.name for ix in latest.indices
                if any(not (tdir / ix.directory / f).exists() for f in ix.files)
                or not (tdir / ix.directory).is_dir()}
-        bad |= {d_ix for d_ix in _failing_indexes(coll, tname)}
+        if any(d.kind == FileKind.TABLE.value and d.table == tname for d in before.damage):
+            bad |= _failing_indexes(coll, tname)  # no file was identified: ask each index
         if bad:
             rep.rebuilt_indexes.extend(coll.rebuild_indexes({tname}, only=bad, reason="repair"))
             rep.actions.append(f"rebuilt the {', '.join(sorted(bad))} index(es) of the {tname} table")
@@ -309,6 +312,12 @@ def _rederive(coll: Any, rep: RepairReport, touched: set[str]) -> None:
     if coll._table("items") is None and coll._table("files") is None:
         return
     states = coll.file_states()
+    if "items" in rep.restored_versions and "files" not in touched:
+        # an older version can hold items deleted since (the old content of changed files)
+        n = coll.delete_orphan_items()
+        if n:
+            rep.actions.append(f"removed {n} item(s) that the restored version still held but no file points to "
+                               "any more (deleted after that version)")
     ids = coll.item_ids()
     if "files" in touched:
         have = {r.id for r in states.values()}

@@ -63,8 +63,11 @@ class TableRole:
     """What a table's rows are and how lost ones come back (one entry per table name).
 
     New tables (footage: sources, tracks, events) register theirs with ``register_table_role``;
-    ``check`` and ``repair`` treat every table of a collection the same way and use the role
-    only to say what a loss means and whether it can be re-derived.
+    ``check`` and ``repair`` treat every table of a collection the same way (manifests, files,
+    checksums, reading, indexes, restore points) and use the role only to say what a loss
+    means. Re-deriving lost rows is per table: items come back by re-indexing the sources their
+    file rows name, file rows from the items; a new table's lost rows are reported in
+    ``RepairReport.rows_lost`` and come back when its sources are indexed again.
     """
 
     name: str

@@ -104,8 +104,9 @@ NPROBES = 24
 HNSW_EF = 100
 #: Items per IVF partition of the HNSW indexes (one graph per partition).
 HNSW_PARTITION_ROWS = 250_000
-#: Old table versions are removed by ``optimize`` once older than this.
+#: Old table versions are removed by ``optimize`` once older than this (and than the restore point).
 CLEANUP_AFTER = timedelta(minutes=5)
+KEEP_ALL = timedelta(days=36500)
 #: Rows per ``IN (...)`` list in deletes and look-ups.
 IN_CHUNK = 512
 
@@ -825,7 +826,7 @@ class LanceCollection:
         names) with their usual configuration. Indexes are derived data: nothing is lost.
         Returns the names rebuilt."""
         rebuilt: list[str] = []
-        for name in sorted(tables or {ITEMS, FILES}):
+        for name in sorted(tables or set(table_dirs(self.path))):
             t = self._table(name)
             if t is None:
                 continue
@@ -1009,14 +1010,15 @@ class LanceCollection:
                 rec.tables.setdefault(name, {})["fallback_version"] = restore_points[name]
         done = self._build_indexes(force_ann)
         locked = self._writer_owner == threading.get_ident()  # no write of ours or anyone's in flight
-        t = self._table(ITEMS)
-        if t is not None:
-            t.optimize(cleanup_older_than=cleanup_window(t.list_versions(), restore_points.get(ITEMS), CLEANUP_AFTER),
-                       delete_unverified=locked)
-        f = self._table(FILES)
-        if f is not None:
-            f.optimize(cleanup_older_than=cleanup_window(f.list_versions(), restore_points.get(FILES), CLEANUP_AFTER),
-                       delete_unverified=locked)
+        for name in (ITEMS, FILES):
+            tt = self._table(name)
+            if tt is None:
+                continue
+            # compaction and index updates first, removing nothing; then the removal alone, with a
+            # window computed just before it, so the restore point cannot age out in between
+            tt.optimize(cleanup_older_than=KEEP_ALL)
+            tt.optimize(cleanup_older_than=cleanup_window(tt.list_versions(), restore_points.get(name), CLEANUP_AFTER),
+                        delete_unverified=locked)
         forget_missing(self.path, rec, before)
         self._note_write()
         return done

@@ -121,6 +121,11 @@ def forget_missing(root: Path, record: IntegrityRecord, before: set[str]) -> int
     return len(gone)
 
 
+#: Slack between computing the cleanup window and Lance applying it (the removal runs right
+#: after, with nothing left to compact).
+RESTORE_MARGIN = timedelta(seconds=2)
+
+
 def cleanup_window(versions: list[dict[str, Any]], keep_version: int | None, minimum: timedelta) -> timedelta:
     """How old a version must be for ``optimize`` to remove it so that ``keep_version`` (the
     restore point the record vouches for) and everything newer survive."""
@@ -130,7 +135,7 @@ def cleanup_window(versions: list[dict[str, Any]], keep_version: int | None, min
         if int(v["version"]) == int(keep_version):
             ts = v["timestamp"]
             age = time.time() - (ts.timestamp() if hasattr(ts, "timestamp") else float(ts))
-            return max(minimum, timedelta(seconds=max(0.0, age) + 60))
+            return max(minimum, timedelta(seconds=max(0.0, age)) + RESTORE_MARGIN)
     return minimum
 
 

@@ -171,13 +171,12 @@ def _repair_table(root: Path, tname: str, tdir: Path, before: Any, rep: RepairRe
     if not broken:
         return True
     rows_dropping = latest.rows - sum(f.rows for f in broken)
-    best: Manifest | None = None
+    best: Manifest | None = None  # the older intact version holding the most rows (the newest on a tie)
     for v in sorted(tv.readable, reverse=True):
         m = tv.readable[v]
-        if v < latest.version and not any(_missing(tdir, f) for f in m.fragments) and m.rows > (best or latest).rows \
-                and m.rows > rows_dropping:
+        if v < latest.version and not any(_missing(tdir, f) for f in m.fragments) \
+                and m.rows > (best.rows if best else rows_dropping):
             best = m
-            break
     t = lancedb.connect(str(root)).open_table(tname)
     role = table_role(tname)
     if best is not None:
@@ -312,8 +311,9 @@ def _rederive(coll: Any, rep: RepairReport, touched: set[str]) -> None:
     if coll._table("items") is None and coll._table("files") is None:
         return
     states = coll.file_states()
-    if "items" in rep.restored_versions and "files" not in touched:
-        # an older version can hold items deleted since (the old content of changed files)
+    if "items" in rep.restored_versions and "files" not in touched and states:
+        # an older version can hold items deleted since (the old content of changed files); in a
+        # collection kept by indexing every item has a file row, so those are the ones without
         n = coll.delete_orphan_items()
         if n:
             rep.actions.append(f"removed {n} item(s) that the restored version still held but no file points to "

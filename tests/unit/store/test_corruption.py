@@ -8,6 +8,7 @@ cases by giving its own ``StoreHarness``.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,38 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Filled:
 @pytest.mark.parametrize("kind,how", CASES, ids=[f"{k}-{h}" for k, h in CASES])
 def test_damage_is_detected_refused_and_repaired(tmp_path: Path, template: Filled, kind: str, how: str) -> None:
     run_case(LANCE, tmp_path / "case", LANCE.kinds[kind], how, template)
+
+
+def test_optimize_keeps_a_restore_point_that_repair_goes_back_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even with old versions removed at once, optimize keeps the version it started from; when
+    the compacted data file it produced is damaged, repair restores that version: nothing lost."""
+    from datetime import timedelta
+
+    from oculi.store import lance as lance_mod
+    from tests.store_corruption import damage_file, make_item
+
+    from oculi.store import lance_check
+
+    monkeypatch.setattr(lance_mod, "CLEANUP_AFTER", timedelta(0))
+    monkeypatch.setattr(lance_check, "RESTORE_MARGIN", timedelta(seconds=0.2))
+    store = LanceStore(tmp_path / "store")
+    coll = store.create_collection("c")
+    items = []
+    for start in (0, 10, 20):
+        batch = [make_item(n, tmp_path / f"src{n}.jpg") for n in range(start, start + 10)]
+        items += batch
+        with coll.writer():
+            coll.add_items(batch)
+            coll.optimize()  # compacts the fragments into one new file each time
+        time.sleep(0.3)
+    root = tmp_path / "store" / "c"
+    rec = json.loads((root / "integrity.json").read_text())["tables"]["items"]
+    versions = read_versions(root / "items.lance")
+    assert rec["fallback_version"] in versions.readable and rec["fallback_version"] < rec["version"]
+    assert min(versions.readable) == rec["fallback_version"]  # everything older was cleaned up
+    damage_file(_biggest_data_file(root), "truncate")
+    rep = LanceStore(tmp_path / "store").repair_collection("c")
+    assert rep.after.ok and rec["fallback_version"] <= rep.restored_versions["items"] < rec["version"]
+    assert rep.rows_lost == {} and rep.reindex_paths == [] and rep.lost_unknown == 0
+    got = {r["id"] for b in LanceStore(tmp_path / "store").open_collection("c").iter_items(["id"]) for r in b}
+    assert got == {it.id for it in items}

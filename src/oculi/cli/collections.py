@@ -235,7 +235,7 @@ def _list(as_json: bool) -> None:
     console.print(t)
     for c in infos:
         if c.status != "ok":
-            err_console.print(f"[bold red]{c.name}:[/] {c.problem}", highlight=False)
+            err_console.print(f"[bold red]{c.name}:[/] {shown(c.problem)}", highlight=False)
 
 
 @collections_app.command("show")
@@ -309,7 +309,7 @@ def collections_check(name: Optional[str] = typer.Argument(None, help="Collectio
 
 def _render_check(c: Any) -> None:
     if c.skipped:
-        console.print(f"[bold]{c.name}[/]: [yellow]not checked[/] ({c.skipped})", highlight=False)
+        console.print(f"[bold]{c.name}[/]: [yellow]not checked[/] ({shown(c.skipped)})", highlight=False)
         return
     size = _size(c.bytes_checked)
     if c.ok:
@@ -319,11 +319,11 @@ def _render_check(c: Any) -> None:
     else:
         console.print(f"[bold]{c.name}[/]: [bold red]damaged[/]", highlight=False)
         for d in c.damage:
-            console.print(f"  {d.kind} [bold]{d.path}[/]: {d.problem}", highlight=False, markup=True, soft_wrap=True)
-            console.print(f"    affects {d.affects}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"  {d.kind} [bold]{shown(d.path)}[/]: {shown(d.problem)}", highlight=False, soft_wrap=True)
+            console.print(f"    affects {shown(d.affects)}", highlight=False, soft_wrap=True)
         console.print(f"  fix: oculi collections repair {c.name}", highlight=False)
     for n in c.notes:
-        console.print(f"  [dim]note: {n}[/]", highlight=False, soft_wrap=True)
+        console.print(f"  [dim]note: {shown(n)}[/]", highlight=False, soft_wrap=True)
 
 
 @collections_app.command("repair")
@@ -356,7 +356,7 @@ def _render_repair(r: Any) -> None:
     state = "[green]repaired[/]" if r.ok else "[bold red]still damaged[/]"
     console.print(f"[bold]{r.name}[/]: {state}", highlight=False)
     for a in r.actions:
-        console.print(f"  - {a}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"  - {shown(a)}", highlight=False, soft_wrap=True)
     lost = []
     if r.lost_paths:
         lost.append(f"{len(r.lost_paths)} item(s) whose source files are gone")
@@ -368,15 +368,18 @@ def _render_repair(r: Any) -> None:
         lost.append(f"{len(r.rederive_failed)} item(s) whose source files could not be indexed again")
     console.print("  lost: " + ("; ".join(lost) if lost else "nothing"), highlight=False)
     for p in r.lost_paths[:20]:
-        console.print(f"    {p}", highlight=False, markup=False)
+        console.print(f"    {shown(p)}", highlight=False, soft_wrap=True)
+    if len(r.lost_paths) > 20:
+        console.print(f"    … and {len(r.lost_paths) - 20} more (use --json for all)", highlight=False)
     for f in r.rederive_failed[:20]:
-        console.print(f"    {f['error']}", highlight=False, markup=False)
+        console.print(f"    {shown(f['error'])}", highlight=False, soft_wrap=True)
     if r.quarantine:
-        console.print(f"  damaged files kept in {r.quarantine} (inside the collection; delete them when no longer "
-                      "needed)", highlight=False, markup=False)
+        console.print(f"  damaged files kept in {shown(r.quarantine)} (inside the collection; delete them when no "
+                      "longer needed)", highlight=False)
     if r.after is not None and not r.after.ok:
         for d in r.after.damage:
-            console.print(f"  [red]remaining:[/] {d.kind} {d.path}: {d.problem}", highlight=False, soft_wrap=True)
+            console.print(f"  [red]remaining:[/] {d.kind} {shown(d.path)}: {shown(d.problem)}", highlight=False,
+                          soft_wrap=True)
 
 
 @eval_app.command("retrieval")

@@ -38,6 +38,10 @@ from oculi.core.types import SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "integrity.json"
+#: Writes since the last snapshot, one checksummed JSON line each (see ``IntegrityRecord``).
+JOURNAL_SUFFIX = ".journal"
+#: Journal lines after which the next write folds them into a new snapshot.
+JOURNAL_MAX_LINES = 256
 RECORD_FORMAT = 1
 HASH_ALGORITHM = "sha256"
 #: Where repair puts damaged files (inside the collection directory; never deleted by oculi).
@@ -129,10 +133,16 @@ def _canonical(doc: dict[str, Any]) -> bytes:
 class IntegrityRecord:
     """Checksums of every file a collection's committed writes added, plus each table's state.
 
-    Stored as ``integrity.json`` in the collection directory: written atomically (temporary
-    file, fsync, rename, fsync of the directory) and checksummed itself (``checksum`` is the
-    SHA-256 of the canonical JSON of everything else), so a torn or garbled record is detected
-    rather than trusted.
+    Stored as a snapshot, ``integrity.json`` in the collection directory, written atomically
+    (temporary file, fsync, rename, fsync of the directory) and checksummed itself
+    (``checksum`` is the SHA-256 of the canonical JSON of everything else), plus a journal,
+    ``integrity.json.journal``: one line per write since the snapshot, holding only what that
+    write added, with its own checksum, appended and fsynced. So a write costs what it added, not
+    the size of the whole record (a 100k-image run makes thousands of writes); every
+    ``JOURNAL_MAX_LINES`` writes, and at each ``optimize``, the journal is folded into a new
+    snapshot. A torn last line (a crash while appending) is ignored — that write is then
+    "not yet checksummed", and the next write records its files — any other bad line or a bad
+    snapshot is a damaged record, detected rather than trusted.
 
     Attributes:
         files: ``{path relative to the collection: FileEntry}``.
@@ -143,6 +153,7 @@ class IntegrityRecord:
     files: dict[str, FileEntry] = field(default_factory=dict)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     updated_at: float = 0.0
+    journal_lines: int = 0
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -173,7 +184,11 @@ class IntegrityRecord:
 
     @classmethod
     def load(cls, path: Path) -> "IntegrityRecord | None":
-        """The record at ``path``; ``None`` when there is none. Raises ``RecordError`` if damaged."""
+        """The record at ``path`` (snapshot and journal); ``None`` when there is none.
+
+        Raises:
+            RecordError: the snapshot or a journal line (other than a torn last one) is damaged.
+        """
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -184,11 +199,76 @@ class IntegrityRecord:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise RecordError("not valid JSON") from None
-        return cls.from_doc(doc)
+        rec = cls.from_doc(doc)
+        rec._replay(journal_path(path))
+        return rec
+
+    def _replay(self, jpath: Path) -> None:
+        try:
+            lines = jpath.read_bytes().split(b"\n")
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise RecordError(f"its journal cannot be read ({e.strerror or e})") from None
+        if lines and not lines[-1]:
+            lines.pop()
+        for i, line in enumerate(lines):
+            try:
+                doc = json.loads(line.decode("utf-8"))
+                body = {k: v for k, v in doc.items() if k != "checksum"}
+                if hashlib.sha256(_canonical(body)).hexdigest() != doc.get("checksum"):
+                    raise ValueError("checksum")
+                for k, v in body["files"].items():
+                    self.files[k] = FileEntry(int(v["size"]), str(v["sha256"]), str(v["kind"]), v.get("table"),
+                                              v.get("version"))
+                for t, st in body["tables"].items():
+                    self.tables.setdefault(t, {}).update(st)
+                self.updated_at = float(body.get("at") or self.updated_at)
+            except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+                if i == len(lines) - 1:
+                    log.info("ignoring a torn last line of %s (a write interrupted while recording)", jpath)
+                    break
+                raise RecordError(f"line {i + 1} of its journal is damaged") from None
+            self.journal_lines += 1
 
     def save(self, path: Path) -> None:
+        """Write a new snapshot (atomically) and drop the journal it folds in."""
         self.updated_at = time.time()
         write_bytes_atomic(path, json.dumps(self.to_doc(), indent=1, sort_keys=True).encode())
+        try:
+            journal_path(path).unlink()
+        except FileNotFoundError:
+            pass
+        self.journal_lines = 0
+        fsync_dir(path.parent)
+
+    def append(self, path: Path, added: dict[str, FileEntry], tables: dict[str, dict[str, Any]]) -> None:
+        """Record one write: a journal line with what it added (or a new snapshot every
+        ``JOURNAL_MAX_LINES`` lines, or when there is no snapshot yet)."""
+        if self.journal_lines >= JOURNAL_MAX_LINES or not path.exists():
+            self.save(path)
+            return
+        self.updated_at = time.time()
+        body = {"files": {k: v.to_dict() for k, v in sorted(added.items())}, "tables": tables, "at": self.updated_at}
+        body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
+        line = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        jpath = journal_path(path)
+        try:
+            fd = os.open(jpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise disk_full(path.parent, len(line)) from None
+            raise
+        self.journal_lines += 1
+
+
+def journal_path(record_path: Path) -> Path:
+    return record_path.with_name(record_path.name + JOURNAL_SUFFIX)
 
 
 def fsync_dir(path: Path) -> None:

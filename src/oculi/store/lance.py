@@ -797,17 +797,19 @@ class LanceCollection:
     def _note_write(self) -> None:
         """Record the files the last committed write added (SHA-256) and each table's version."""
         rec = self._load_record()
-        versions: dict[str, tuple[int, int]] = {}
-        with self._tlock:
-            for name, t in self._tables.items():
-                versions[name] = (int(t.version), int(t.count_rows()))
-        record_tables(self.path, rec, versions)
-        rec.save(self.path / RECORD_FILE)
+        versions = self._versions()
+        added = record_tables(self.path, rec, versions)
+        rec.append(self.path / RECORD_FILE, added, {t: rec.tables[t] for t in versions})
         self._wrote = True
         self._record = rec if self._writer_owner is not None else None
         if not self._meta.get("integrity"):  # from now on a missing record is damage, not an old collection
-            self._meta["integrity"] = rec.to_doc()["format"]
+            self._meta["integrity"] = RECORD_FORMAT
             self._write_meta()
+
+    def _versions(self) -> dict[str, tuple[int, int]]:
+        """``{table: (latest version, rows)}`` of the open tables."""
+        with self._tlock:
+            return {name: (int(t.version), int(t.count_rows())) for name, t in self._tables.items()}
 
     def _verify_before_writing(self) -> None:
         from oculi.store.lance_check import quick_verify
@@ -1020,7 +1022,9 @@ class LanceCollection:
             tt.optimize(cleanup_older_than=cleanup_window(tt.list_versions(), restore_points.get(name), CLEANUP_AFTER),
                         delete_unverified=locked)
         forget_missing(self.path, rec, before)
-        self._note_write()
+        record_tables(self.path, rec, self._versions())
+        rec.save(self.path / RECORD_FILE)  # a new snapshot: the journal folded in, removed files forgotten
+        self._wrote = True
         return done
 
     def ensure_indexes(self) -> list[str]:

@@ -84,13 +84,13 @@ def table_files(table_dir: Path) -> Iterable[str]:
                     yield rel
 
 
-def record_tables(root: Path, record: IntegrityRecord, versions: dict[str, tuple[int, int]]) -> int:
+def record_tables(root: Path, record: IntegrityRecord, versions: dict[str, tuple[int, int]]) -> dict[str, FileEntry]:
     """Add every not-yet-recorded file of the collection's tables to ``record`` (hashing it) and
-    set each table's vouched version and rows. Returns how many files were added.
+    set each table's vouched version and rows. Returns the entries added.
 
     ``versions``: ``{table: (latest version, rows)}`` just committed.
     """
-    added = 0
+    added: dict[str, FileEntry] = {}
     for tname, tdir in table_dirs(root).items():
         ver = versions.get(tname, (None, None))[0]
         for rel_in in table_files(tdir):
@@ -104,8 +104,7 @@ def record_tables(root: Path, record: IntegrityRecord, versions: dict[str, tuple
             except FileNotFoundError:
                 continue  # removed meanwhile (a cleanup)
             kind = classify(rel_in)
-            record.files[rel] = FileEntry(size, digest, str(kind), tname, ver)
-            added += 1
+            record.files[rel] = added[rel] = FileEntry(size, digest, str(kind), tname, ver)
     for tname, (ver, rows) in versions.items():
         state = record.tables.setdefault(tname, {})
         state["version"] = int(ver)

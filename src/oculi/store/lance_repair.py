@@ -36,6 +36,7 @@ from oculi.store.integrity import (
     FileKind,
     IntegrityRecord,
     RepairReport,
+    journal_path,
     new_quarantine_dir,
     quarantine,
     remove_leftovers,
@@ -82,7 +83,7 @@ def repair_collection(store: "LanceStore", name: str) -> RepairReport:
         aside = _Aside(root, rep)
         damaged = {d.path for d in before.damage}
         record_damaged = RECORD_FILE in damaged
-        if record_damaged and aside(RECORD_FILE):
+        if record_damaged and (aside(RECORD_FILE) | aside(journal_path(Path(RECORD_FILE)).name)):
             rep.actions.append(f"set aside the damaged integrity record ({RECORD_FILE}); it is written afresh")
         recorded_rows = _recorded_rows(root)
         touched: set[str] = set()

@@ -7,12 +7,12 @@ cases by giving its own ``StoreHarness``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 
+from oculi.store.integrity import IntegrityRecord
 from oculi.store.lance import LanceStore
 from oculi.store.lance_manifest import read_versions, version_from_name
 from tests.store_corruption import DAMAGES, Filled, Kind, StoreHarness, build_template, run_case
@@ -41,8 +41,8 @@ def _fts_file(root: Path) -> Path:
 
 
 def _manifest(root: Path, which: str) -> Path:
-    rec = json.loads((root / "integrity.json").read_text())
-    v = rec["tables"]["items"]["version" if which == "newest" else "fallback_version"]
+    rec = IntegrityRecord.load(root / "integrity.json")
+    v = rec.tables["items"]["version" if which == "newest" else "fallback_version"]
     return next(p for p in (root / "items.lance" / "_versions").iterdir() if version_from_name(p.name) == v)
 
 
@@ -98,7 +98,7 @@ def test_optimize_keeps_a_restore_point_that_repair_goes_back_to(tmp_path: Path,
             coll.optimize()  # compacts the fragments into one new file each time
         time.sleep(0.3)
     root = tmp_path / "store" / "c"
-    rec = json.loads((root / "integrity.json").read_text())["tables"]["items"]
+    rec = IntegrityRecord.load(root / "integrity.json").tables["items"]
     versions = read_versions(root / "items.lance")
     assert rec["fallback_version"] in versions.readable and rec["fallback_version"] < rec["version"]
     assert min(versions.readable) == rec["fallback_version"]  # everything older was cleaned up

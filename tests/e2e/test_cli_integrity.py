@@ -13,10 +13,12 @@ from typer.testing import CliRunner
 
 import oculi.cli.common as cli_common
 from oculi.cli.main import app
+from oculi.core.errors import StoreCorruptError
 from oculi.store.lance_manifest import read_versions
 from tests.search_fakes import FAKE_BACKENDS, PALETTE, write_png
 
 N = 12
+DAMAGED = StoreCorruptError.exit_code  # 5
 
 
 @pytest.fixture()
@@ -83,16 +85,16 @@ def test_truncated_newest_manifest_is_an_error_not_an_empty_collection(cli, inde
     (info,) = json.loads(r.stdout)["collections"]
     assert info["status"] == "damaged" and info["items"] is None and "oculi collections repair lib" in info["problem"]
     r = cli("search", "tabby", "-c", "lib")
-    assert r.exit_code == 4 and "collection 'lib' is damaged" in r.output and "oculi collections repair lib" in r.output
+    assert r.exit_code == DAMAGED and "collection 'lib' is damaged" in r.output and "oculi collections repair lib" in r.output
     assert clean(r.output) and "no results" not in r.output
     stored = files_under(indexed)
     seen = perceived(tmp_path)
     r = cli("index", tmp_path / "photos", "-c", "lib")
-    assert r.exit_code == 4 and clean(r.output)
+    assert r.exit_code == DAMAGED and clean(r.output)
     assert perceived(tmp_path) == seen, "perception ran again on a collection that could not be read"
     assert files_under(indexed) == stored, "index wrote into (or over) a damaged collection"
     r = cli("collections", "check", "lib", "--json")
-    assert r.exit_code == 4
+    assert r.exit_code == DAMAGED
     doc = json.loads(r.stdout)
     assert doc["ok"] is False and doc["damaged"] == ["lib"]
     (d,) = doc["collections"][0]["damage"]
@@ -112,7 +114,7 @@ def test_truncated_data_file_is_repaired_by_reindexing_the_sources(cli, indexed:
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     for args in (("search", "tabby", "-c", "lib"), ("collections", "show", "lib"), ("duplicates", "-c", "lib")):
         r = cli(*args)
-        assert r.exit_code == 4 and "oculi collections repair lib" in r.output and clean(r.output), (args, r.output)
+        assert r.exit_code == DAMAGED and "oculi collections repair lib" in r.output and clean(r.output), (args, r.output)
     seen = perceived(tmp_path)
     r = cli("collections", "repair", "lib", "--json")
     assert r.exit_code == 0, r.output
@@ -146,7 +148,7 @@ def test_silent_4k_overwrite_is_found_by_check(cli, indexed: Path) -> None:
     r = cli("collections")  # same size and end marker: only the checksums can tell
     assert r.exit_code == 0
     r = cli("collections", "check", "--json")
-    assert r.exit_code == 4
+    assert r.exit_code == DAMAGED
     (d,) = json.loads(r.stdout)["collections"][0]["damage"]
     assert d["kind"] == "data" and "checksum mismatch" in d["problem"] and d["rows"] == N
     r = cli("collections", "check")
@@ -160,7 +162,7 @@ def test_reindexing_rebuilds_a_damaged_full_text_index(cli, indexed: Path, tmp_p
     for p in (indexed / "items.lance" / "_indices").rglob("*.lance"):
         p.write_bytes(p.read_bytes()[:10])
     r = cli("search", "word3", "-c", "lib")
-    assert r.exit_code == 4 and clean(r.output)
+    assert r.exit_code == DAMAGED and clean(r.output)
     seen = perceived(tmp_path)
     r = cli("index", tmp_path / "photos", "-c", "lib")
     assert r.exit_code == 0, r.output

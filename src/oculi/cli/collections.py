@@ -287,7 +287,7 @@ def collections_check(name: Optional[str] = typer.Argument(None, help="Collectio
     """Verify collections: every stored file against the checksums recorded when it was written,
     every table version, every table read to the end, every index queried, every upload.
 
-    Exit 0 when all is well, 4 when damage is found (`oculi collections repair NAME` fixes it),
+    Exit 0 when all is well, 5 when damage is found (`oculi collections repair NAME` fixes it),
     2 when a collection could not be checked because it is being written.
     """
     from oculi.core.errors import StoreCorruptError
@@ -334,7 +334,7 @@ def collections_repair(name: str = typer.Argument(..., help="Collection name."),
     the last good table version, rebuild indexes and collection.json, re-index the source files
     whose items were lost, and say exactly what was lost. Running it again does nothing.
 
-    Exit 0 when the collection is healthy afterwards, 4 when damage remains.
+    Exit 0 when the collection is healthy afterwards, 5 when damage remains.
     """
     from oculi.core.errors import StoreCorruptError
 

@@ -56,7 +56,7 @@ class StoreCorruptError(OculiError):
     collection is unavailable until it is repaired.
     """
 
-    exit_code = 4
+    exit_code = 5
     http_status = 503
 
     def __init__(self, message: str, *, collection: str | None = None) -> None:
@@ -71,7 +71,7 @@ class StoreFullError(OculiError):
     HTTP 507 (Insufficient Storage).
     """
 
-    exit_code = 5
+    exit_code = 6
     http_status = 507
 
     def __init__(self, message: str, *, path: str | None = None, needed: int | None = None,

@@ -486,10 +486,10 @@ def find_leftovers(root: Path, *, skip: Iterable[str] = (QUARANTINE_DIR,)) -> li
     return out
 
 
-def remove_leftovers(root: Path) -> int:
+def remove_leftovers(root: Path, *, skip: Iterable[str] = (QUARANTINE_DIR,)) -> int:
     """Delete leftover temporary files (call only while holding the collection's writer lock)."""
     n = 0
-    for p in find_leftovers(root):
+    for p in find_leftovers(root, skip=skip):
         try:
             p.unlink()
             n += 1

@@ -72,6 +72,7 @@ from oculi.store.base import (  # noqa: E402
     validate_collection_name,
 )
 from oculi.store.integrity import (  # noqa: E402
+    QUARANTINE_DIR,
     RECORD_FILE,
     RECORD_FORMAT,
     CollectionCheck,
@@ -369,6 +370,7 @@ class LanceCollection:
         self._writer_owner: int | None = None
         self._record: IntegrityRecord | None = None  # loaded while writing
         self._wrote = False  # whether this write session committed anything
+        self._swept_blobs = False
         self._item_bytes: float | None = None
         self._migrate_if_needed()
 
@@ -763,7 +765,10 @@ class LanceCollection:
         with directory_lock(self.path, self.name, wait=wait):
             self._writer_owner = threading.get_ident()
             try:
-                remove_leftovers(self.path)
+                # the uploads folder can hold 100k files: swept once per process, the rest every time
+                skip = (QUARANTINE_DIR, "blobs") if self._swept_blobs else (QUARANTINE_DIR,)
+                remove_leftovers(self.path, skip=skip)
+                self._swept_blobs = True
                 self._record = self._load_record()
                 self._verify_before_writing()  # refuses a damaged collection before anything is written
             except BaseException:

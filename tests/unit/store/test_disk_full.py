@@ -62,19 +62,19 @@ def _one_clear_line(stderr: str, path_part: str) -> None:
 
 def test_full_disk_stops_before_perceiving_what_cannot_be_saved(diskfull: dict) -> None:
     a = diskfull["a"]
-    assert a["rc"] == 5  # StoreFullError
+    assert a["rc"] == 6  # StoreFullError
     _one_clear_line(a["stderr"], "/home/collections/a")
     assert 0 < a["items"] < N_IMAGES
     assert a["perceived"] == a["items"]  # every image perceived was saved: no work thrown away
     again = diskfull["a_again"]
-    assert again["rc"] == 5
+    assert again["rc"] == 6
     _one_clear_line(again["stderr"], "/home/collections/a")
     assert again["items"] - a["items"] == again["perceived"]  # a rerun perceives only what it can save
 
 
 def test_disk_filled_by_someone_else_mid_run_is_one_line_and_leaves_no_temporary_files(diskfull: dict) -> None:
     b = diskfull["b"]
-    assert b["rc"] == 5
+    assert b["rc"] == 6
     _one_clear_line(b["stderr"], "/home/collections/b")
     assert b["leftovers"] == []
     again = diskfull["b_again"]  # space freed: the same command completes the job

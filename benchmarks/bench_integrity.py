@@ -38,7 +38,7 @@ from machine import machine  # noqa: E402
 def index_runs(tmp: Path, n_images: int, runs: int) -> dict[str, object]:
     from oculi.library import Library
     from oculi.store import lance as lance_mod
-    from oculi.store import open_store
+    from oculi.store import lance_session, open_store
     from tests.search_fakes import PALETTE, fake_engine, write_png
 
     photos = tmp / "photos"
@@ -46,7 +46,7 @@ def index_runs(tmp: Path, n_images: int, runs: int) -> dict[str, object]:
         write_png(photos / f"img{i:04d}.png", list(PALETTE)[i % len(PALETTE)], size=(320, 240), pattern=i + 1,
                   labels=[("tabby", 0.8)], text=[f"word{i}"])
     real = (lance_mod.LanceCollection._note_write, lance_mod.LanceCollection._verify_before_writing,
-            lance_mod.remove_leftovers)
+            lance_session.remove_leftovers)
     note_time = [0.0, 0]
 
     def timed_note(self):  # noqa: ANN001
@@ -59,11 +59,11 @@ def index_runs(tmp: Path, n_images: int, runs: int) -> dict[str, object]:
         if on:
             lance_mod.LanceCollection._note_write = timed_note
             lance_mod.LanceCollection._verify_before_writing = real[1]
-            lance_mod.remove_leftovers = real[2]
+            lance_session.remove_leftovers = real[2]
         else:
             lance_mod.LanceCollection._note_write = lambda self: None
             lance_mod.LanceCollection._verify_before_writing = lambda self: None
-            lance_mod.remove_leftovers = lambda root: 0
+            lance_session.remove_leftovers = lambda root, **kw: 0
 
     walls: dict[bool, list[float]] = {True: [], False: []}
     for r in range(runs):

@@ -7,7 +7,8 @@ Layout under ``Settings.collections_dir``::
     <name>/files.lance/      one row per indexed file: path -> item id, size, mtime
     <name>/blobs/            originals of images ingested as bytes (uploads)
     <name>/.lock             writer lock (one writer per collection, any number of readers)
-    <name>/integrity.json    SHA-256 of every file each committed write added (``store.integrity``)
+    <name>/integrity.json    SHA-256 of every file each committed write added (``store.integrity``),
+                             with ``integrity.json.journal`` for the writes since its last snapshot
     <name>/.damaged/         damaged files set aside by ``oculi collections repair`` (never deleted)
 
 Why this is crash-safe: every Lance write (append, merge, delete, index build, compaction)
@@ -20,8 +21,10 @@ Why damage is never mistaken for emptiness: a table whose directory holds data b
 opened raises ``StoreCorruptError`` (naming ``oculi collections repair``); nothing is ever
 created with ``mode="overwrite"``. After every committed write the files it added are hashed
 into ``integrity.json``; ``optimize`` keeps every version from the one the record vouched for
-before it ran, so repair always has a known-good version to go back to (``store.lance_check``,
-``store.lance_repair``).
+before it ran, so repair always has a known-good version to go back to. The write session (lock,
+checks on entry, checksums after each commit) is ``lance_session.WriteSession``; the store of
+collections is ``lance_store.LanceStore``; check and repair are ``lance_check`` and
+``lance_repair``.
 
 Indexes: a full-text (BM25) index on the document, built with the first batch and kept up to
 date by ``optimize``; IVF-HNSW-SQ vector indexes on both vector columns once a collection holds
@@ -32,32 +35,23 @@ it holds ``SCALAR_INDEX_MIN_ROWS``.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import functools
 import json
 import logging
 import math
 import os
 import shutil
 import threading
-import time
-import uuid
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-os.environ.setdefault("LANCE_LOG", "error")  # Lance's Rust logger warns on stderr otherwise
-os.environ.setdefault("LANCEDB_LOG", "error")
+import lancedb  # (``oculi.store`` has set LANCE_LOG/LANCEDB_LOG before any Lance import)
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree, IvfHnswSq, LabelList
 
-import lancedb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from lancedb.index import FTS, BTree, IvfHnswSq, LabelList  # noqa: E402
-
-from oculi.core.errors import InputError, NotFoundError, OculiError, StoreCorruptError  # noqa: E402
-from oculi.store.base import (  # noqa: E402
+from oculi.core.errors import InputError, NotFoundError, OculiError
+from oculi.store.base import (
     FILTER_FIELDS,
     SEARCH_COLUMNS,
     STORE_SCHEMA_VERSION,
@@ -69,23 +63,19 @@ from oculi.store.base import (  # noqa: E402
     ItemRecord,
     Op,
     glob_to_regex,
-    validate_collection_name,
 )
-from oculi.store.integrity import (  # noqa: E402
-    QUARANTINE_DIR,
-    RECORD_FILE,
-    RECORD_FORMAT,
-    CollectionCheck,
-    IntegrityRecord,
-    RepairReport,
-    RecordError,
-    ensure_free_space,
-    fsync_dir,
-    remove_leftovers,
-    write_bytes_atomic,
+from oculi.store.integrity import RECORD_FILE, IntegrityRecord
+from oculi.store.lance_check import cleanup_window, forget_missing, read_meta, record_tables, table_dirs
+from oculi.store.lance_errors import corrupt, guarded, store_error
+from oculi.store.lance_session import (
+    WriteSession,
+    committing,
+    dir_size,
+    directory_lock,
+    has_rows_data,
+    has_versions,
+    write_json_atomic,
 )
-from oculi.store.lance_check import cleanup_window, forget_missing, read_meta, record_tables, table_dirs  # noqa: E402
-from oculi.store.lance_errors import corrupt, guarded, store_error  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -234,85 +224,6 @@ def compile_filter(f: Filter | None) -> str | None:
 
 # --- helpers -------------------------------------------------------------------------------
 
-_fsync_dir = fsync_dir
-
-#: Bytes a new item takes on disk before the collection has its own average (thumbnail ~15 kB,
-#: vectors ~4 kB, observation and document ~3 kB, plus index and manifest growth).
-ITEM_BYTES_GUESS = 40_000
-#: Free space kept in reserve beyond the estimate (manifests, index deltas, integrity record).
-SPACE_RESERVE = 4 << 20
-
-
-def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    """Write a JSON file atomically (no temporary file is left behind if the disk is full)."""
-    write_bytes_atomic(path, json.dumps(doc, indent=2, sort_keys=True).encode("utf-8"))
-
-
-def _has_versions(tdir: Path) -> bool:
-    vdir = tdir / "_versions"
-    return vdir.is_dir() and any(p.name.endswith(".manifest") for p in vdir.iterdir())
-
-
-def _has_rows_data(tdir: Path) -> bool:
-    """Whether a table directory holds data, deletion or index files (anything worth keeping)."""
-    return any((tdir / d).is_dir() and any((tdir / d).iterdir()) for d in ("data", "_deletions", "_indices"))
-
-
-@contextlib.contextmanager
-def directory_lock(path: Path, name: str, *, wait: bool = False) -> Iterator[None]:
-    """The writer lock of a collection directory (threads of this process, then other processes).
-
-    Raises:
-        InputError: another process (or, with ``wait=False``, another thread) is writing.
-    """
-    key = str(path.resolve())
-    me = threading.get_ident()
-    if _LOCK_OWNERS.get(key) == me:  # re-entrant for the holding thread (repair, then its writes)
-        yield
-        return
-    tlock = _process_lock(path)
-    if not tlock.acquire(blocking=wait):
-        raise InputError(f"collection {name!r} is being written by another job; try again when it finishes")
-    fd = -1
-    try:
-        fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            try:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            except OSError:
-                holder = "?"
-            raise InputError(
-                f"collection {name!r} is being written by another process (pid {holder or '?'}); wait for it to finish"
-            ) from None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-        _LOCK_OWNERS[key] = me
-        try:
-            yield
-        finally:
-            _LOCK_OWNERS.pop(key, None)
-    finally:
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        tlock.release()
-
-
-def _dir_size(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for fn in files:
-            try:
-                total += os.lstat(os.path.join(root, fn)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedSizeListArray:
     np_dtype = np.float16 if dtype == pa.float16() else np.float32
     mat = np.zeros((len(vectors), dim), dtype=np_dtype)
@@ -324,40 +235,9 @@ def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedS
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1), type=dtype), dim)
 
 
-_PROCESS_LOCKS: dict[str, threading.Lock] = {}
-_LOCK_OWNERS: dict[str, int] = {}  # collection path -> thread holding its writer lock
-_PROCESS_LOCKS_GUARD = threading.Lock()
-
-
-def _process_lock(path: Path) -> threading.Lock:
-    key = str(path.resolve())
-    with _PROCESS_LOCKS_GUARD:
-        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
-
-
-def _committing(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A write method: Lance failures become oculi errors (damage or a full disk); after it
-    commits, the files it added are checksummed into the integrity record."""
-
-    @functools.wraps(fn)
-    def wrapper(self: "LanceCollection", *args: Any, **kwargs: Any) -> Any:
-        try:
-            out = fn(self, *args, **kwargs)
-        except OculiError:
-            raise
-        except (RuntimeError, OSError, ValueError) as e:
-            rows = len(args[0]) if args and hasattr(args[0], "__len__") else 0
-            needed = int(rows * (self._item_bytes or ITEM_BYTES_GUESS)) + SPACE_RESERVE
-            raise store_error(e, self.name, self.path, "writing to it failed", needed=needed) from None
-        self._note_write()
-        return out
-
-    return wrapper
-
-
 # --- collection ----------------------------------------------------------------------------
 
-class LanceCollection:
+class LanceCollection(WriteSession):
     """A collection stored as two Lance tables in one directory. Thread-safe for readers."""
 
     def __init__(self, path: Path, name: str) -> None:
@@ -429,9 +309,9 @@ class LanceCollection:
             if t is not None:
                 return t
             tdir = self.path / f"{name}.lance"
-            if not _has_versions(tdir):
+            if not has_versions(tdir):
                 expected = "text_dim" in self._meta and name in (ITEMS, FILES)
-                if _has_rows_data(tdir) or expected:
+                if has_rows_data(tdir) or expected:
                     raise corrupt(self.name, f"its {name} table is missing or has no version left")
                 return None
             try:
@@ -445,21 +325,12 @@ class LanceCollection:
             self._tables[name] = t
             return t
 
-    def _vouched_version(self, name: str) -> int | None:
-        """The table version the integrity record vouches for (``None`` without a readable record)."""
-        try:
-            rec = self._record or IntegrityRecord.load(self.path / RECORD_FILE)
-        except RecordError:
-            return None
-        v = (rec.tables.get(name) or {}).get("version") if rec else None
-        return int(v) if v is not None else None
-
     def _create_table(self, name: str, schema: pa.Schema) -> Any:
         """Create a table that was never written. Never overwrites: a directory holding data
         is damage, not an empty table."""
         tdir = self.path / f"{name}.lance"
         if tdir.exists():
-            if _has_versions(tdir) or _has_rows_data(tdir):
+            if has_versions(tdir) or has_rows_data(tdir):
                 raise corrupt(self.name, f"its {name} table exists but cannot be used")
             shutil.rmtree(tdir)  # a creation killed before its first commit (no data in it)
         t = self._db.create_table(name, schema=schema, mode="create")
@@ -503,7 +374,7 @@ class LanceCollection:
         return 0 if t is None else int(t.count_rows())
 
     def bytes_on_disk(self) -> int:
-        return _dir_size(self.path)
+        return dir_size(self.path)
 
     def info(self) -> CollectionInfo:
         return CollectionInfo(
@@ -747,140 +618,13 @@ class LanceCollection:
         return {c: kind for c, kind in self._index_names(t).items() if c.endswith("_vec")}
 
     # --- writing -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def writer(self, *, wait: bool = False) -> Iterator[None]:
-        """Hold the collection's writer lock (one writer per collection across processes).
-
-        On entry: temporary files left by a killed write or a full disk are removed; the files
-        the latest versions need are checked against the integrity record (sizes; cheap); a
-        damaged index is rebuilt (it is derived data), any other damage is refused.
-
-        Raises:
-            InputError: another process (or, with ``wait=False``, another thread) is writing.
-            StoreCorruptError: the collection is damaged (``oculi collections repair`` fixes it).
-        """
-        if self._writer_owner == threading.get_ident():  # re-entrant for the holding thread
-            yield
-            return
-        with directory_lock(self.path, self.name, wait=wait):
-            self._writer_owner = threading.get_ident()
-            try:
-                # the uploads folder can hold 100k files: swept once per process, the rest every time
-                skip = (QUARANTINE_DIR, "blobs") if self._swept_blobs else (QUARANTINE_DIR,)
-                remove_leftovers(self.path, skip=skip)
-                self._swept_blobs = True
-                self._record = self._load_record()
-                self._verify_before_writing()  # refuses a damaged collection before anything is written
-            except BaseException:
-                self._writer_owner = None
-                self._record = None
-                raise
-            self._wrote = False
-            try:
-                yield
-            finally:
-                self._writer_owner = None
-                self._record = None
-                self._item_bytes = None
-                if self._wrote:  # a refused or empty write session changes nothing, not even the date
-                    self._meta["updated_at"] = time.time()
-                    with contextlib.suppress(OSError, OculiError):
-                        self._write_meta()
-
-    # --- integrity ---------------------------------------------------------------------------
-    def _load_record(self) -> IntegrityRecord:
-        if self._record is not None:
-            return self._record
-        try:
-            rec = IntegrityRecord.load(self.path / RECORD_FILE)
-        except RecordError as e:
-            raise corrupt(self.name, f"its integrity record ({RECORD_FILE}) is damaged: {e}") from None
-        if rec is None and self._meta.get("integrity"):
-            raise corrupt(self.name, f"its integrity record ({RECORD_FILE}) is missing")
-        return rec if rec is not None else IntegrityRecord()  # a collection from before checksums
-
-    def _note_write(self) -> None:
-        """Record the files the last committed write added (SHA-256) and each table's version."""
-        rec = self._load_record()
-        versions = self._versions()
-        added = record_tables(self.path, rec, versions)
-        rec.append(self.path / RECORD_FILE, added, {t: rec.tables[t] for t in versions})
-        self._wrote = True
-        self._record = rec if self._writer_owner is not None else None
-        if not self._meta.get("integrity"):  # from now on a missing record is damage, not an old collection
-            self._meta["integrity"] = RECORD_FORMAT
-            self._write_meta()
-
-    def _versions(self) -> dict[str, tuple[int, int]]:
-        """``{table: (latest version, rows)}`` of the open tables."""
-        with self._tlock:
-            return {name: (int(t.version), int(t.count_rows())) for name, t in self._tables.items()}
-
-    def _verify_before_writing(self) -> None:
-        from oculi.store.lance_check import quick_verify
-
-        damage = quick_verify(self.path, self._load_record())
-        other = [d for d in damage if d.kind != "index"]
-        if other:
-            d = other[0]
-            raise corrupt(self.name, f"{d.path} ({d.kind}) is {d.problem}")
-        if damage:
-            self.rebuild_indexes({d.table or ITEMS for d in damage}, reason="damaged")
-
-    def rebuild_indexes(self, tables: set[str] | None = None, *, only: set[str] | None = None,
-                        reason: str = "requested") -> list[str]:
-        """Drop and rebuild the indexes of ``tables`` (default: all; ``only``: just these index
-        names) with their usual configuration. Indexes are derived data: nothing is lost.
-        Returns the names rebuilt."""
-        rebuilt: list[str] = []
-        for name in sorted(tables or set(table_dirs(self.path))):
-            t = self._table(name)
-            if t is None:
-                continue
-            for ix in list(t.list_indices()):
-                if only is not None and ix.name not in only:
-                    continue
-                col = ix.columns[0]
-                log.log(logging.INFO if reason == "repair" else logging.WARNING,
-                        "collection %s: rebuilding the %s index of %s (%s)", self.name, ix.name, name, reason)
-                t.drop_index(ix.name)
-                self._create_index(t, col, str(ix.index_type))
-                rebuilt.append(ix.name)
-        if rebuilt:
-            self._note_write()
-        return rebuilt
-
-    def _create_index(self, t: Any, column: str, index_type: str) -> None:
-        kind = index_type.upper()
-        if "FTS" in kind or "INVERTED" in kind:
-            self._create_fts(t)
-        elif "IVF" in kind or "HNSW" in kind or "PQ" in kind:
-            self._create_ann(t, column, int(t.count_rows()))
-        elif "LABEL" in kind:
-            t.create_index(column, config=LabelList(), replace=True)
-        else:
-            t.create_index(column, config=BTree(), replace=True)
-
-    def ensure_space(self, items: int) -> None:
-        """Raise ``StoreFullError`` unless the disk has room for ``items`` more items.
-
-        Called before perceiving a batch, so a full disk stops indexing before any perception
-        is done that could not be saved. The estimate is this collection's bytes per item
-        (``ITEM_BYTES_GUESS`` until it holds 50), plus ``SPACE_RESERVE``.
-        """
-        if self._item_bytes is None:
-            n = self.count()
-            size = sum(_dir_size(d) for d in table_dirs(self.path).values())
-            self._item_bytes = size / n if n >= 50 else float(ITEM_BYTES_GUESS)
-        ensure_free_space(self.path, int(items * self._item_bytes) + SPACE_RESERVE)
-
     def set_models(self, models: dict[str, str]) -> None:
         """Record which models produced the stored observations and vectors."""
         if self._meta.get("models") != models:
             self._meta["models"] = dict(models)
             self._write_meta()
 
-    @_committing
+    @committing
     def add_items(self, items: Sequence[ItemRecord]) -> None:
         """Append items in one commit. Ids already present are skipped (no duplicates)."""
         if not items:
@@ -919,7 +663,7 @@ class LanceCollection:
         cols["image_vec"] = _vec_array([it.image_vec for it in items], image_t.list_size, image_t.value_type)
         return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
-    @_committing
+    @committing
     def update_items(self, items: Sequence[ItemRecord]) -> None:
         """Replace stored items (matched by id) in one commit; ids not stored are ignored."""
         if not items:
@@ -930,7 +674,7 @@ class LanceCollection:
         data = self._items_table(list({it.id: it for it in items}.values()), t.schema)
         t.merge_insert("id").when_matched_update_all().execute(data)
 
-    @_committing
+    @committing
     def upsert_files(self, files: Sequence[FileRecord]) -> None:
         """Insert or replace file records by path, in one commit."""
         if not files:
@@ -949,7 +693,7 @@ class LanceCollection:
         )
         t.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
-    @_committing
+    @committing
     def delete_files(self, paths: Sequence[str]) -> int:
         t = self._table(FILES)
         if t is None or not paths:
@@ -962,7 +706,7 @@ class LanceCollection:
             t.delete(where)
         return n
 
-    @_committing
+    @committing
     def delete_orphan_items(self) -> int:
         """Delete items that no file record points to any more; returns how many."""
         t = self._table(ITEMS)
@@ -974,7 +718,7 @@ class LanceCollection:
             t.delete(sql_in("id", orphans[i : i + IN_CHUNK]))
         return len(orphans)
 
-    @_committing
+    @committing
     def repoint_items(self, moves: dict[str, str]) -> None:
         """Set the display path of items whose path was forgotten but which have other files."""
         t = self._table(ITEMS)
@@ -1084,173 +828,6 @@ class LanceCollection:
         t.create_index(column, config=IvfHnswSq(distance_type="cosine", num_partitions=parts), replace=True)
 
 
-# --- store ---------------------------------------------------------------------------------
+from oculi.store.lance_store import LanceStore  # noqa: E402  (re-exported: the store of these collections)
 
-class LanceStore:
-    """Collections under one directory (``Settings.collections_dir``)."""
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
-        self._open: dict[str, LanceCollection] = {}
-        self._lock = threading.Lock()
-
-    def _dir(self, name: str) -> Path:
-        return self.root / validate_collection_name(name)
-
-    @staticmethod
-    def _is_collection(d: Path) -> bool:
-        """A collection directory: it has a description, or tables (even if the description is gone)."""
-        return d.is_dir() and ((d / META_FILE).is_file() or bool(table_dirs(d)))
-
-    def collection_dir(self, name: str) -> Path:
-        """The directory of an existing collection (damaged or not). Raises ``NotFoundError``."""
-        d = self._dir(name)
-        if not self._is_collection(d):
-            known = ", ".join(self.names()) or "none yet"
-            raise NotFoundError(f"no collection named {name!r} (collections: {known}); create one with "
-                                f"`oculi index PATH --collection {d.name}`")
-        return d
-
-    def forget(self, name: str) -> None:
-        """Drop the cached handle of a collection (after its files changed under it)."""
-        with self._lock:
-            self._open.pop(name, None)
-
-    def exists(self, name: str) -> bool:
-        return self._is_collection(self._dir(name))
-
-    def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if not p.name.startswith(".") and self._is_collection(p))
-
-    def list_collections(self) -> list[CollectionInfo]:
-        """Every collection with its size; a damaged one is listed as such (never as empty)."""
-        from oculi.store.lance_check import quick_verify
-
-        out = []
-        for n in self.names():
-            d = self.root / n
-            try:
-                info = self.open_collection(n).info()
-                try:
-                    damage = quick_verify(d, IntegrityRecord.load(d / RECORD_FILE))
-                except RecordError as e:
-                    damage = []
-                    info = replace(info, status="damaged", problem=f"its integrity record is damaged ({e})")
-                if damage:
-                    x = damage[0]
-                    info = replace(info, status="damaged",
-                                   problem=f"{x.path} ({x.kind}) is {x.problem}; run `oculi collections repair {n}`")
-            except StoreCorruptError as e:
-                info = self._damaged_info(d, str(e))
-            except OculiError as e:  # e.g. written by a newer oculi
-                info = self._damaged_info(d, str(e), status="unreadable")
-            out.append(info)
-        return out
-
-    @staticmethod
-    def _damaged_info(d: Path, problem: str, status: str = "damaged") -> CollectionInfo:
-        meta, _ = read_meta(d)
-        meta = meta or {}
-        return CollectionInfo(name=d.name, items=None, files=None, bytes_on_disk=_dir_size(d),
-                              created_at=meta.get("created_at"), updated_at=meta.get("updated_at"),
-                              schema_version=meta.get("schema_version"), path=str(d), status=status, problem=problem)
-
-    def open_collection(self, name: str) -> LanceCollection:
-        """Open a collection.
-
-        Raises:
-            NotFoundError: there is no such collection.
-            StoreCorruptError: its description is unreadable (``oculi collections repair`` fixes it).
-        """
-        d = self._dir(name)
-        with self._lock:
-            c = self._open.get(d.name)
-            if c is not None and (d / META_FILE).is_file():
-                return c
-        d = self.collection_dir(name)
-        c = LanceCollection(d, d.name)
-        with self._lock:
-            self._open[d.name] = c
-        return c
-
-    def check_collection(self, name: str, *, hashes: bool = True) -> CollectionCheck:
-        """Verify one collection against its checksums and by reading it (``lance_check``).
-
-        Holds the writer lock so that a concurrent write is not mistaken for damage.
-
-        Raises:
-            InputError: the collection is being written (check it when that finishes).
-        """
-        from oculi.store.lance_check import check_collection
-
-        d = self.collection_dir(name)
-        with directory_lock(d, d.name):
-            return check_collection(d, d.name, hashes=hashes)
-
-    def repair_collection(self, name: str) -> RepairReport:
-        """Repair a damaged collection (``lance_repair``); a healthy one is left alone."""
-        from oculi.store.lance_repair import repair_collection
-
-        return repair_collection(self, name)
-
-    def create_collection(self, name: str, *, exist_ok: bool = True) -> LanceCollection:
-        d = self._dir(name)
-        if self._is_collection(d):
-            if not exist_ok:
-                raise InputError(f"collection {d.name!r} already exists")
-            return self.open_collection(d.name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._sweep()
-        tmp = self.root / f".tmp-{d.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            now = time.time()
-            write_json_atomic(tmp / META_FILE, {
-                "name": d.name, "schema_version": STORE_SCHEMA_VERSION, "store": "lance",
-                "created_at": now, "updated_at": now, "models": {}, "integrity": RECORD_FORMAT,
-            })
-            t = lancedb.connect(str(tmp)).create_table(FILES, schema=FILES_SCHEMA)
-            rec = IntegrityRecord()
-            record_tables(tmp, rec, {FILES: (int(t.version), 0)})
-            rec.save(tmp / RECORD_FILE)
-            (tmp / "blobs").mkdir()
-            try:
-                os.rename(tmp, d)  # atomic; fails if another process created it meanwhile
-            except OSError:
-                if not (d / META_FILE).is_file():
-                    if d.exists() and not any(d.iterdir()):
-                        d.rmdir()
-                        os.rename(tmp, d)
-                    else:
-                        raise InputError(f"{d} exists and is not an oculi collection; move it away") from None
-            _fsync_dir(self.root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return self.open_collection(d.name)
-
-    def drop_collection(self, name: str) -> None:
-        """Delete a collection, damaged or not (a garbled collection.json does not block it)."""
-        d = self.collection_dir(name)
-        with directory_lock(d, d.name):
-            trash = self.root / f".trash-{d.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(d, trash)
-            _fsync_dir(self.root)
-        self.forget(d.name)
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def blob_dir(self, name: str) -> Path:
-        return self.open_collection(name).path / "blobs"
-
-    def _sweep(self) -> None:
-        """Remove leftovers of creations/drops that were killed half-way (older than an hour)."""
-        cutoff = time.time() - 3600
-        for p in self.root.iterdir():
-            if p.name.startswith((".tmp-", ".trash-")):
-                try:
-                    if p.name.startswith(".trash-") or p.stat().st_mtime < cutoff:
-                        shutil.rmtree(p, ignore_errors=True)
-                except OSError:
-                    pass
+__all__ = ["LanceCollection", "LanceStore", "compile_filter", "directory_lock", "items_schema", "write_json_atomic"]

@@ -44,6 +44,7 @@ from oculi.store.integrity import (
 )
 from oculi.store.lance_check import META_FILE, TABLE_SUFFIX, check_collection, record_tables, table_dirs
 from oculi.store.lance_manifest import FragmentRef, Manifest, read_versions
+from oculi.store.lance_session import directory_lock, has_versions
 
 if TYPE_CHECKING:
     from oculi.store.lance import LanceStore
@@ -68,8 +69,6 @@ class _Aside:
 
 def repair_collection(store: "LanceStore", name: str) -> RepairReport:
     """Repair collection ``name`` of a ``LanceStore``; see the module docstring."""
-    from oculi.store.lance import directory_lock
-
     t0 = time.monotonic()
     root = store.collection_dir(name)
     rep = RepairReport(name=root.name)
@@ -108,6 +107,7 @@ def repair_collection(store: "LanceStore", name: str) -> RepairReport:
             _write_fresh_record(root)
             rep.actions.append("recorded fresh checksums of every file")
         coll = store.open_collection(root.name)
+        _recreate_lost_tables(coll, touched)
         _rebuild_damaged_indexes(coll, before, rep)
         if touched:
             built = coll.ensure_indexes()
@@ -119,6 +119,19 @@ def repair_collection(store: "LanceStore", name: str) -> RepairReport:
         rep.after = check_collection(root, root.name) if rep.actions else before
     rep.elapsed_s = time.monotonic() - t0
     return rep
+
+
+def _recreate_lost_tables(coll: Any, touched: set[str]) -> None:
+    """A table set aside whole (or found missing) starts again empty, never on top of its files."""
+    from oculi.store.lance import FILES, FILES_SCHEMA, ITEMS, items_schema
+
+    for name in sorted(touched):
+        if has_versions(coll.path / f"{name}{TABLE_SUFFIX}"):
+            continue
+        if name == FILES:
+            coll._create_table(FILES, FILES_SCHEMA)
+        elif name == ITEMS and "text_dim" in coll.meta:
+            coll._create_table(ITEMS, items_schema(int(coll.meta["text_dim"]), int(coll.meta["image_dim"])))
 
 
 def _recorded_rows(root: Path) -> dict[str, int]:

@@ -108,3 +108,24 @@ def test_optimize_keeps_a_restore_point_that_repair_goes_back_to(tmp_path: Path,
     assert rep.rows_lost == {} and rep.reindex_paths == [] and rep.lost_unknown == 0
     got = {r["id"] for b in LanceStore(tmp_path / "store").open_collection("c").iter_items(["id"]) for r in b}
     assert got == {it.id for it in items}
+
+
+@pytest.mark.parametrize("how", ["table-deleted", "no-version-left"])
+def test_a_whole_lost_table_starts_empty_and_its_items_are_listed_for_reindexing(
+        tmp_path: Path, template: Filled, how: str) -> None:
+    import shutil
+
+    shutil.copytree(template.store_dir, tmp_path / "store")
+    root = tmp_path / "store" / "damaged"
+    if how == "table-deleted":
+        shutil.rmtree(root / "items.lance")
+    else:
+        for p in (root / "items.lance" / "_versions").glob("*.manifest"):
+            p.unlink()
+    check = LanceStore(tmp_path / "store").check_collection("damaged")
+    assert not check.ok and check.damage[0].kind == "table"
+    rep = LanceStore(tmp_path / "store").repair_collection("damaged")
+    assert rep.after.ok, rep.to_dict()
+    assert sorted(rep.reindex_paths) == sorted(str(p) for p in template.sources.values())
+    coll = LanceStore(tmp_path / "store").open_collection("damaged")
+    assert coll.count() == 0 and coll.file_count() == len(template.items)

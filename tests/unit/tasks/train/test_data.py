@@ -115,3 +115,29 @@ def test_vqa_layouts(tmp_path: Path) -> None:
                                       '{"image": "images/nope.png", "question": "?", "answer": "x"}\n')
     d = read_vqa(tmp_path / "v.jsonl")
     assert len(d.items) == 1 and "not found" in d.problems[0]
+
+
+def test_feature_extraction_skips_unreadable_images_and_caches(tmp_path: Path) -> None:
+    from oculi.config import Settings
+    from oculi.engine import Engine
+    from oculi.tasks.train.features import COLOUR_SPACE, FeatureCache, colour_histogram, extract_image_features
+
+    write_defects(tmp_path / "d", per_class=2, kinds=("rust",))
+    good = sorted(str(p) for p in (tmp_path / "d" / "rust").iterdir())
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    paths = [good[0], str(tmp_path / "corrupt.png"), str(tmp_path / "gone.png"), str(tmp_path / "empty.jpg"), good[1]]
+    eng = Engine(Settings(home=tmp_path / "home"))
+    calls = []
+
+    def hist(images):
+        calls.append(len(images))
+        return colour_histogram(images)
+
+    cache = FeatureCache(tmp_path / "cache")
+    f = extract_image_features(eng, paths, {"colour": (COLOUR_SPACE["model"], hist)}, cache=cache)
+    assert f.ok == [0, 4] and f.arrays["colour"].shape == (2, 64)
+    text = "\n".join(f.problems)
+    assert "corrupt.png" in text and "gone.png" in text and "empty.jpg" in text and text.count("skipped") == 3
+    again = extract_image_features(eng, paths, {"colour": (COLOUR_SPACE["model"], hist)}, cache=cache)
+    assert sum(calls) == 2 and (again.arrays["colour"] == f.arrays["colour"]).all()  # the second run read the cache

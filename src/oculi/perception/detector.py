@@ -73,7 +73,7 @@ STRIDE = 4  # heat-map cell size in input pixels
 MAX_PEAKS = 100  # like the graph's own TopK
 NMS_IOU = 0.5
 _INPUT, _OUTPUTS = "tower_0/images", ("tower_0/keypoints", "tower_0/wh")
-_EXPORT_REV = 1  # bump when the executor's semantics change, so cached ONNX / TorchScript files are redone
+_EXPORT_REV = 2  # bump when the executor or the export changes, so cached ONNX / TorchScript files are redone
 
 
 def letterbox(image: Image.Image) -> tuple[np.ndarray, tuple[float, float, int, int]]:
@@ -163,8 +163,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
-def _graph_module(json_path: Path) -> Any:
-    """The executor for keypoints + wh as a ``torch.nn.Module`` (for tracing / export)."""
+def _graph_module(json_path: Path, channels_first: bool = False) -> Any:
+    """The executor for keypoints + wh as a ``torch.nn.Module`` (for tracing / export).
+
+    ``channels_first`` runs the graph NCHW inside (``GraphModel.run``), for the ONNX export.
+    """
     import torch
 
     from oculi.perception.tfjs import load_graph_model
@@ -173,7 +176,8 @@ def _graph_module(json_path: Path) -> Any:
 
     class _Module(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = graph.run({_INPUT: x}, _OUTPUTS)  # [1, 512, 512, 3] -> [1, 128, 128, 80], [1, 128, 128, 4]
+            # [1, 512, 512, 3] -> [1, 128, 128, 80], [1, 128, 128, 4]
+            out = graph.run({_INPUT: x}, _OUTPUTS, channels_first=channels_first)
             return out[_OUTPUTS[0]], out[_OUTPUTS[1]]
 
     return _Module().eval()
@@ -238,10 +242,10 @@ class _OrtRunner:
 
 
 def _export_onnx(json_path: Path, target: Path) -> None:
-    """Trace the torch executor (batch 1) to ONNX at ``target``, atomically."""
+    """Trace the torch executor (batch 1, NCHW inside) to ONNX at ``target``, atomically."""
     import torch
 
-    module = _graph_module(json_path)
+    module = _graph_module(json_path, channels_first=True)
 
     def write(tmp: str) -> None:
         with torch.no_grad(), warnings.catch_warnings():

@@ -337,6 +337,16 @@ class CenterNetDetector:
             ModelAssetError: the asset is missing or corrupt.
             BackendError: the model failed while running.
         """
+        return self.detect_with_signal(image)[0]
+
+    def detect_with_signal(self, image: Image.Image) -> tuple[list[DetectedObject], np.ndarray]:
+        """``detect``, plus each class's strongest heat-map response anywhere in the image.
+
+        Returns:
+            ``(objects, signal)``: ``signal`` is ``[80]`` float32, the peak of each class's
+            heat map (0..1), including peaks under the detection threshold (the perceiver
+            gates the face cascade on the person channel).
+        """
         self.load()
         pixels, (sx, sy, dx, dy) = letterbox(image)
         try:
@@ -351,9 +361,10 @@ class CenterNetDetector:
         boxes, scores, classes = boxes[ok], det[ok, 4], det[ok, 5].astype(np.int64)
         offset = classes[:, None] * float(max(w, h) + 1)  # per-class NMS in one pass
         keep = nms(boxes.astype(np.float64) + offset, scores)
-        return [DetectedObject(label=COCO_CLASSES[classes[i]], score=float(min(max(scores[i], 0.0), 1.0)),
+        objs = [DetectedObject(label=COCO_CLASSES[classes[i]], score=float(min(max(scores[i], 0.0), 1.0)),
                                box=Box(*(float(v) for v in boxes[i])), source=ObjectSource.DETECTOR)
                 for i in keep]
+        return objs, kp[0].reshape(-1, kp.shape[-1]).max(axis=0)  # [80]
 
     def detect_batch(self, images: Sequence[Image.Image]) -> list[list[DetectedObject]]:
         """``detect`` for each image, in order (one forward pass per image; the ONNX graph is

@@ -44,6 +44,7 @@ from oculi.core.types import SCHEMA_VERSION, Observation
 from oculi.imageio import IMAGE_SUFFIXES, LoadedImage, load_image_bytes
 from oculi.language.describe import describe
 from oculi.language.vocab import gloss, imagenet_index, imagenet_lemmas, imagenet_to_coco, number_word, plural
+from oculi.perception.worker import DRAFT_LONG_SIDE
 from oculi.store.base import DEFAULT_COLLECTION, FileRecord, ItemRecord, item_id
 
 log = logging.getLogger(__name__)
@@ -516,8 +517,8 @@ class _Pipeline:
                 return prep
             name = src.path if src.data is None else (src.name or "upload")
             loaded = load_image_bytes(
-                data, name=name, path=src.path,
-                max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels,
+                data, name=name, path=src.path, max_bytes=self.settings.max_image_bytes,
+                max_pixels=self.settings.max_image_pixels, draft_long_side=DRAFT_LONG_SIDE,
             )
             prep = _Prepared(src, sha, iid, size, mtime_ns, loaded, read_exif(data), make_thumbnail(loaded.image))
             if src.data is not None and self.blob_dir is not None:

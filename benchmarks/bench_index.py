@@ -46,10 +46,10 @@ def index_run(settings_kw: dict, photos: Path, home: Path, ocr: bool) -> dict:
     from oculi.store import open_store
     from oculi.tasks.index import index_paths
 
-    eng = Engine(Settings(home=home, **settings_kw))
+    eng = Engine(Settings(**settings_kw))
     eng.backend("observe").pool()  # start and load the workers: not counted, like the anchor's model build
     eng.embed_texts(["warm up"])
-    store = open_store(eng.settings)
+    store = open_store(Settings(home=home))  # a fresh store; models and caches from the usual home
     c0, t0 = _cpu(), time.perf_counter()
     rep = index_paths(eng, store, [photos], "bench", ocr=ocr)
     eng.close()  # process workers exit and are reaped here, so their CPU time is counted

@@ -5,8 +5,9 @@ orientation, quality 90). For each set, in one run:
 
 - the anchor (``benchmarks/anchor_clip.py``): a whole-process CLIP ViT-B/32 indexer, fp32,
   batch 16, in a fresh process; its model build is not counted;
-- ``index_paths`` with the full built-in pipeline (OCR on) in this process, models loaded
-  first and not counted, perception on the engine's ``PerceptionPool``.
+- ``Library.index`` (what ``oculi index`` runs) with the full built-in pipeline (OCR on) in
+  this process, models loaded first and not counted, perception on the engine's
+  ``PerceptionPool``; the store's compaction at the end is counted.
 
 Each row gives wall time and images/s, the CPU time (user + system, all threads and worker
 processes) per image, and oculi's rate as a multiple of the anchor's, by wall clock and by
@@ -43,15 +44,15 @@ def _cpu() -> float:
 def index_run(settings_kw: dict, photos: Path, home: Path, ocr: bool) -> dict:
     from oculi.config import Settings
     from oculi.engine import Engine
+    from oculi.library import Library
     from oculi.store import open_store
-    from oculi.tasks.index import index_paths
 
     eng = Engine(Settings(**settings_kw))
     eng.backend("observe").pool()  # start and load the workers: not counted, like the anchor's model build
     eng.embed_texts(["warm up"])
     store = open_store(Settings(home=home))  # a fresh store; models and caches from the usual home
     c0, t0 = _cpu(), time.perf_counter()
-    rep = index_paths(eng, store, [photos], "bench", ocr=ocr)
+    rep = Library(eng, store).index([photos], "bench", ocr=ocr)
     eng.close()  # process workers exit and are reaped here, so their CPU time is counted
     return {"images": rep.added, "wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0,
             "failed": len(rep.failed)}
@@ -117,7 +118,7 @@ def main() -> None:
 
     workers = args.workers or len(os.sched_getaffinity(0))
     print(f"Machine: {machine()}\n")
-    print(f"oculi: `index_paths`, OCR {'off' if args.no_ocr else 'on'}, {workers} {args.pool} perception "
+    print(f"oculi: `Library.index`, OCR {'off' if args.no_ocr else 'on'}, {workers} {args.pool} perception "
           f"worker(s). Anchor: CLIP ViT-B/32 indexer (anchor_clip.py), fp32, batch 16.\n")
     print("| photos | indexer | images | wall (s) | images/s | CPU ms/image | × anchor (wall) | × anchor (CPU) |")
     print("|---|---|---|---|---|---|---|---|")

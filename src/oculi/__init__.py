@@ -14,7 +14,7 @@ imported here: models load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oculi.config import Settings
 from oculi.core.errors import ConfigError, InputError, ModelAssetError, NotFoundError, OculiError
@@ -35,15 +35,18 @@ from oculi.core.types import (
 from oculi.engine import Engine, default_engine
 
 if TYPE_CHECKING:
-    from oculi.engine import ImageSource
+    from oculi.imageio import ImageSource
+    from oculi.library import Library, default_library  # noqa: F401
+    from oculi.tasks.index import IndexReport
+    from oculi.tasks.search import SearchResults
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
-    "Detections", "Engine", "ImageInfo", "InputError", "Label", "ModelAssetError", "NotFoundError",
+    "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "NotFoundError",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
-    "default_engine", "detect", "index", "observe", "read", "search",
+    "default_engine", "default_library", "detect", "index", "observe", "read", "search",
 ]
 
 
@@ -77,19 +80,25 @@ def observe(image: "ImageSource") -> Observation:
     return default_engine().observe(image)
 
 
-def index(paths: list[str] | str, collection: str = "default", **kw):
-    """Index folders/files into a collection with the default engine. See ``oculi.tasks.index.index_paths``."""
-    from oculi.store import open_store
-    from oculi.tasks.index import index_paths
+def index(paths: "list[str] | str", collection: str = "default", **kw: Any) -> "IndexReport":
+    """Index folders/files into a collection with the default engine. See ``Library.index``."""
+    from oculi.library import default_library
 
-    eng = default_engine()
-    return index_paths(eng, open_store(eng.settings), [paths] if isinstance(paths, str) else list(paths), collection, **kw)
+    return default_library().index([paths] if isinstance(paths, str) else list(paths), collection, **kw)
 
 
-def search(text: str | None = None, *, image: "ImageSource | None" = None, collection: str = "default", **kw):
-    """Search a collection by text or by image. See ``oculi.tasks.search.search``."""
-    from oculi.store import open_store
-    from oculi.tasks.search import search as _search
+def search(text: str | None = None, *, image: "ImageSource | None" = None, collection: str = "default",
+           **kw: Any) -> "SearchResults":
+    """Search a collection by text or by image with the default engine. See ``Library.search``."""
+    from oculi.library import default_library
 
-    eng = default_engine()
-    return _search(eng, open_store(eng.settings), collection, text=text, image=image, **kw)
+    return default_library().search(collection, text=text, image=image, **kw)
+
+
+def __getattr__(name: str) -> Any:
+    # ``oculi.Library`` without importing the store and the tasks at ``import oculi``
+    if name in ("Library", "default_library"):
+        from oculi import library
+
+        return getattr(library, name)
+    raise AttributeError(f"module 'oculi' has no attribute {name!r}")

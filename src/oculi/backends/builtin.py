@@ -18,8 +18,8 @@ from oculi.core.errors import OculiError
 from oculi.core.types import Answer, DetectedObject, ImageInfo, Observation, TextLine
 from oculi.language.answer import answer as answer_from_observation
 from oculi.language.describe import describe as describe_observation
+from oculi.core.labels import COCO_CLASSES
 from oculi.imageio import LoadedImage
-from oculi.language.vocab import COCO_CLASSES
 
 if TYPE_CHECKING:
     from oculi.perception.pool import PerceptionPool
@@ -99,18 +99,10 @@ class BuiltinBackend:
         return self.perceiver.reader.read(image)
 
     # ImageEmbedder
-    @property
-    def image_dim(self) -> int:
-        return self.perceiver.classifier.dim
-
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.perceiver.classifier.load()
         return self.perceiver.classifier.embed_images(images)
 
     # TextEmbedder
-    @property
-    def text_dim(self) -> int:
-        return self.text_encoder.dim
-
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_encoder.embed_texts(texts)

@@ -48,12 +48,17 @@ def index_run(settings_kw: dict, photos: Path, home: Path, ocr: bool) -> dict:
     from oculi.store import open_store
 
     eng = Engine(Settings(**settings_kw))
-    eng.backend("observe").pool()  # start and load the workers: not counted, like the anchor's model build
+    backend = eng.backend("observe")
+    if hasattr(backend, "pool"):  # start and load the workers: not counted, like the anchor's model build
+        backend.pool()
+    else:  # an oculi from before the pool (``--before``): its one perceiver
+        eng.warmup()
     eng.embed_texts(["warm up"])
     store = open_store(Settings(home=home))  # a fresh store; models and caches from the usual home
     c0, t0 = _cpu(), time.perf_counter()
     rep = Library(eng, store).index([photos], "bench", ocr=ocr)
-    eng.close()  # process workers exit and are reaped here, so their CPU time is counted
+    if hasattr(eng, "close"):
+        eng.close()  # process workers exit and are reaped here, so their CPU time is counted
     return {"images": rep.added, "wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0,
             "failed": len(rep.failed)}
 
@@ -101,6 +106,8 @@ def main() -> None:
     ap.add_argument("--pool", choices=("thread", "process"), default="thread")
     ap.add_argument("--workers", type=int, default=0, help="perception workers (0: one per core)")
     ap.add_argument("--no-ocr", action="store_true")
+    ap.add_argument("--before", action="store_true",
+                    help="skip the per-stage table (to run this script on an oculi checkout from before the pool)")
     args = ap.parse_args()
     kw = {"perception_pool": args.pool, "perception_workers": args.workers}
 
@@ -114,12 +121,13 @@ def main() -> None:
         anchor = run_anchor(folder)
         ours = index_run(kw, folder, tmp / f"home-{len(rows)}", ocr=not args.no_ocr)
         rows.append((name, anchor, ours))
-    stages = {name: stage_times(photos[:16], draft=name != "640×480") for name, photos in sets}
+    stages = {} if args.before else {name: stage_times(photos[:16], draft=name != "640×480") for name, photos in sets}
 
     workers = args.workers or len(os.sched_getaffinity(0))
     print(f"Machine: {machine()}\n")
-    print(f"oculi: `Library.index`, OCR {'off' if args.no_ocr else 'on'}, {workers} {args.pool} perception "
-          f"worker(s). Anchor: CLIP ViT-B/32 indexer (anchor_clip.py), fp32, batch 16.\n")
+    how = "one perceiver (an oculi from before the pool)" if args.before else f"{workers} {args.pool} perception worker(s)"
+    print(f"oculi: `Library.index`, OCR {'off' if args.no_ocr else 'on'}, {how}. "
+          f"Anchor: CLIP ViT-B/32 indexer (anchor_clip.py), fp32, batch 16.\n")
     print("| photos | indexer | images | wall (s) | images/s | CPU ms/image | × anchor (wall) | × anchor (CPU) |")
     print("|---|---|---|---|---|---|---|---|")
     for name, a, o in rows:
@@ -130,7 +138,7 @@ def main() -> None:
               f"| **{o_rate / a_rate:.2f}** | **{a_cpu / o_cpu:.2f}** |")
     print("\n| stage, one thread (CPU ms per image) | " + " | ".join(stages) + " |")
     print("|---|" + "---|" * len(stages))
-    for k in next(iter(stages.values())):
+    for k in next(iter(stages.values()), {}):
         key = k.replace(" (draft)", "")
         vals = [next((v for kk, v in st.items() if kk.replace(" (draft)", "") == key), 0.0) for st in stages.values()]
         print(f"| {k} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")

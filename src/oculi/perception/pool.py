@@ -14,7 +14,9 @@ benchmark (``benchmarks/bench_index.py --pool process``) measures both.
 
 Cleanup: leaving the ``with`` block, ``close()``, an exception in the caller or Ctrl-C stop
 the workers: queued tasks are cancelled, worker processes are terminated if they do not
-exit, and worker threads finish the task they hold (a second or less) and end.
+exit, and worker threads finish the task they hold (a second or less) and end. A worker
+process that dies (killed, out of memory) fails the call with ``BackendError`` and the next
+call starts fresh workers.
 
 Example:
     >>> with PerceptionPool(Settings(), workers=2) as pool:  # doctest: +SKIP
@@ -30,12 +32,12 @@ import os
 import signal
 import threading
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TypeVar
 
 from oculi.config import Settings
-from oculi.core.errors import ConfigError, OculiError
+from oculi.core.errors import BackendError, ConfigError, OculiError
 from oculi.core.types import DetectedObject, Observation
 from oculi.perception.worker import PerceptionWorker
 
@@ -199,7 +201,12 @@ class PerceptionPool:
                     pending.append(ex.submit(fn, *args))
                 if not pending:
                     return
-                yield from pending.popleft().result()
+                try:
+                    results = pending.popleft().result()
+                except BrokenExecutor as exc:  # a worker process died (killed, out of memory, crashed)
+                    self.close()  # the next call starts fresh workers
+                    raise BackendError(f"a perception worker stopped unexpectedly ({exc}); it is restarted on the next call") from exc
+                yield from results
         finally:
             for f in pending:
                 f.cancel()

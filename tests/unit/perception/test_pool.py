@@ -163,3 +163,16 @@ def test_a_draft_decoded_photo_is_observed_in_its_original_pixels(tmp_path: Path
         assert 0 <= y.box.x2 <= 2048 and 0 <= y.box.y2 <= 1364
     assert a.labels[0].name in {lab.name for lab in b.labels[:3]}  # chelsea is a near tie: tiger / Egyptian cat
     assert load_image_bytes(p.read_bytes(), draft_long_side=1000).info.sha256 == full.info.sha256
+
+
+def test_a_killed_worker_process_fails_the_call_and_the_pool_recovers(photos: list[Path]) -> None:
+    from oculi.core.errors import BackendError
+
+    loaded = [load_image(p) for p in photos]
+    with PerceptionPool(Settings(), workers=1, kind="process") as pool:
+        (victim,) = multiprocessing.active_children()
+        victim.kill()
+        with pytest.raises(BackendError, match="stopped unexpectedly"):
+            list(pool.observe(loaded))
+        assert len(list(pool.observe(loaded[:2]))) == 2  # fresh workers
+    assert not multiprocessing.active_children()

@@ -3,8 +3,8 @@
 Every speed change that may alter outputs (a new export, int8 or bf16 weights, draft JPEG
 decoding, a worker pool) is checked here against the fp32 outputs on a fixed photo set:
 the scikit-image samples at their own sizes, face close-ups cut from them, 32 generated
-640×480 photos and (``--phone``)
-12 MP phone-style JPEGs with EXIF orientation (``benchmarks/photos.py``).
+640×480 photos and (``--phone``) 12 MP phone-style JPEGs with EXIF orientation and of printed
+text (``benchmarks/photos.py``).
 
 Save the outputs of one configuration, then compare another against them::
 
@@ -32,12 +32,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
-from photos import face_photos, make_photos, phone_photos, sample_photos  # noqa: E402
+from photos import face_photos, make_photos, phone_photos, sample_photos, text_phone_photos  # noqa: E402
 
 
 def photo_set(d: Path, phone: int) -> list[Path]:
     paths = sample_photos(d / "samples") + face_photos(d / "faces") + make_photos(d / "p640", 32)
-    return paths + (phone_photos(d / "phone", phone) if phone else [])
+    return paths + (phone_photos(d / "phone", phone) + text_phone_photos(d / "phone_text") if phone else [])
 
 
 def observe_all(paths: list[Path], *, workers: int, draft: bool) -> dict[str, dict[str, Any]]:

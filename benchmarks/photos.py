@@ -8,6 +8,8 @@
   orientation 6 or 8, some upside down with 3, as phones do);
 - ``sample_photos``: the scikit-image samples at their own sizes (a page, text, coins, a
   clock, a camera man, ...);
+- ``text_phone_photos``: 12 MP phone-style JPEGs of a printed page and of a sign (text 40-80
+  px high), for what draft decoding does to OCR;
 - ``face_photos``: close-ups of the two faces among them (the astronaut, the camera man) at
   several zooms, where the detector may or may not see a person and the face finder runs.
 """
@@ -110,4 +112,34 @@ def face_photos(d: Path) -> list[Path]:
             p = d / f"{name}_face{i}.jpg"
             crop.save(p, quality=90)
             out.append(p)
+    return out
+
+
+def text_phone_photos(d: Path) -> list[Path]:
+    """12 MP phone-style JPEGs of printed text: the scikit-image page (x5, x8) and a sign (x2, x3)."""
+    from PIL import ImageDraw, ImageFont
+    from skimage import data
+
+    sign = Image.new("RGB", (1200, 600), "white")
+    draw = ImageDraw.Draw(sign)
+    for i, (size, text) in enumerate([(60, "OPEN 24 HOURS"), (40, "Fresh bread and coffee"),
+                                      (28, "Ask inside for today's specials"), (20, "No parking in front of the gate")]):
+        try:
+            font = ImageFont.truetype("DejaVuSans.ttf", size)
+        except OSError:
+            font = ImageFont.load_default(size)
+        draw.text((40, 40 + i * 130), text, fill="black", font=font)
+    page = Image.fromarray(data.page()).convert("RGB")
+    rng = np.random.default_rng(2)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, img, scale in (("page5", page, 5), ("page8", page, 8), ("sign2", sign, 2), ("sign3", sign, 3)):
+        big = img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC)
+        canvas = Image.new("RGB", PHONE_SIZE, (200, 190, 170))
+        canvas.paste(big, ((PHONE_SIZE[0] - big.width) // 2, (PHONE_SIZE[1] - big.height) // 2))
+        noise = rng.normal(0.0, 3.0, size=(PHONE_SIZE[1], PHONE_SIZE[0], 1)).astype(np.float32)
+        canvas = Image.fromarray(np.clip(np.asarray(canvas, np.float32) + noise, 0, 255).astype(np.uint8))
+        p = d / f"text_{name}.jpg"
+        canvas.save(p, quality=PHONE_QUALITY, subsampling="4:2:0")
+        out.append(p)
     return out

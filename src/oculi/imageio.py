@@ -12,7 +12,8 @@ pixel and shrinking afterwards. Given ``draft_long_side``, a JPEG is decoded at 
 such scale that keeps its longer side at least that long; smaller images and other formats
 decode in full. ``ImageInfo`` keeps the original (upright) size either way, so a consumer
 that finds ``image.size`` smaller reports boxes in the original's pixels. Measured on a
-4032×3024 phone JPEG (this machine, CPU time): 61 ms in full, 31 ms at 1/2, 23 ms at 1/4.
+4032×3024 phone JPEG (this machine, CPU time): 61 ms in full, 31 ms at 1/2, 23 ms at 1/4,
+19 ms at 1/8 (entropy decoding is the floor).
 """
 
 from __future__ import annotations

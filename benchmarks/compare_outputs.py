@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ def compare(ref: dict[str, dict], new: dict[str, dict]) -> list[tuple[str, str]]
     faces = np.zeros(3, int)
     ddet = dface = 0.0
     words = np.zeros(3, int)
+    changed: list[str] = []
     for n in names:
         for source, acc in (("detector", det), ("faces", faces)):
             r = [o for o in ref[n]["objects"] if o.get("source", "detector") == source]
@@ -116,6 +118,12 @@ def compare(ref: dict[str, dict], new: dict[str, dict]) -> list[tuple[str, str]]
         rw, nw = _words(ref[n]), _words(new[n])
         common = sum(min(rw.count(w), nw.count(w)) for w in set(rw))
         words += (common, len(rw) - common, len(nw) - common)
+        if rw != nw:
+            lost = list((Counter(rw) - Counter(nw)).elements())
+            added = list((Counter(nw) - Counter(rw)).elements())
+            changed.append(f"{n}: words {lost} -> {added}")
+        if ref[n]["caption"] != new[n]["caption"]:
+            changed.append(f"{n}: {ref[n]['caption']!r} -> {new[n]['caption']!r}")
     captions = sum(ref[n]["caption"] == new[n]["caption"] for n in names)
     return [
         ("photos compared", f"{len(names)}"),
@@ -128,6 +136,7 @@ def compare(ref: dict[str, dict], new: dict[str, dict]) -> list[tuple[str, str]]
         ("largest face score change", f"{dface:.4f}"),
         ("OCR words kept / lost / added", f"{words[0]} / {words[1]} / {words[2]}"),
         ("captions identical", f"{captions}/{len(names)}"),
+        ("changed text or caption", "<br>".join(changed) or "none"),
     ]
 
 

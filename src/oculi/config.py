@@ -34,6 +34,8 @@ class Settings(BaseSettings):
         perception_pool: ``"thread"`` or ``"process"`` workers.
         detector_threshold: Minimum detector score for an object to be reported.
         ocr: Whether captions and observations run OCR.
+        object_crops: At most this many detected objects per image are classified on their own
+            crop (fine names, clothing); 0 turns it off (``OCULI_OBJECT_CROPS``).
         backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
     """
 
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     perception_pool: Literal["thread", "process"] = "thread"
     detector_threshold: float = 0.4
     ocr: bool = True
+    object_crops: int = Field(default=3, ge=0, le=20)
     backend: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -6,7 +6,8 @@ Parts (each loads lazily, once per process, and is shared by every task):
 - ``HaarFaceDetector``: faces, only where the detector found no person but its person heat map
   shows some signal (``FACE_GATE``): the cascade costs ~60 ms, more than the detector;
 - ``RapidOCRReader``: text lines;
-- ``colour``: dominant colours of the image and of each object's region.
+- ``colour``: dominant colours of the image and of each object's own pixels;
+- ``crops``: the classifier on each (large enough) object's own crop, for fine names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 from oculi.config import Settings
 from oculi.core.types import DetectedObject, ImageInfo, Observation, TextLine
 from oculi.perception import colour
+from oculi.perception.crops import label_objects
 from oculi.perception.fusion import reconcile
 
 log = logging.getLogger(__name__)
@@ -101,10 +103,12 @@ class BuiltinPerceiver:
         """Perceive several images, batching the classifier and detector passes."""
         self.load()
         labels, emb = self.classifier.classify_and_embed(images, top_k=TOP_K_LABELS)  # emb: [N, 1280]
+        found = [self.detector.detect_with_signal(img) for img in images]
+        objects = [self._objects(img, dets, signal[PERSON]) for img, (dets, signal) in zip(images, found)]
+        objects = label_objects(images, objects, self.classifier, labels, max_crops=self.settings.object_crops)
         out = []
         for i, (img, info) in enumerate(zip(images, infos)):
-            dets, signal = self.detector.detect_with_signal(img)
-            objs = self._objects(img, dets, signal[PERSON])
+            objs = objects[i]
             text = self.reader.read(img) if (ocr and self.settings.ocr) else []
             if img.size != (info.width, info.height):  # a reduced decode (imageio draft): report in info's pixels
                 objs, text = _rescale(objs, text, img.size, (info.width, info.height))

@@ -147,13 +147,16 @@ class PerceptionPool:
             ex, self._executor = self._executor, None
         if ex is None:
             return
-        procs = list(getattr(ex, "_processes", {}).values()) if isinstance(ex, ProcessPoolExecutor) else []
+        procs = list((getattr(ex, "_processes", None) or {}).values()) if isinstance(ex, ProcessPoolExecutor) else []
         ex.shutdown(wait=not procs, cancel_futures=True)
         for p in procs:  # a worker deep in a model call: give it a moment, then end it
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
                 p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join()
 
     def __enter__(self) -> "PerceptionPool":
         return self.start()

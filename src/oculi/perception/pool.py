@@ -109,6 +109,7 @@ class PerceptionPool:
         self.workers = n
         self.kind = kind
         self._executor: Executor | None = None
+        self._children: dict[int, Any] = {}  # every worker process the executor has started
         self._lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -133,7 +134,8 @@ class PerceptionPool:
                                          initargs=(self.settings, True))
             self._executor = ex
         try:
-            for f in [ex.submit(_load_task) for _ in range(self.workers)]:
+            loads = [self._submit(ex, _load_task) for _ in range(self.workers)]
+            for f in loads:
                 f.result()
         except BaseException:
             self.close()
@@ -147,7 +149,8 @@ class PerceptionPool:
             ex, self._executor = self._executor, None
         if ex is None:
             return
-        procs = list((getattr(ex, "_processes", None) or {}).values()) if isinstance(ex, ProcessPoolExecutor) else []
+        self._track(ex)
+        procs, self._children = list(self._children.values()), {}
         ex.shutdown(wait=not procs, cancel_futures=True)
         for p in procs:  # a worker deep in a model call: give it a moment, then end it
             p.join(timeout=5)
@@ -157,6 +160,15 @@ class PerceptionPool:
             if p.is_alive():
                 p.kill()
                 p.join()
+
+    def _submit(self, ex: Executor, fn: Callable, *args: Any) -> Future:
+        fut = ex.submit(fn, *args)
+        self._track(ex)  # a process pool starts its worker processes inside submit
+        return fut
+
+    def _track(self, ex: Executor) -> None:
+        if isinstance(ex, ProcessPoolExecutor):
+            self._children.update(getattr(ex, "_processes", None) or {})
 
     def __enter__(self) -> "PerceptionPool":
         return self.start()
@@ -201,7 +213,7 @@ class PerceptionPool:
                     if not chunk:
                         break
                     fn, *args = task(chunk)
-                    pending.append(ex.submit(fn, *args))
+                    pending.append(self._submit(ex, fn, *args))
                 if not pending:
                     return
                 try:

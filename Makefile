@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server eval browser clean
+.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity eval browser clean
 
 setup: $(STAMP) models
 
@@ -47,6 +47,9 @@ bench-search: setup          # 10k/100k/1M items; the 1M index build takes ~15 m
 
 bench-server: setup
 	$(BIN)/python benchmarks/bench_server.py
+
+bench-integrity: setup       # checksum cost per write; `collections check` time per 10k items
+	$(BIN)/python benchmarks/bench_integrity.py
 
 eval: setup
 	$(BIN)/python benchmarks/eval_vqa.py

@@ -82,7 +82,21 @@ class IndexPipeline:
         self.writer.add_files([file_record(prep)])
 
     def process(self, batch: list[PreparedImage]) -> None:
-        """Start perceiving a batch of decoded images; build and write the batch before it meanwhile."""
+        """Start perceiving a batch of decoded images; build and write the batch before it meanwhile.
+
+        First the store is asked whether this batch, the one in perception and what is queued
+        will fit on disk (``Collection.ensure_space``): a full disk stops the run here, with the
+        batch already in perception (which passed its own check) and what was queued still
+        written, instead of after perceiving images that could not be saved.
+        """
+        ensure_space = getattr(self.writer.coll, "ensure_space", None)
+        if ensure_space is not None:
+            in_perception = len(self._pending[0]) if self._pending is not None else 0
+            try:
+                ensure_space(len(batch) + in_perception + len(self.writer.items))
+            except BaseException:
+                self.finish_pending()
+                raise
         started = self._perceiver.submit(self._perceive, batch)
         self.finish_pending()
         self._pending = (batch, started)

@@ -65,7 +65,6 @@ def index_run(settings_kw: dict, photos: Path, home: Path, ocr: bool) -> dict:
 
 def stage_times(photos: list[Path], draft: bool) -> dict[str, float]:
     """CPU ms per image of each perception part alone, one thread."""
-    from oculi.config import Settings
     from oculi.engine import Engine
     from oculi.perception import colour
     from oculi.perception.worker import PerceptionWorker

@@ -50,7 +50,6 @@ TASK_IMAGES = 2
 TASKS_PER_WORKER = 3
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 # one worker per thread (thread pools) or per process (process pools)
 _local = threading.local()

@@ -109,6 +109,7 @@ class PerceptionPool:
         self.kind = kind
         self._executor: Executor | None = None
         self._children: dict[int, Any] = {}  # every worker process the executor has started
+        self._live_children: dict[int, Any] | None = None
         self._lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -149,7 +150,8 @@ class PerceptionPool:
         if ex is None:
             return
         self._track(ex)
-        procs, self._children = list(self._children.values()), {}
+        procs = list({**self._children, **(self._live_children or {})}.values())
+        self._children, self._live_children = {}, None
         ex.shutdown(wait=not procs, cancel_futures=True)
         for p in procs:  # a worker deep in a model call: give it a moment, then end it
             p.join(timeout=5)
@@ -166,8 +168,12 @@ class PerceptionPool:
         return fut
 
     def _track(self, ex: Executor) -> None:
+        """Remember the executor's worker processes (its own table is dropped on shutdown)."""
         if isinstance(ex, ProcessPoolExecutor):
-            self._children.update(getattr(ex, "_processes", None) or {})
+            live = getattr(ex, "_processes", None)
+            if live is not None:
+                self._children.update(live)
+                self._live_children = live  # the same dict object the executor's manager thread updates
 
     def __enter__(self) -> "PerceptionPool":
         return self.start()

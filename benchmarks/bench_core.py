@@ -8,6 +8,7 @@ peak resident memory of the warm process. Run: `.venv/bin/python benchmarks/benc
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -79,23 +80,45 @@ def main() -> None:
         rows = []
         for name, fn in tasks.items():
             ts = []
+            c0 = cpu()
             for _ in range(args.rounds):
                 for li in loaded:
                     t = time.perf_counter()
                     fn(li)
                     ts.append((time.perf_counter() - t) * 1000)
-            rows.append((name, statistics.median(ts), pct(ts, 95), len(ts)))
+            rows.append((name, statistics.median(ts), pct(ts, 95), len(ts), (cpu() - c0) / len(ts) * 1000))
+        stream = detect_stream([li.image for li in loaded] * args.rounds * 2, eng.settings)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(f"machine: {machine()}; torch threads: {__import__('torch').get_num_threads()}")
     print()
-    print("| measure | median | p95 | n |")
-    print("|---|---|---|---|")
-    print(f"| cold `oculi caption` one image (process start → caption) | {statistics.median(cold):.2f} s | {max(cold):.2f} s (max) | {len(cold)} |")
-    print(f"| model load in a warm process (`Engine.warmup`) | {load_s:.2f} s | | 1 |")
-    for name, med, p95, n in rows:
-        print(f"| warm {name}, 640×480 | {med:.0f} ms | {p95:.0f} ms | {n} |")
-    print(f"| peak RSS of the warm process | {rss_mb:.0f} MB | | |")
+    print("| measure | median | p95 | n | CPU per call |")
+    print("|---|---|---|---|---|")
+    print(f"| cold `oculi caption` one image (process start → caption) | {statistics.median(cold):.2f} s | {max(cold):.2f} s (max) | {len(cold)} | |")
+    print(f"| model load in a warm process (`Engine.warmup`) | {load_s:.2f} s | | 1 | |")
+    for name, med, p95, n, c in rows:
+        print(f"| warm {name}, 640×480 | {med:.0f} ms | {p95:.0f} ms | {n} | {c:.0f} ms |")
+    n, wall, c, workers = stream
+    print(f"| detection stream for footage (`PerceptionPool.detect`, {workers} workers, one frame per task), "
+          f"640×480 | **{n / wall:.1f} frames/s** | | {n} | {c / n * 1000:.0f} ms |")
+    print(f"| peak RSS of the warm process | {rss_mb:.0f} MB | | | |")
+
+
+def cpu() -> float:
+    """CPU seconds (user + system, all threads) of this process so far."""
+    t = os.times()
+    return t.user + t.system
+
+
+def detect_stream(frames: list, settings) -> tuple[int, float, float, int]:  # noqa: ANN001
+    """Frames through a ``PerceptionPool`` (one worker per core), as footage does: (n, wall s, CPU s, workers)."""
+    from oculi.perception.pool import PerceptionPool
+
+    with PerceptionPool(settings) as pool:
+        list(pool.detect(frames[:4]))  # warm
+        t, c = time.perf_counter(), cpu()
+        n = sum(1 for _ in pool.detect(frames))
+        return n, time.perf_counter() - t, cpu() - c, pool.workers
 
 
 if __name__ == "__main__":

@@ -1,115 +1,147 @@
-"""Ingest throughput of `oculi index` on generated 640×480 photos (issue 3).
+"""Ingest throughput of `oculi index`, against a CLIP ViT-B/32 indexer run on the same photos.
 
-Photos: the scikit-image colour photos, randomly cropped, flipped, tinted and resized to
-640×480 JPEGs (every one distinct content, so every one is perceived). Measures, in one warm
-process with the real models:
+Two photo sets (``benchmarks/photos.py``): 640×480 JPEGs and 12 MP phone-style JPEGs (EXIF
+orientation, quality 90). For each set, in one run:
 
-- images/s of ``Library.index`` with the full built-in pipeline (OCR on) and with ``ocr=False``;
-- where the time goes: each perception part timed alone on the same photos (classifier,
-  detector, faces + colours, OCR), the sentence embedding of the documents, and the store writes;
-- disk per item (thumbnail, vectors, observation included) and peak memory.
+- the anchor (``benchmarks/anchor_clip.py``): a whole-process CLIP ViT-B/32 indexer, fp32,
+  batch 16, in a fresh process; its model build is not counted;
+- ``Library.index`` (what ``oculi index`` runs) with the full built-in pipeline (OCR on) in
+  this process, models loaded first and not counted, perception on the engine's
+  ``PerceptionPool``; the store's compaction at the end is counted.
 
-Run: ``.venv/bin/python benchmarks/bench_index.py [--n 48]``
+Each row gives wall time and images/s, the CPU time (user + system, all threads and worker
+processes) per image, and oculi's rate as a multiple of the anchor's, by wall clock and by
+CPU time. The machine is shared, so the ratios are the figures to compare across runs; the
+CPU ratio is the steadier of the two. A second table times each perception part alone on
+one thread (CPU ms per image).
+
+Run: ``.venv/bin/python benchmarks/bench_index.py [--n 48] [--phone 16] [--pool thread|process]
+[--workers N]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageEnhance
-
 sys.path.insert(0, str(Path(__file__).parent))
+from anchor_clip import run_anchor  # noqa: E402
 from machine import machine  # noqa: E402
+from photos import make_photos, phone_photos  # noqa: E402
 
 
-def make_photos(d: Path, n: int) -> list[Path]:
-    from skimage import data
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (worker processes once closed)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
-    srcs = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.stereo_motorcycle()[0],
-            data.immunohistochemistry(), data.hubble_deep_field()]
-    rng = np.random.default_rng(0)
-    d.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(n):
-        img = Image.fromarray(srcs[i % len(srcs)])
-        w, h = img.size
-        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
-        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        img = img.crop((x, y, x + cw, y + ch)).resize((640, 480), Image.Resampling.BILINEAR)
-        if rng.random() < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        img = ImageEnhance.Color(img).enhance(rng.uniform(0.7, 1.3))
-        p = d / f"photo{i:04d}.jpg"
-        img.save(p, quality=90)
-        out.append(p)
+
+def index_run(settings_kw: dict, photos: Path, home: Path, ocr: bool) -> dict:
+    from oculi.config import Settings
+    from oculi.engine import Engine
+    from oculi.library import Library
+    from oculi.store import open_store
+
+    eng = Engine(Settings(**settings_kw))
+    backend = eng.backend("observe")
+    if hasattr(backend, "pool"):  # start and load the workers: not counted, like the anchor's model build
+        backend.pool()
+    else:  # an oculi from before the pool (``--before``): its one perceiver
+        eng.warmup()
+    eng.embed_texts(["warm up"])
+    store = open_store(Settings(home=home))  # a fresh store; models and caches from the usual home
+    c0, t0 = _cpu(), time.perf_counter()
+    rep = Library(eng, store).index([photos], "bench", ocr=ocr)
+    if hasattr(eng, "close"):
+        eng.close()  # process workers exit and are reaped here, so their CPU time is counted
+    return {"images": rep.added, "wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0,
+            "failed": len(rep.failed)}
+
+
+def stage_times(photos: list[Path], draft: bool) -> dict[str, float]:
+    """CPU ms per image of each perception part alone, one thread."""
+    from oculi.engine import Engine
+    from oculi.perception import colour
+    from oculi.perception.worker import PerceptionWorker
+
+    eng = Engine()
+    w = PerceptionWorker(eng.settings)
+    w.load()
+    per = w.perceiver
+    loaded = [eng.load_image(p, draft=draft) for p in photos]
+    imgs = [li.image for li in loaded]
+    out: dict[str, float] = {}
+
+    def timed(name: str, fn) -> None:  # noqa: ANN001
+        fn()  # warm
+        t = time.thread_time()
+        fn()
+        out[name] = (time.thread_time() - t) / len(imgs) * 1000
+
+    timed("decode" + (" (draft)" if draft else ""), lambda: [eng.load_image(p, draft=draft) for p in photos])
+    timed("classifier + embedding", lambda: [per.classifier.classify_and_embed([i]) for i in imgs])
+    timed("detector", lambda: [per.detector.detect_with_signal(i) for i in imgs])
+    timed("object colours + gated faces", lambda: [per.detect_objects(i) for i in imgs])
+    out["object colours + gated faces"] -= out["detector"]
+    timed("image colours", lambda: [colour.dominant_colours(i, k=3) for i in imgs])
+    timed("OCR", lambda: [per.reader.read(i) for i in imgs])
+    from oculi.language.describe import describe
+    from oculi.tasks.index import observation_document
+
+    docs = [observation_document(o, describe(o)).summary for o in w.observe(loaded)]
+    timed("sentence embedding of the document", lambda: eng.embed_texts(docs))
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--n", type=int, default=48, help="640x480 photos")
+    ap.add_argument("--phone", type=int, default=16, help="12 MP phone photos (0: skip)")
+    ap.add_argument("--pool", choices=("thread", "process"), default="thread")
+    ap.add_argument("--workers", type=int, default=0, help="perception workers (0: one per core)")
+    ap.add_argument("--no-ocr", action="store_true")
+    ap.add_argument("--before", action="store_true",
+                    help="skip the per-stage table (to run this script on an oculi checkout from before the pool)")
     args = ap.parse_args()
-    from oculi.config import Settings
-    from oculi.engine import Engine
-    from oculi.library import Library
-    from oculi.perception import colour
-    from oculi.store import open_store
-    from oculi.tasks.index import observation_document
+    kw = {"perception_pool": args.pool, "perception_workers": args.workers}
 
     tmp = Path(tempfile.mkdtemp(prefix="oculi-bench-index-"))
-    photos = make_photos(tmp / "photos", args.n)
-    eng = Engine(Settings())
-    t = time.perf_counter()
-    eng.warmup()
-    warm_s = time.perf_counter() - t
-
+    sets = [("640×480", make_photos(tmp / "p640", args.n))]
+    if args.phone:
+        sets.append(("12 MP phone", phone_photos(tmp / "phone", args.phone)))
     rows = []
-    for label, ocr in (("full pipeline (OCR on)", True), ("OCR off (--no-ocr)", False)):
-        store = open_store(Settings(home=tmp / f"home-{int(ocr)}"))
-        t = time.perf_counter()
-        rep = Library(eng, store).index([tmp / "photos"], "bench", ocr=ocr)
-        wall = time.perf_counter() - t
-        coll = store.open_collection("bench")
-        rows.append((label, rep.added, wall, rep.perceive_s, coll.bytes_on_disk() / max(1, coll.count())))
+    for name, photos in sets:
+        folder = photos[0].parent
+        anchor = run_anchor(folder)
+        ours = index_run(kw, folder, tmp / f"home-{len(rows)}", ocr=not args.no_ocr)
+        rows.append((name, anchor, ours))
+    stages = {} if args.before else {name: stage_times(photos[:16], draft=name != "640×480") for name, photos in sets}
 
-    # where the time goes, part by part, on the same photos
-    per = eng.backend("observe").perceiver
-    imgs = [eng.load_image(p).image for p in photos[:16]]
-    parts: dict[str, float] = {}
-
-    def timed(name: str, fn) -> None:  # noqa: ANN001
-        t0 = time.perf_counter()
-        fn()
-        parts[name] = (time.perf_counter() - t0) / len(imgs) * 1000
-
-    timed("decode + EXIF + thumbnail", lambda: [eng.load_image(p) for p in photos[:16]])
-    timed("classifier + visual embedding", lambda: per.classifier.classify_and_embed(imgs, top_k=5))
-    dets: list = []
-    timed("detector", lambda: dets.extend(per.detector.detect_batch(imgs)))
-    timed("faces + object colours", lambda: [per._objects(i, d) for i, d in zip(imgs, dets)])
-    timed("image colours", lambda: [colour.dominant_colours(i, k=3) for i in imgs])
-    timed("OCR", lambda: [per.reader.read(i) for i in imgs])
-    obs = [eng.observe(i) for i in imgs[:4]]
-    docs = [observation_document(o).summary for o in obs] * 4
-    timed("sentence embedding of the document", lambda: eng.embed_texts(docs))
-
-    print(f"Machine: {machine()}  (models warm-up {warm_s:.1f} s, not counted)\n")
-    print("| run | images | wall (s) | images/s | of which perception (s) | disk per item |")
-    print("|---|---|---|---|---|---|")
-    for label, n, wall, perc, per_item in rows:
-        print(f"| {label} | {n} | {wall:.1f} | {n / wall:.2f} | {perc:.1f} | {per_item / 1e3:.1f} kB |")
-    print("\n| stage (per image, measured alone) | ms |")
-    print("|---|---|")
-    for k, v in parts.items():
-        print(f"| {k} | {v:.0f} |")
-    print(f"| total of the stages | {sum(parts.values()):.0f} |")
-    print(f"\nPeak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    workers = args.workers or len(os.sched_getaffinity(0))
+    print(f"Machine: {machine()}\n")
+    how = "one perceiver (an oculi from before the pool)" if args.before else f"{workers} {args.pool} perception worker(s)"
+    print(f"oculi: `Library.index`, OCR {'off' if args.no_ocr else 'on'}, {how}. "
+          f"Anchor: CLIP ViT-B/32 indexer (anchor_clip.py), fp32, batch 16.\n")
+    print("| photos | indexer | images | wall (s) | images/s | CPU ms/image | × anchor (wall) | × anchor (CPU) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, a, o in rows:
+        a_rate, o_rate = a["images"] / a["wall_s"], o["images"] / o["wall_s"]
+        a_cpu, o_cpu = a["cpu_s"] / a["images"] * 1000, o["cpu_s"] / max(1, o["images"]) * 1000
+        print(f"| {name} | CLIP B/32 anchor | {a['images']} | {a['wall_s']:.1f} | {a_rate:.2f} | {a_cpu:.0f} | 1.00 | 1.00 |")
+        print(f"| {name} | **oculi index** | {o['images']} | {o['wall_s']:.1f} | **{o_rate:.2f}** | {o_cpu:.0f} "
+              f"| **{o_rate / a_rate:.2f}** | **{a_cpu / o_cpu:.2f}** |")
+    print("\n| stage, one thread (CPU ms per image) | " + " | ".join(stages) + " |")
+    print("|---|" + "---|" * len(stages))
+    for k in next(iter(stages.values()), {}):
+        key = k.replace(" (draft)", "")
+        vals = [next((v for kk, v in st.items() if kk.replace(" (draft)", "") == key), 0.0) for st in stages.values()]
+        print(f"| {k} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
+    print(f"\nPeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

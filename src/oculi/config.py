@@ -7,6 +7,7 @@ Every field can be set from the environment with the ``OCULI_`` prefix, e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, model_validator
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
         max_image_pixels: Largest decoded image (width × height) accepted; guards against
             decompression bombs.
         threads: Intra-op threads for the CPU models (0 = library default).
+        perception_workers: Perception workers for batch work (indexing, footage), each with
+            one-thread sessions (0 = one per CPU core). See ``oculi.perception.pool``.
+        perception_pool: ``"thread"`` or ``"process"`` workers.
         detector_threshold: Minimum detector score for an object to be reported.
         ocr: Whether captions and observations run OCR.
         object_crops: At most this many detected objects per image are classified on their own
@@ -42,6 +46,8 @@ class Settings(BaseSettings):
     max_image_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 80_000_000
     threads: int = 0
+    perception_workers: int = Field(default=0, ge=0)
+    perception_pool: Literal["thread", "process"] = "thread"
     detector_threshold: float = 0.4
     ocr: bool = True
     object_crops: int = Field(default=3, ge=0, le=20)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import deque
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -27,6 +28,7 @@ from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
 from oculi.core.types import Answer, Caption, Classification, Detections, Observation, Reading
 from oculi.imageio import ImageSource, LoadedImage, load_image, load_image_bytes
+from oculi.perception.worker import DRAFT_LONG_SIDE
 from oculi.tasks import ask as ask_task
 from oculi.tasks import caption as caption_task
 from oculi.tasks import classify as classify_task
@@ -78,15 +80,22 @@ class Engine:
             return inner
         return HeadedPerceiver(inner, self.heads, {image_space(self)["model"]: self.embed_images})
 
-    def load_image(self, source: ImageSource) -> LoadedImage:
-        """Decode an image from a path, bytes, a PIL image or a ``LoadedImage``, with limits."""
+    def load_image(self, source: ImageSource, *, draft: bool = False) -> LoadedImage:
+        """Decode an image from a path, bytes, a PIL image or a ``LoadedImage``, with limits.
+
+        ``draft`` decodes a large JPEG at the reduced size the built-in models still see in
+        full (``imageio`` draft mode; ``info`` keeps the original size): indexing does.
+        """
         s = self.settings
         if isinstance(source, LoadedImage):
             return source
+        long_side = DRAFT_LONG_SIDE if draft else None
         if isinstance(source, (str, Path)):
-            return load_image(source, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+            return load_image(source, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels,
+                              draft_long_side=long_side)
         if isinstance(source, (bytes, bytearray, memoryview)):
-            return load_image_bytes(bytes(source), max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+            return load_image_bytes(bytes(source), max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels,
+                                    draft_long_side=long_side)
         if isinstance(source, Image.Image):
             if source.width * source.height > s.max_image_pixels:
                 raise InputError(f"image is {source.width}x{source.height}, over the pixel limit")
@@ -108,23 +117,64 @@ class Engine:
         return self.perceiver().observe(li.image, li.info, ocr=ocr)
 
     def observe_many(
-        self, sources: Sequence[ImageSource], *, batch_size: int = 8, ocr: bool = True
+        self, sources: Iterable[ImageSource], *, batch_size: int = 8, ocr: bool = True, draft: bool = False
     ) -> Iterator[tuple[ImageSource, Observation | OculiError]]:
-        """Observe many images in batches; a bad image yields its error and the batch goes on."""
-        perceiver = self.perceiver()
-        for start in range(0, len(sources), batch_size):
-            chunk = sources[start : start + batch_size]
-            good: list[tuple[ImageSource, LoadedImage]] = []
-            for src in chunk:
-                try:
-                    good.append((src, self.load_image(src)))
-                except OculiError as e:
-                    yield src, e
-            if not good:
-                continue
-            observations = perceiver.observe_batch([g.image for _, g in good], [g.info for _, g in good], ocr=ocr)
-            for (src, _), obs in zip(good, observations):
-                yield src, obs
+        """Observe many images, in order; a bad image yields its error and the rest go on.
+
+        With the built-in backend the images stream through its ``PerceptionPool``
+        (``settings.perception_workers`` workers, one-thread sessions each); other backends
+        get ``observe_batch`` calls of ``batch_size``. Sources are decoded as they are
+        consumed, so a long iterable never sits in memory at once.
+
+        Args:
+            sources: Paths, bytes, PIL images or ``LoadedImage``s.
+            batch_size: Images per call for backends without a stream.
+            ocr: Read text too.
+            draft: Decode large JPEGs at reduced size (see ``load_image``).
+        """
+        perceiver = self.perceiver()  # with the trained heads' verdicts
+
+        def load(src: ImageSource) -> LoadedImage | OculiError:
+            try:
+                return self.load_image(src, draft=draft)
+            except OculiError as e:
+                return e
+
+        loaded = ((src, load(src)) for src in sources)
+        if hasattr(perceiver, "observe_stream"):
+            ahead: deque[tuple[ImageSource, LoadedImage | OculiError]] = deque()
+
+            def good() -> Iterator[LoadedImage]:
+                for pair in loaded:
+                    ahead.append(pair)
+                    if isinstance(pair[1], LoadedImage):
+                        yield pair[1]
+
+            for obs in perceiver.observe_stream(good(), ocr=ocr):
+                while not isinstance(ahead[0][1], LoadedImage):
+                    yield ahead.popleft()  # type: ignore[misc]
+                yield ahead.popleft()[0], obs
+            yield from ahead  # type: ignore[misc]  # errors after the last good image
+            return
+        batch: list[tuple[ImageSource, LoadedImage | OculiError]] = []
+        for pair in [*loaded, None]:  # type: ignore[list-item]
+            if pair is not None:
+                batch.append(pair)
+            if batch and (pair is None or len(batch) >= batch_size):
+                good_ = [(src, li) for src, li in batch if isinstance(li, LoadedImage)]
+                results = iter(perceiver.observe_batch([li.image for _, li in good_], [li.info for _, li in good_],
+                                                       ocr=ocr) if good_ else [])
+                for src, li in batch:
+                    yield src, next(results) if isinstance(li, LoadedImage) else li  # type: ignore[misc]
+                batch = []
+
+    def close(self) -> None:
+        """Stop worker threads or processes the backends started (perception pools)."""
+        with self._lock:
+            backends = list(self._backends.values())
+        for b in backends:
+            if hasattr(b, "close"):
+                b.close()
 
     def caption(self, source: ImageSource, *, detailed: bool = False) -> Caption:
         """One grounded sentence (or paragraph with ``detailed``) about an image."""

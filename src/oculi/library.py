@@ -20,12 +20,14 @@ Example:
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from oculi.config import Settings
 from oculi.core.errors import InputError
 from oculi.imageio import ImageLimits, ImageSource
+from oculi.perception.worker import DRAFT_LONG_SIDE
 from oculi.store.base import DEFAULT_COLLECTION, Collection, CollectionInfo, Filter, Store
 from oculi.store.integrity import CheckReport, RepairReport
 from oculi.tasks.evaluate import KS, RetrievalQuery, RetrievalReport, evaluate_retrieval, load_queries
@@ -262,7 +264,8 @@ class Library:
 
     # --- helpers -------------------------------------------------------------------------------
     def _limits(self) -> ImageLimits:
-        return ImageLimits.from_settings(self.settings)
+        # indexing decodes large JPEGs at the reduced size the built-in models still see in full
+        return replace(ImageLimits.from_settings(self.settings), draft_long_side=DRAFT_LONG_SIDE)
 
     def _ocr(self, ocr: bool | None) -> bool:
         return self.settings.ocr if ocr is None else ocr

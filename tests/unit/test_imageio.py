@@ -210,3 +210,54 @@ def test_a_fifo_named_like_an_image_is_refused_without_blocking(tmp_path: Path) 
         load_image("/dev/zero")
     with pytest.raises(InputError, match="is a directory"):
         load_image(tmp_path)
+
+
+# --- draft (reduced-size) JPEG decoding ------------------------------------------------------
+
+def _quadrants(w: int, h: int) -> Image.Image:
+    """Red top-left, green top-right, blue bottom-left, white bottom-right."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[: h // 2, : w // 2] = (255, 0, 0)
+    a[: h // 2, w // 2 :] = (0, 255, 0)
+    a[h // 2 :, : w // 2] = (0, 0, 255)
+    a[h // 2 :, w // 2 :] = 255
+    return Image.fromarray(a)
+
+
+def _corner_colours(img: Image.Image) -> list[tuple[int, ...]]:
+    w, h = img.size
+    return [img.getpixel((round(x * w), round(y * h))) for x, y in ((0.1, 0.1), (0.9, 0.1), (0.1, 0.9), (0.9, 0.9))]
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_draft_decode_keeps_orientation_and_reports_the_full_size(orientation: int):
+    upright = _quadrants(2400, 1600)
+    stored = {1: upright, 3: upright.transpose(Image.Transpose.ROTATE_180),
+              6: upright.transpose(Image.Transpose.ROTATE_90), 8: upright.transpose(Image.Transpose.ROTATE_270)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data_ = _encode(stored, "JPEG", exif=exif, quality=90)
+    full = load_image_bytes(data_)
+    small = load_image_bytes(data_, draft_long_side=1000)
+    assert full.image.size == (2400, 1600)
+    assert small.image.size == (1200, 800)  # 1/2: the largest reduction keeping >= 1000 px
+    assert (small.info.width, small.info.height) == (2400, 1600) == (full.info.width, full.info.height)
+    assert small.info.sha256 == full.info.sha256
+    for a, b in zip(_corner_colours(small.image), _corner_colours(full.image)):
+        assert max(abs(x - y) for x, y in zip(a, b)) < 12  # same picture, same way up
+
+
+def test_draft_is_used_only_when_the_result_is_large_enough():
+    data_ = _encode(_quadrants(1800, 1200), "JPEG")
+    assert load_image_bytes(data_, draft_long_side=1000).image.size == (1800, 1200)  # 1/2 would be 900
+    assert load_image_bytes(data_, draft_long_side=451).image.size == (900, 600)
+    assert load_image_bytes(data_, draft_long_side=450).image.size == (450, 300)
+    assert load_image_bytes(data_, draft_long_side=200).image.size == (225, 150)  # 1/8 at most
+    png = _encode(_quadrants(1800, 1200), "PNG")
+    assert load_image_bytes(png, draft_long_side=200).image.size == (1800, 1200)  # only JPEG has DCT scaling
+
+
+def test_draft_still_checks_the_pixel_limit_on_the_full_size():
+    data_ = _encode(_quadrants(2400, 1600), "JPEG")
+    with pytest.raises(InputError, match="over the limit"):
+        load_image_bytes(data_, draft_long_side=300, max_pixels=2_000_000)

@@ -8,16 +8,21 @@ state what perception did not find.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from oculi.config import Settings
+from oculi.core.errors import OculiError
 from oculi.core.types import Answer, DetectedObject, ImageInfo, Observation, TextLine
 from oculi.language.answer import answer as answer_from_observation
 from oculi.language.describe import describe as describe_observation
 from oculi.core.labels import COCO_CLASSES
+from oculi.imageio import LoadedImage
+
+if TYPE_CHECKING:
+    from oculi.perception.pool import PerceptionPool
 
 WORD_MATCH_MIN = 0.55  # cosine similarity for mapping an unknown word onto a COCO class
 
@@ -35,6 +40,7 @@ class BuiltinBackend:
         self.perceiver = BuiltinPerceiver(settings)
         self.text_encoder = MiniLMTextEncoder(settings)
         self._coco_vecs: np.ndarray | None = None
+        self._pool: PerceptionPool | None = None
         self._lock = threading.Lock()
 
     # Perceiver
@@ -43,6 +49,27 @@ class BuiltinBackend:
 
     def observe_batch(self, images: Sequence[Image.Image], infos: Sequence[ImageInfo], *, ocr: bool = True) -> list[Observation]:
         return self.perceiver.observe_batch(images, infos, ocr=ocr)
+
+    def observe_stream(self, images: Iterable[LoadedImage], *, ocr: bool = True) -> Iterator[Observation | OculiError]:
+        """Observe a stream of images on the perception pool, in order (see ``PerceptionPool``)."""
+        return self.pool().observe(images, ocr=ocr)
+
+    def pool(self) -> "PerceptionPool":
+        """The backend's ``PerceptionPool`` (``settings.perception_workers``), started on first use."""
+        from oculi.perception.pool import PerceptionPool
+
+        with self._lock:
+            if self._pool is None:
+                s = self.settings
+                self._pool = PerceptionPool(s, s.perception_workers or None, kind=s.perception_pool)
+        return self._pool.start()
+
+    def close(self) -> None:
+        """Stop the perception pool's workers, if any were started."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     # Describer
     def describe(self, image: Image.Image, observation: Observation, *, detailed: bool = False) -> str:
@@ -64,8 +91,7 @@ class BuiltinBackend:
 
     # Detector
     def detect(self, image: Image.Image) -> list[DetectedObject]:
-        self.perceiver.load()
-        return self.perceiver._objects(image, self.perceiver.detector.detect(image))
+        return self.perceiver.detect_objects(image)
 
     # Reader
     def read(self, image: Image.Image) -> list[TextLine]:

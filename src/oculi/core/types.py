@@ -82,6 +82,10 @@ class Box:
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
 
+    def scale(self, sx: float, sy: float) -> "Box":
+        """The box with x coordinates multiplied by ``sx`` and y by ``sy``."""
+        return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy)
+
     def clip(self, width: int, height: int) -> "Box":
         return Box(
             min(max(self.x1, 0.0), width),

@@ -243,6 +243,8 @@ class HeadedPerceiver:
         self.inner = inner
         self.heads = heads
         self.embed = embed or {}
+        if hasattr(inner, "observe_stream"):  # only where the inner perceiver streams (callers test for it)
+            self.observe_stream = self._observe_stream
 
     def observe(self, image: object, info: object, *, ocr: bool = True) -> Observation:
         obs = self.inner.observe(image, info, ocr=ocr)  # type: ignore[attr-defined]
@@ -251,6 +253,11 @@ class HeadedPerceiver:
     def observe_batch(self, images: Sequence[object], infos: Sequence[object], *, ocr: bool = True) -> list[Observation]:
         obs = self.inner.observe_batch(images, infos, ocr=ocr)  # type: ignore[attr-defined]
         return self.heads.apply(obs, images, embed=self.embed)
+
+    def _observe_stream(self, images: object, *, ocr: bool = True) -> object:
+        """The inner perceiver's stream (a worker pool), each observation with the heads' verdicts."""
+        for obs in self.inner.observe_stream(images, ocr=ocr):  # type: ignore[attr-defined]
+            yield self.heads.apply([obs], embed=self.embed)[0]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)

@@ -219,8 +219,13 @@ class MiniLMTextEncoder:
             folder = require_asset("text-encoder", self.settings) / MODEL_DIR
             try:
                 if self.runtime == "numpy":
+                    from threadpoolctl import threadpool_limits
                     from tokenizers import Tokenizer
 
+                    # NumPy's OpenBLAS at its default (a thread per core) spins its helpers on
+                    # these small GEMMs: on the 2-core machine, with other work running, one
+                    # sentence took 47-374 ms of CPU against 15 ms at one thread (process-wide)
+                    threadpool_limits(1, user_api="blas")
                     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
                     tok.enable_truncation(max_length=MAX_LENGTH)
                     tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in a batch

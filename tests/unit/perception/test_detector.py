@@ -117,20 +117,22 @@ CONV_ATTR = dict(padding=_s("SAME"), data_format=_s("NHWC"), dilations=_ints([1,
 # --- executor tests ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("cf", [False, True], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("hw", [(6, 7), (7, 6), (8, 8)])
-def test_conv2d_same_stride2_matches_tf_definition(tmp_path: Path, hw: tuple[int, int]) -> None:
+def test_conv2d_same_stride2_matches_tf_definition(tmp_path: Path, hw: tuple[int, int], cf: bool) -> None:
     rng = np.random.default_rng(0)
     w = rng.normal(size=(3, 3, 2, 4)).astype(np.float32)
     conv = _node("y", "Conv2D", ["x", "w"], strides=_ints([1, 2, 2, 1]), **CONV_ATTR)
     path = _write_model(tmp_path, [_placeholder(), conv], {"w": (w, "float32")})
     x = rng.normal(size=(1, *hw, 2)).astype(np.float32)
-    y = load_graph_model(path).run({"x": torch.from_numpy(x)}, ["y"])["y"]
+    y = load_graph_model(path).run({"x": torch.from_numpy(x)}, ["y"], channels_first=cf)["y"]
     ref = _ref_conv(x, w, 2)
     assert y.shape == ref.shape
     np.testing.assert_allclose(y.numpy(), ref, atol=1e-4)
 
 
-def test_fused_depthwise_and_fused_conv_with_bias_and_activation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cf", [False, True], ids=["nhwc", "nchw"])
+def test_fused_depthwise_and_fused_conv_with_bias_and_activation(tmp_path: Path, cf: bool) -> None:
     rng = np.random.default_rng(1)
     dw = rng.normal(size=(5, 5, 3, 2)).astype(np.float32)  # channel multiplier 2
     b1 = rng.normal(size=6).astype(np.float32)
@@ -146,7 +148,7 @@ def test_fused_depthwise_and_fused_conv_with_bias_and_activation(tmp_path: Path)
     path = _write_model(tmp_path, nodes, {"dw": (dw, "float32"), "b1": (b1, "float32"), "pw": (pw, "float32"),
                                           "b2": (b2, "float32")})
     x = rng.normal(size=(1, 9, 10, 3)).astype(np.float32) * 3
-    y = load_graph_model(path).run({"x": torch.from_numpy(x)}, ["p"])["p"].numpy()
+    y = load_graph_model(path).run({"x": torch.from_numpy(x)}, ["p"], channels_first=cf)["p"].numpy()
     d = np.clip(_ref_conv(x, dw, 2, depthwise=True) + b1, 0, 6)
     ref = np.maximum(_ref_conv(d, pw, 1) + b2, 0)
     np.testing.assert_allclose(y, ref, atol=1e-4)
@@ -174,18 +176,21 @@ def test_truncated_weights_raise_model_asset_error(tmp_path: Path) -> None:
         load_graph_model(path)
 
 
+@pytest.mark.parametrize("cf", [False, True], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("align,half", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("size", [(8, 10), (3, 5)])
-def test_resize_bilinear_matches_tf_modes(tmp_path: Path, align: bool, half: bool, size: tuple[int, int]) -> None:
+def test_resize_bilinear_matches_tf_modes(tmp_path: Path, align: bool, half: bool, size: tuple[int, int],
+                                          cf: bool) -> None:
     nodes = [_placeholder(), _node("y", "ResizeBilinear", ["x", "size"], align_corners={"b": align},
                                    half_pixel_centers={"b": half})]
     path = _write_model(tmp_path, nodes, {"size": (np.array(size, np.int32), "int32")})
     x = np.random.default_rng(3).normal(size=(2, 4, 5, 3)).astype(np.float32)
-    y = load_graph_model(path).run({"x": torch.from_numpy(x)}, ["y"])["y"].numpy()
+    y = load_graph_model(path).run({"x": torch.from_numpy(x)}, ["y"], channels_first=cf)["y"].numpy()
     np.testing.assert_allclose(y, _ref_resize(x, *size, align, half), atol=1e-5)
 
 
-def test_maxpool_same_and_detection_tail_ops(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cf", [False, True], ids=["nhwc", "nchw"])
+def test_maxpool_same_and_detection_tail_ops(tmp_path: Path, cf: bool) -> None:
     """MaxPool/Equal/Cast/Reshape/TopKV2/FloorDiv/FloorMod/GatherV2/StridedSlice/ConcatV2."""
     i32 = lambda *v: (np.array(v, np.int32), "int32")  # noqa: E731
     nodes = [
@@ -210,7 +215,8 @@ def test_maxpool_same_and_detection_tail_ops(tmp_path: Path) -> None:
     model = load_graph_model(_write_model(tmp_path, nodes, weights))
     x = np.zeros((1, 4, 4, 2), np.float32)
     x[0, 0, 0, 1], x[0, 2, 3, 0], x[0, 1, 1, 0], x[0, 0, 2, 0] = 0.9, 0.8, 0.5, 0.7  # (1,1) is not a peak
-    out = model.run({"x": torch.from_numpy(x)}, ["topk", "topk:1", "cls", "cell", "g", "mid", "cat", "mp"])
+    out = model.run({"x": torch.from_numpy(x)}, ["topk", "topk:1", "cls", "cell", "g", "mid", "cat", "mp"],
+                    channels_first=cf)
     np.testing.assert_allclose(out["topk"].numpy(), [[0.9, 0.8, 0.7]], atol=1e-6)
     idx = [0 * 8 + 0 * 2 + 1, 2 * 8 + 3 * 2 + 0, 0 * 8 + 2 * 2 + 0]  # flat NHWC index = (y*W + x)*C + c
     assert out["topk:1"].tolist() == [idx] and out["topk:1"].dtype == torch.int32
@@ -367,6 +373,52 @@ def test_blank_image_has_no_objects(detector: CenterNetDetector) -> None:
 
 
 @pytest.mark.slow
+def test_channels_first_plan_matches_nhwc_on_squeeze_excite_concat_and_hard_swish(tmp_path: Path) -> None:
+    """MobileNetV3's blocks: conv -> hard-swish -> depthwise conv, squeeze-excite (Mean over H, W,
+    1x1 convs, hard-sigmoid, broadcast Mul), a residual Add, upsampling and a channel concat.
+    The NCHW plan computes the same function, and the hard-swish scale is folded into the
+    depthwise filter that consumes it."""
+    rng = np.random.default_rng(5)
+    f32 = lambda *shape: (rng.normal(size=shape).astype(np.float32) * 0.5, "float32")  # noqa: E731
+    fused = lambda *ops: {"list": {"s": [_s(o)["s"] for o in ops]}}  # noqa: E731
+    one = _ints([1, 1, 1, 1])
+    nodes = [
+        _placeholder(),
+        _node("c1", "_FusedConv2D", ["x", "w1", "b1"], strides=one, fused_ops=fused("BiasAdd"), **CONV_ATTR),
+        _node("hs_a", "Mul", ["sixth", "c1"]), _node("hs_s", "Add", ["c1", "three"]),
+        _node("hs_r", "Relu6", ["hs_s"]), _node("hs", "Mul", ["hs_a", "hs_r"]),
+        _node("dw", "DepthwiseConv2dNative", ["hs", "wd"], strides=_ints([1, 2, 2, 1]), **CONV_ATTR),
+        _node("m", "Mean", ["dw", "axes"], keep_dims={"b": True}),
+        _node("se1", "_FusedConv2D", ["m", "w2", "b2"], strides=one, fused_ops=fused("BiasAdd", "Relu"), **CONV_ATTR),
+        _node("se2", "_FusedConv2D", ["se1", "w3", "b3"], strides=one, fused_ops=fused("BiasAdd"), **CONV_ATTR),
+        _node("hsig", "Add", ["se2", "three"]), _node("hsig6", "Relu6", ["hsig"]),
+        _node("gate", "Mul", ["hsig6", "sixth"]), _node("se", "Mul", ["dw", "gate"]),
+        _node("res", "Add", ["se", "dw"]),
+        _node("up", "ResizeBilinear", ["res", "size"], align_corners={"b": False}, half_pixel_centers={"b": False}),
+        _node("cat", "ConcatV2", ["up", "c1", "cax"]), _node("out", "Sigmoid", ["cat"]),
+        _node("flat", "Reshape", ["cat", "shape"]),
+    ]
+    weights = {"w1": f32(3, 3, 3, 4), "b1": f32(4), "wd": f32(3, 3, 4, 1), "w2": f32(1, 1, 4, 2), "b2": f32(2),
+               "w3": f32(1, 1, 2, 4), "b3": f32(4), "sixth": (np.float32(1 / 6), "float16"),
+               "three": (np.float32(3), "float32"), "axes": (np.array([1, 2], np.int32), "int32"),
+               "size": (np.array([8, 10], np.int32), "int32"), "cax": (np.array([3], np.int32), "int32"),
+               "shape": (np.array([1, -1], np.int32), "int32")}
+    model = load_graph_model(_write_model(tmp_path, nodes, weights))
+    assert model.nodes["hs"].op == "_HardSwish" and model.nodes["hs"].get("scale") == 1.0  # folded into "wd"
+    x = torch.from_numpy(rng.normal(size=(1, 8, 10, 3)).astype(np.float32))
+    nhwc = model.run({"x": x}, ["out", "flat", "m"])
+    nchw = model.run({"x": x}, ["out", "flat", "m"], channels_first=True)
+    for k in nhwc:
+        assert nchw[k].shape == nhwc[k].shape
+        torch.testing.assert_close(nchw[k], nhwc[k], atol=1e-5, rtol=1e-5)
+    # and the NHWC plan itself is TF's function: hard-swish with the float16 1/6, by definition
+    c = float(np.float32(np.float16(1 / 6)))
+    c1 = _ref_conv(x.numpy(), weights["w1"][0], 1) + weights["b1"][0]
+    hs = c1 * c * np.clip(c1 + 3, 0, 6)
+    dw = _ref_conv(hs, weights["wd"][0], 2, depthwise=True)
+    np.testing.assert_allclose(nhwc["m"].numpy(), dw.mean(axis=(1, 2), keepdims=True), atol=1e-5)
+
+
 def test_detect_batch_equals_detect(detector: CenterNetDetector) -> None:
     imgs = [_photo("coffee"), _photo("astronaut")]
     assert detector.detect_batch(imgs) == [detector.detect(im) for im in imgs]

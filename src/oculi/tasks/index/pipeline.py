@@ -1,13 +1,17 @@
 """One index run over a list of sources: the stages of ``stages`` driven by a thread pool.
 
-Worker threads prepare (read, hash, decode, EXIF, thumbnail) up to three batches ahead while
-the calling thread perceives a batch, builds its items and writes; ``should_stop`` is polled
-between files, and whatever was processed is written before the run returns.
+Worker threads prepare (read, hash, decode, EXIF, thumbnail) up to three batches ahead; one
+thread hands each batch to perception (the engine's ``PerceptionPool`` with the built-in
+model) while the calling thread builds the items of the batch before it (caption, document,
+sentence embedding) and writes them, so the perception workers never wait for the store.
+``should_stop`` is polled between files, and whatever was processed is written before the
+run returns.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +69,8 @@ class IndexPipeline:
         self.t0 = time.monotonic()
         self.done = 0
         self.total = 0
+        self._perceiver = ThreadPoolExecutor(1, thread_name_prefix="oculi-index-perceive")
+        self._pending: tuple[list[PreparedImage], Future] | None = None
 
     def _tick(self, current: str = "") -> None:
         if self.progress:
@@ -76,18 +82,38 @@ class IndexPipeline:
         self.writer.add_files([file_record(prep)])
 
     def process(self, batch: list[PreparedImage]) -> None:
-        """Perceive a batch of decoded images, build their items and queue them for writing.
+        """Start perceiving a batch of decoded images; build and write the batch before it meanwhile.
 
-        First the store is asked whether this batch and what is queued will fit on disk
-        (``Collection.ensure_space``): a full disk stops the run here, with what was queued
-        still written, instead of after perceiving images that could not be saved.
+        First the store is asked whether this batch, the one in perception and what is queued
+        will fit on disk (``Collection.ensure_space``): a full disk stops the run here, with the
+        batch already in perception (which passed its own check) and what was queued still
+        written, instead of after perceiving images that could not be saved.
         """
         ensure_space = getattr(self.writer.coll, "ensure_space", None)
         if ensure_space is not None:
-            ensure_space(len(batch) + len(self.writer.items))
+            in_perception = len(self._pending[0]) if self._pending is not None else 0
+            try:
+                ensure_space(len(batch) + in_perception + len(self.writer.items))
+            except BaseException:
+                self.finish_pending()
+                raise
+        started = self._perceiver.submit(self._perceive, batch)
+        self.finish_pending()
+        self._pending = (batch, started)
+
+    def _perceive(self, batch: list[PreparedImage]) -> list[tuple[PreparedImage, Observation | str]]:
         t0 = time.monotonic()
-        results = perceive_batch(self.vision, batch, ocr=self.ocr)
-        self.report.perceive_s += time.monotonic() - t0
+        try:
+            return perceive_batch(self.vision, batch, ocr=self.ocr)
+        finally:
+            self.report.perceive_s += time.monotonic() - t0
+
+    def finish_pending(self) -> None:
+        """Wait for the batch in perception, build its items and queue them for writing."""
+        if self._pending is None:
+            return
+        (batch, started), self._pending = self._pending, None
+        results = started.result()
         good: list[tuple[PreparedImage, Observation]] = []
         for p, res in results:
             if isinstance(res, str):
@@ -136,10 +162,17 @@ class IndexPipeline:
                         self.report.interrupted = True
                 if batch and not self.report.interrupted:
                     self.process(batch)
+                self.finish_pending()
             finally:
                 for fut in queue:
                     fut.cancel()
-                self.writer.flush()
+                try:
+                    if self._pending is not None and sys.exc_info()[0] is None:
+                        self.finish_pending()
+                finally:
+                    self._pending = None
+                    self._perceiver.shutdown(wait=True, cancel_futures=True)
+                    self.writer.flush()
 
     def _consume(self, res: PreparedImage | PrepareFailure, batch: list[PreparedImage], batch_ids: set[str]) -> bool:
         """Route one prepared file; returns True when ``batch`` was processed (caller resets it)."""

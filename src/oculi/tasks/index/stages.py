@@ -129,8 +129,8 @@ class ImagePreparer:
                     prep = self._store_blob(prep, data, sniff_format(data))
                 return prep
             name = src.path if src.data is None else (src.name or "upload")
-            loaded = load_image_bytes(data, name=name, path=src.path,
-                                      max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
+            loaded = load_image_bytes(data, name=name, path=src.path, max_bytes=self.limits.max_bytes,
+                                      max_pixels=self.limits.max_pixels, draft_long_side=self.limits.draft_long_side)
             prep = PreparedImage(src, sha, iid, size, mtime_ns, loaded, read_exif(data), make_thumbnail(loaded.image))
             if src.data is not None and self.blob_dir is not None:
                 prep = self._store_blob(prep, data, loaded.info.format)

@@ -5,6 +5,10 @@ Layout under ``Settings.collections_dir``::
     <name>/collection.json   schema version, dims, models, created/updated times
     <name>/items.lance/      one row per item: metadata, document, vectors, thumbnail
     <name>/files.lance/      one row per indexed file: path -> item id, size, mtime
+    <name>/sources.lance/    footage: one row per watched video file or stream (``oculi.store.records``)
+    <name>/tracks.lance/     footage: one row per tracked object
+    <name>/events.lance/     footage: one row per event, with its time range
+    <name>/.locks/           named locks (``LanceCollection.lock``: one watcher per source)
     <name>/blobs/            originals of images ingested as bytes (uploads)
     <name>/.lock             writer lock (one writer per collection, any number of readers)
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -47,7 +52,7 @@ from lancedb.index import FTS, BTree, IvfHnswSq, LabelList  # noqa: E402
 
 from oculi.core.errors import InputError, NotFoundError, OculiError  # noqa: E402
 from oculi.store.base import (  # noqa: E402
-    FILTER_FIELDS,
+    TABLE_FILTER_FIELDS,
     SEARCH_COLUMNS,
     STORE_SCHEMA_VERSION,
     CollectionInfo,
@@ -57,9 +62,11 @@ from oculi.store.base import (  # noqa: E402
     Hit,
     ItemRecord,
     Op,
+    check_filter_table,
     glob_to_regex,
     validate_collection_name,
 )
+from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +93,15 @@ IN_CHUNK = 512
 
 DEFAULT_COLUMNS = SEARCH_COLUMNS
 
+def _create_record_tables(coll: "LanceCollection") -> None:
+    for table in RecordTable:
+        coll._records(table)
+
+
 # Migrations from version v to v+1, applied in order on open (under the writer lock).
-MIGRATIONS: dict[int, Callable[["LanceCollection"], None]] = {}
+MIGRATIONS: dict[int, Callable[["LanceCollection"], None]] = {
+    1: _create_record_tables,  # 1 -> 2: the footage record tables (sources, tracks, events)
+}
 
 
 def items_schema(text_dim: int, image_dim: int) -> pa.Schema:
@@ -127,6 +141,18 @@ def items_schema(text_dim: int, image_dim: int) -> pa.Schema:
     ])
 
 
+_ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.STR: pa.string(), ColumnType.FLOAT: pa.float64(), ColumnType.INT: pa.int64(),
+    ColumnType.STR_LIST: pa.list_(pa.string()), ColumnType.JSON: pa.string(), ColumnType.BYTES: pa.binary(),
+}
+
+
+def record_schema(table: RecordTable | str) -> pa.Schema:
+    """The Arrow schema of a record table, from its record type's backend-neutral ``COLUMNS``."""
+    cls = RECORD_TYPES[RecordTable(table)]
+    return pa.schema([pa.field(name, _ARROW_TYPES[ct], nullable=name != "id") for name, ct in cls.COLUMNS.items()])
+
+
 FILES_SCHEMA = pa.schema([
     pa.field("path", pa.string(), nullable=False),
     pa.field("id", pa.string(), nullable=False),
@@ -164,17 +190,23 @@ def sql_in(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
 
 
-INT_COLUMNS = frozenset({"width", "height", "file_size", "frame_index"})
+INT_COLUMNS = frozenset({"width", "height", "file_size", "frame_index", "track_id", "count", "ongoing"})
 
 
-def compile_filter(f: Filter | None) -> str | None:
-    """Compile a ``Filter`` to a Lance (DataFusion) SQL predicate with escaped literals."""
+def compile_filter(f: Filter | None, table: str = ITEMS) -> str | None:
+    """Compile a ``Filter`` on ``table`` to a Lance (DataFusion) SQL predicate with escaped literals.
+
+    Raises:
+        InputError: a condition names a column ``table`` does not have.
+    """
     if not f:
         return None
+    check_filter_table(f, table)
+    fields = TABLE_FILTER_FIELDS[table]
     parts: list[str] = []
     for c in f.conditions:
         col = c.field
-        ftype = FILTER_FIELDS[col]  # validated by Condition
+        ftype = fields[col]
         if ftype is FieldType.NUM:
             fv = float(c.value)
             if col in INT_COLUMNS:
@@ -389,7 +421,7 @@ class LanceCollection:
 
     def indices(self) -> list[dict[str, Any]]:
         out = []
-        for tname in (ITEMS, FILES):
+        for tname in (ITEMS, FILES, *(t.value for t in RecordTable)):
             t = self._table(tname)
             if t is None:
                 continue
@@ -735,12 +767,20 @@ class LanceCollection:
         return n
 
     def delete_orphan_items(self) -> int:
-        """Delete items that no file record points to any more; returns how many."""
+        """Delete items that no file record points to any more and that are not frames of a
+        stored source (a source owns its keyframes); returns how many."""
         t = self._table(ITEMS)
         if t is None:
             return 0
         referenced = {f.id for f in self.file_states().values()}
-        orphans = sorted(self.item_ids() - referenced)
+        sources = {r.id for r in self.query_records(RecordTable.SOURCES)}
+        orphans: list[str] = []
+        for rows in self.iter_items(["id", "kind", "source_id"]):
+            for r in rows:
+                if r["id"] in referenced or (r["kind"] == "frame" and r["source_id"] in sources):
+                    continue
+                orphans.append(r["id"])
+        orphans.sort()
         for i in range(0, len(orphans), IN_CHUNK):
             t.delete(sql_in("id", orphans[i : i + IN_CHUNK]))
         return len(orphans)
@@ -752,6 +792,106 @@ class LanceCollection:
             return
         for iid, path in moves.items():
             t.update(where=f"id = {sql_str(iid)}", values={"path": path, "name": os.path.basename(path)})
+
+    # --- footage records -----------------------------------------------------------------------
+    def _records(self, table: RecordTable | str) -> Any:
+        """The Lance table of a record table, created (empty) on first use."""
+        name = RecordTable(table).value
+        t = self._table(name)
+        if t is None:
+            with self._tlock:
+                t = self._db.create_table(name, schema=record_schema(name), exist_ok=True)
+                self._tables[name] = t
+        return t
+
+    def upsert_records(self, records: Sequence[Any]) -> None:
+        """Insert or replace records (all of one table) by id, in one commit."""
+        if not records:
+            return
+        cls = type(records[0])
+        if any(type(r) is not cls for r in records):
+            raise OculiError("upsert_records takes records of one table at a time")
+        t = self._records(cls.TABLE)
+        latest = {r.id: r for r in records}
+        rows = [r.to_row() for r in latest.values()]
+        schema = record_schema(cls.TABLE)
+        data = pa.table({f.name: [row[f.name] for row in rows] for f in schema}, schema=schema)
+        t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    def query_records(
+        self, table: RecordTable | str, filter: Filter | None = None, *, order_by: str | None = None,
+        descending: bool = False, limit: int | None = None,
+    ) -> list[Any]:
+        """Records of ``table`` matching ``filter``, ordered by ``order_by`` then id."""
+        name = RecordTable(table).value
+        if order_by is not None and order_by not in TABLE_FILTER_FIELDS[name]:
+            raise InputError(f"cannot order {name} by {order_by!r}; use one of {', '.join(sorted(TABLE_FILTER_FIELDS[name]))}")
+        if limit is not None and limit <= 0:
+            return []
+        t = self._table(name)
+        if t is None:
+            return []
+        q = t.search()
+        where = compile_filter(filter, name)
+        if where:
+            q = q.where(where)
+        tab = q.limit(None).to_arrow()
+        if not tab.num_rows:
+            return []
+        keys = [(order_by, "descending" if descending else "ascending")] if order_by else []
+        tab = tab.sort_by(keys + [("id", "ascending")])
+        if limit is not None:
+            tab = tab.slice(0, limit)
+        cls = RECORD_TYPES[RecordTable(name)]
+        return [cls.from_row(r) for r in tab.to_pylist()]
+
+    def count_records(self, table: RecordTable | str, filter: Filter | None = None) -> int:
+        name = RecordTable(table).value
+        t = self._table(name)
+        if t is None:
+            return 0
+        where = compile_filter(filter, name)
+        return int(t.count_rows(where) if where else t.count_rows())
+
+    def delete_records(self, table: RecordTable | str, filter: Filter) -> int:
+        """Delete the records matching ``filter`` (a non-empty filter); returns how many."""
+        name = RecordTable(table).value
+        if not filter:
+            raise InputError(f"delete_records on {name} needs a filter (refusing to delete everything)")
+        t = self._table(name)
+        if t is None:
+            return 0
+        where = compile_filter(filter, name)
+        n = int(t.count_rows(where))
+        if n:
+            t.delete(where)
+        return n
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, wait: bool = False) -> Iterator[None]:
+        """An exclusive named lock within the collection, across processes (``flock`` on a file
+        under ``.locks/``; released by the OS if the holder dies)."""
+        safe = hashlib.sha256(name.encode()).hexdigest()[:24]
+        d = self.path / ".locks"
+        d.mkdir(exist_ok=True)
+        fd = os.open(d / f"{safe}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                try:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                except OSError:
+                    holder = "?"
+                raise InputError(f"{name} is being processed by another process (pid {holder or '?'}); "
+                                 "wait for it to finish") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     # --- maintenance -------------------------------------------------------------------------
     def _create_fts(self, t: Any) -> None:
@@ -791,6 +931,10 @@ class LanceCollection:
             if f.count_rows() >= SCALAR_INDEX_MIN_ROWS and "path" not in self._index_names(f):
                 f.create_index("path", config=BTree(), replace=True)
             f.optimize(cleanup_older_than=CLEANUP_AFTER)
+        for table in RecordTable:
+            r = self._table(table.value)
+            if r is not None:
+                r.optimize(cleanup_older_than=CLEANUP_AFTER)
         return done
 
     def _create_ann(self, t: Any, column: str, n: int) -> None:
@@ -865,7 +1009,10 @@ class LanceStore:
                 "name": d.name, "schema_version": STORE_SCHEMA_VERSION, "store": "lance",
                 "created_at": now, "updated_at": now, "models": {},
             })
-            lancedb.connect(str(tmp)).create_table(FILES, schema=FILES_SCHEMA)
+            db = lancedb.connect(str(tmp))
+            db.create_table(FILES, schema=FILES_SCHEMA)
+            for table in RecordTable:
+                db.create_table(table.value, schema=record_schema(table))
             (tmp / "blobs").mkdir()
             try:
                 os.rename(tmp, d)  # atomic; fails if another process created it meanwhile

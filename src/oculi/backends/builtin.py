@@ -67,6 +67,11 @@ class BuiltinBackend:
         self.perceiver.load()
         return self.perceiver._objects(image, self.perceiver.detector.detect(image))
 
+    # FrameDetector
+    def detect_frames(self, images: Sequence[Image.Image], *, min_score: float) -> list[list[DetectedObject]]:
+        self.perceiver.detector.load()
+        return self.perceiver.detector.detect_batch(images, threshold=min_score)
+
     # Reader
     def read(self, image: Image.Image) -> list[TextLine]:
         self.perceiver.reader.load()

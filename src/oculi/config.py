@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         detector_threshold: Minimum detector score for an object to be reported.
         ocr: Whether captions and observations run OCR.
         backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
+        timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
+            ``--start`` without an offset); default: this machine's local zone.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
@@ -43,6 +45,7 @@ class Settings(BaseSettings):
     detector_threshold: float = 0.4
     ocr: bool = True
     backend: dict[str, str] = Field(default_factory=dict)
+    timezone: str | None = None
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":

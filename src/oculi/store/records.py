@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone, tzinfo
 from enum import StrEnum
 from typing import Any, ClassVar, Mapping, Union
 
@@ -95,6 +96,18 @@ def _finite(x: float | None) -> float | None:
     if not math.isfinite(v):
         raise ValueError(f"not a finite number: {x!r}")
     return v
+
+
+def iso_time(ts: float | None, tz: tzinfo | None = None) -> str | None:
+    """Epoch seconds as ISO 8601 with the offset of ``tz`` (UTC by default), to the millisecond.
+
+    Example:
+        >>> iso_time(1795766400.5)
+        '2026-11-27T08:00:00.500+00:00'
+    """
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz or timezone.utc).isoformat(timespec="milliseconds")
 
 
 class _Record:
@@ -211,11 +224,12 @@ class SourceRecord(_Record):
         if not self.camera:
             raise ValueError("a source needs a camera name")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The public JSON form (no tracker state)."""
+    def to_dict(self, tz: tzinfo | None = None) -> dict[str, Any]:
+        """The public JSON form (no tracker state); times as ISO 8601 in ``tz`` (UTC by default)."""
         return {
             "id": self.id, "kind": self.kind, "uri": self.uri, "camera": self.camera,
-            "start": self.start_time, "end": self.end_time, "duration": self.duration, "fps": self.fps,
+            "start": iso_time(self.start_time, tz), "end": iso_time(self.end_time, tz),
+            "start_ts": self.start_time, "end_ts": self.end_time, "duration": self.duration, "fps": self.fps,
             "width": self.width, "height": self.height, "status": self.status,
             "processed_until": self.processed_until, "frames_sampled": self.frames_sampled,
             "frames_detected": self.frames_detected, "settings": self.settings, "problems": self.problems,
@@ -269,10 +283,11 @@ class TrackRecord(_Record):
         if _finite(self.end_time) < _finite(self.start_time):  # type: ignore[operator]
             raise ValueError(f"track ends before it starts: {self.start_time} > {self.end_time}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, tz: tzinfo | None = None) -> dict[str, Any]:
         return {
             "source_id": self.source_id, "camera": self.camera, "track_id": self.track_id, "label": self.label,
-            "start": self.start_time, "end": self.end_time, "score": round(self.score, 4), "colour": self.colour,
+            "start": iso_time(self.start_time, tz), "end": iso_time(self.end_time, tz), "start_ts": self.start_time,
+            "end_ts": self.end_time, "score": round(self.score, 4), "colour": self.colour,
             "zones": list(self.zones), "thumbnail": self.keyframe, "box": self.box, "detections": self.detections,
             "ongoing": bool(self.ongoing),
         }
@@ -331,11 +346,13 @@ class EventRecord(_Record):
     def duration(self) -> float:
         return self.end_time - self.start_time
 
-    def to_dict(self) -> dict[str, Any]:
-        """The public JSON form (docs/SCHEMAS.md, ``oculi events``); times as epoch seconds."""
+    def to_dict(self, tz: tzinfo | None = None) -> dict[str, Any]:
+        """The public JSON form (docs/SCHEMAS.md, ``oculi events``); times as ISO 8601 in ``tz``
+        (UTC by default) and as epoch seconds (``start_ts``/``end_ts``)."""
         return {
             "id": self.id, "type": self.type, "camera": self.camera, "source_id": self.source_id,
-            "start": self.start_time, "end": self.end_time, "track_id": self.track_id, "label": self.label,
+            "start": iso_time(self.start_time, tz), "end": iso_time(self.end_time, tz), "start_ts": self.start_time,
+            "end_ts": self.end_time, "track_id": self.track_id, "label": self.label,
             "zone": self.zone, "count": self.count, "seconds": None if self.value is None else round(self.value, 2),
             "thumbnail": self.keyframe, "box": self.box, "ongoing": bool(self.ongoing),
         }

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from oculi.core.types import SCHEMA_VERSION
 from oculi.language.vocab import number_word, plural
-from oculi.store.records import EventRecord, EventType, TrackRecord
+from oculi.store.records import EventRecord, EventType, TrackRecord, iso_time
 from oculi.tasks.footage import query as fq
 from oculi.tasks.footage.parse import FootageQuery, Intent, parse_question
 
@@ -38,8 +38,9 @@ class FootageEvidence:
     colour: str | None = None
     ongoing: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "camera": self.camera, "start": self.start, "end": self.end,
+    def to_dict(self, tz: tzinfo | None = None) -> dict[str, Any]:
+        return {"type": self.type, "camera": self.camera, "start": iso_time(self.start, tz), "end": iso_time(self.end, tz),
+                "start_ts": self.start, "end_ts": self.end,
                 "track_id": self.track_id, "label": self.label, "zone": self.zone, "thumbnail": self.thumbnail,
                 "seconds": None if self.seconds is None else round(self.seconds, 1), "colour": self.colour,
                 "ongoing": self.ongoing}
@@ -84,12 +85,13 @@ class FootageAnswer:
     def answerable(self) -> bool:
         return self.kind not in ("no_footage", "unknown")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, tz: tzinfo | None = None) -> dict[str, Any]:
+        """JSON (docs/SCHEMAS.md); times as ISO 8601 in ``tz`` (UTC by default)."""
         return {
             "schema_version": SCHEMA_VERSION, "question": self.question, "answer": self.answer, "kind": self.kind,
             "value": self.value, "answerable": self.answerable, "method": self.method, "query": self.query.to_dict(),
-            "evidence": [e.to_dict() for e in self.evidence], "total": self.total,
-            "coverage": [c.to_dict() for c in self.coverage],
+            "evidence": [e.to_dict(tz) for e in self.evidence], "total": self.total,
+            "coverage": [c.to_dict(tz) for c in self.coverage],
         }
 
 

@@ -22,6 +22,10 @@ from oculi.core.types import Box, DetectedObject, ImageInfo, Observation, TextLi
 from oculi.store.base import ItemRecord, item_id
 
 
+#: Keyframe thumbnails are larger than photos' (256): reports draw the events' boxes on them.
+KEYFRAME_THUMBNAIL = 480
+
+
 def keyframe_item_id(source_id: str, frame_index: int) -> str:
     """Item id of a source's frame: deterministic, so a re-run writes the same item."""
     return item_id(source_id, frame_index=int(frame_index))
@@ -80,6 +84,6 @@ def keyframe_items(engine: Any, pending: Sequence[PendingKeyframe], *, source_id
             kind="frame", source_id=source_id, frame_index=p.frame_index, timestamp=round(p.t, 3), format="frame",
             time=epoch, taken_at=epoch, camera=camera, caption=doc.caption, doc=doc.doc, labels=doc.labels,
             objects=doc.objects, object_terms=doc.object_terms, colours=doc.colours, text=doc.text,
-            track_ids=doc.track_ids, observation=obs.to_dict(), thumbnail=make_thumbnail(p.image), indexed_at=now,
+            track_ids=doc.track_ids, observation=obs.to_dict(), thumbnail=make_thumbnail(p.image, KEYFRAME_THUMBNAIL), indexed_at=now,
         ))
     return items

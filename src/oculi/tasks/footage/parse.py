@@ -49,7 +49,10 @@ class TimeRange:
     text: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "text": self.text}
+        from oculi.store.records import iso_time
+
+        return {"start": iso_time(self.start), "end": iso_time(self.end), "start_ts": self.start, "end_ts": self.end,
+                "text": self.text}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any, Callable, Sequence
 
 from oculi.core.errors import InputError
 from oculi.store.base import Condition, Filter, Op
-from oculi.store.records import EventRecord, EventType, RecordTable, SourceRecord, TrackRecord
+from oculi.store.records import EventRecord, EventType, RecordTable, SourceRecord, TrackRecord, iso_time
 
 MAX_RESULTS = 10_000
 
@@ -34,8 +35,8 @@ class Coverage:
         hi = float("inf") if before is None else before
         return sum(max(0.0, min(e, hi) - max(s, lo)) for s, e in self.intervals)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"camera": self.camera, "intervals": [[s, e] for s, e in self.intervals]}
+    def to_dict(self, tz: tzinfo | None = None) -> dict[str, Any]:
+        return {"camera": self.camera, "intervals": [[iso_time(s, tz), iso_time(e, tz)] for s, e in self.intervals]}
 
 
 def _merge(intervals: Sequence[tuple[float, float]], gap: float = 1.0) -> tuple[tuple[float, float], ...]:

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from oculi.assets.manager import require_asset
 from oculi.core.errors import InputError
 from oculi.core.types import Box, DetectedObject
 from oculi.perception.colour import region_colour
@@ -216,6 +217,8 @@ def watch_source(
     """
     t_wall, t_cpu = time.monotonic(), time.process_time()
     options.validate()
+    for asset in ("tracker", "supervision"):  # the tracker's code is installed like a model asset
+        require_asset(asset, engine.settings)
     vs = open_video(uri)
     info = vs.info
     zones = build_zones(list(options.zones), list(options.zone_names), width=info.width, height=info.height,

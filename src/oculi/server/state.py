@@ -37,6 +37,7 @@ class ServerState:
     model_limiter: anyio.CapacityLimiter | None = None
     light_limiter: anyio.CapacityLimiter | None = None
     jobs: Any = None  # JobQueue, once collections are available
+    footage_jobs: Any = None  # FootageJobQueue, likewise
     ready: bool = False
     ready_error: str | None = None
     store_factory: Callable[[], Any] | None = None

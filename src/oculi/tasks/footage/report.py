@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta, tzinfo
 from typing import Any
 
-from oculi.core.errors import InputError
+from oculi.core.errors import NotFoundError
 from oculi.core.types import SCHEMA_VERSION
 from oculi.language.vocab import number_word, plural
 from oculi.store.records import EventRecord, EventType, TrackRecord, iso_time
@@ -104,7 +104,7 @@ def build_footage_report(coll: Any, camera: str, day: date, *, tz: tzinfo, tz_na
     """
     cameras = fq.list_cameras(coll)
     if camera not in cameras:
-        raise InputError(f"no footage from a camera called {camera!r} (cameras: {', '.join(cameras) or 'none yet'})")
+        raise NotFoundError(f"no footage from a camera called {camera!r} (cameras: {', '.join(cameras) or 'none yet'})")
     start = datetime.combine(day, dtime(0), tzinfo=tz).timestamp()
     end = datetime.combine(day + timedelta(days=1), dtime(0), tzinfo=tz).timestamp()
     covs = [c for c in fq.footage_coverage(coll, camera)]

@@ -100,7 +100,7 @@ def build_footage_report(coll: Any, camera: str, day: date, *, tz: tzinfo, tz_na
         usual_hours: ``(start, end)`` hours; activity outside is flagged as unusual hours.
 
     Raises:
-        NotFoundError-like InputError: the camera has no footage, naming the cameras that do.
+        NotFoundError: the camera has no footage, naming the cameras that do.
     """
     cameras = fq.list_cameras(coll)
     if camera not in cameras:

@@ -4,7 +4,7 @@ Photos: the scikit-image colour photos, randomly cropped, flipped, tinted and re
 640×480 JPEGs (every one distinct content, so every one is perceived). Measures, in one warm
 process with the real models:
 
-- images/s of ``index_paths`` with the full built-in pipeline (OCR on) and with ``ocr=False``;
+- images/s of ``Library.index`` with the full built-in pipeline (OCR on) and with ``ocr=False``;
 - where the time goes: each perception part timed alone on the same photos (classifier,
   detector, faces + colours, OCR), the sentence embedding of the documents, and the store writes;
 - disk per item (thumbnail, vectors, observation included) and peak memory.
@@ -57,9 +57,10 @@ def main() -> None:
     args = ap.parse_args()
     from oculi.config import Settings
     from oculi.engine import Engine
+    from oculi.library import Library
     from oculi.perception import colour
     from oculi.store import open_store
-    from oculi.tasks.index import index_paths, observation_document
+    from oculi.tasks.index import observation_document
 
     tmp = Path(tempfile.mkdtemp(prefix="oculi-bench-index-"))
     photos = make_photos(tmp / "photos", args.n)
@@ -72,7 +73,7 @@ def main() -> None:
     for label, ocr in (("full pipeline (OCR on)", True), ("OCR off (--no-ocr)", False)):
         store = open_store(Settings(home=tmp / f"home-{int(ocr)}"))
         t = time.perf_counter()
-        rep = index_paths(eng, store, [tmp / "photos"], "bench", ocr=ocr)
+        rep = Library(eng, store).index([tmp / "photos"], "bench", ocr=ocr)
         wall = time.perf_counter() - t
         coll = store.open_collection("bench")
         rows.append((label, rep.added, wall, rep.perceive_s, coll.bytes_on_disk() / max(1, coll.count())))

@@ -8,7 +8,7 @@ per-image disk cost of real items, thumbnail included, is measured by bench_inde
 
 Each size runs in its own process (so its peak memory is its own):
 build the collection in batches of 50k, run ``optimize`` (IVF-PQ ANN + FTS + scalar indexes
-from 50k items), then time ``oculi.tasks.search.search`` end to end — query text embedding,
+from 50k items), then time ``Library.search`` end to end — query text embedding,
 vector search, keyword search, fusion, why — for 100 text queries (after 10 warm-up queries),
 plus image→image vector search from a stored vector. Recall@10 of the ANN against exact
 search is measured on 50 queries.
@@ -65,7 +65,7 @@ def build_and_measure(n: int, work: Path, image_index_max: int) -> dict:
     from oculi.config import Settings
     from oculi.engine import Engine
     from oculi.store import ItemRecord, item_id, open_store
-    from oculi.tasks.search import search
+    from oculi.library import Library
 
     if n > image_index_max:  # the visual-vector index build is left out at this size (see --image-index-max)
         real = lance_mod.LanceCollection._create_ann
@@ -107,19 +107,20 @@ def build_and_measure(n: int, work: Path, image_index_max: int) -> dict:
     if reuse:  # a collection kept by an earlier run (--work DIR --keep): only measure the search
         load_s = index_s = float("nan")
     disk = coll.bytes_on_disk()
+    lib = Library(eng, store)
 
     for q in QUERIES[:10]:  # warm-up: models, caches, index pages
-        search(eng, store, coll.name, text=q, top_k=10)
+        lib.search(coll.name, text=q, top_k=10)
     lat = []
     for i in range(100):
         q = QUERIES[i % len(QUERIES)]
         t = time.perf_counter()
-        search(eng, store, coll.name, text=q, top_k=10)
+        lib.search(coll.name, text=q, top_k=10)
         lat.append((time.perf_counter() - t) * 1000)
     filt = []
     for i in range(30):
         t = time.perf_counter()
-        search(eng, store, coll.name, text=QUERIES[i % len(QUERIES)], top_k=10, path_glob="/photos/00*", after="2000-01-01")
+        lib.search(coll.name, text=QUERIES[i % len(QUERIES)], top_k=10, path_glob="/photos/00*", after="2000-01-01")
         filt.append((time.perf_counter() - t) * 1000)
     emb = []
     for i in range(50):

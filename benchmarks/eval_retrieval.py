@@ -27,8 +27,8 @@ def main() -> None:
     from oculi.config import Settings
     from oculi.engine import Engine
     from oculi.store import open_store
-    from oculi.tasks.evaluate import evaluate_retrieval, write_eval_set
-    from oculi.tasks.index import index_paths
+    from oculi.library import Library
+    from oculi.tasks.evaluate import write_eval_set
 
     out = Path(args.out or tempfile.mkdtemp(prefix="oculi-eval-"))
     images, _ = write_eval_set(out)
@@ -37,10 +37,11 @@ def main() -> None:
     store = open_store(Settings(home=out / "home"))
     if store.exists("eval"):
         store.drop_collection("eval")
-    rep = index_paths(eng, store, [images], "eval")
+    lib = Library(eng, store)
+    rep = lib.index([images], "eval")
     if rep.failed:
         print(f"failed to index: {rep.failed}", file=sys.stderr)
-    ev = evaluate_retrieval(eng, store, "eval", out / "queries.jsonl")
+    ev = lib.evaluate_retrieval("eval", out / "queries.jsonl")
     print("| query | relevant | first relevant rank | top result |")
     print("|---|---|---|---|")
     for q in ev.queries:

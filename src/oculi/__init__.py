@@ -14,7 +14,7 @@ imported here: models load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oculi.config import Settings
 from oculi.core.errors import ConfigError, InputError, ModelAssetError, NotFoundError, OculiError
@@ -35,15 +35,19 @@ from oculi.core.types import (
 from oculi.engine import Engine, default_engine
 
 if TYPE_CHECKING:
-    from oculi.engine import ImageSource
+    from oculi.imageio import ImageSource
+    from oculi.library import Library, default_library  # noqa: F401
+    from oculi.tasks.index import IndexReport
+    from oculi.tasks.search import SearchResults
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
-    "Detections", "Engine", "ImageInfo", "InputError", "Label", "ModelAssetError", "NotFoundError",
+    "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "NotFoundError",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
-    "default_engine", "detect", "index", "observe", "read", "search", "watch", "events", "ask_footage", "footage_report",
+    "default_engine", "default_library", "detect", "index", "observe", "read", "search", "watch", "events",
+    "ask_footage", "footage_report",
 ]
 
 
@@ -77,66 +81,61 @@ def observe(image: "ImageSource") -> Observation:
     return default_engine().observe(image)
 
 
-def index(paths: list[str] | str, collection: str = "default", **kw):
-    """Index folders/files into a collection with the default engine. See ``oculi.tasks.index.index_paths``."""
-    from oculi.store import open_store
-    from oculi.tasks.index import index_paths
+def index(paths: "list[str] | str", collection: str = "default", **kw: Any) -> "IndexReport":
+    """Index folders/files into a collection with the default engine. See ``Library.index``."""
+    from oculi.library import default_library
 
-    eng = default_engine()
-    return index_paths(eng, open_store(eng.settings), [paths] if isinstance(paths, str) else list(paths), collection, **kw)
+    return default_library().index([paths] if isinstance(paths, str) else list(paths), collection, **kw)
 
 
-def search(text: str | None = None, *, image: "ImageSource | None" = None, collection: str = "default", **kw):
-    """Search a collection by text or by image. See ``oculi.tasks.search.search``."""
-    from oculi.store import open_store
-    from oculi.tasks.search import search as _search
+def search(text: str | None = None, *, image: "ImageSource | None" = None, collection: str = "default",
+           **kw: Any) -> "SearchResults":
+    """Search a collection by text or by image with the default engine. See ``Library.search``."""
+    from oculi.library import default_library
 
-    eng = default_engine()
-    return _search(eng, open_store(eng.settings), collection, text=text, image=image, **kw)
+    return default_library().search(collection, text=text, image=image, **kw)
 
 
-def watch(source: str, camera: str, *, collection: str = "default", **options):
-    """Watch a video file or stream: tracks, events and keyframes into a collection.
+def watch(source: str, camera: str, *, collection: str = "default", **options: Any) -> Any:
+    """Watch a video file or stream into a collection: tracks, events and keyframes.
 
     ``options`` are the fields of ``oculi.tasks.footage.watch.WatchOptions`` (``start`` as epoch
-    seconds, ``zones``, ``zone_names``, ``loiter_after`` ...). See ``watch_source``.
+    seconds, ``zones``, ``zone_names``, ``loiter_after`` ...). See ``Library.watch``.
 
     Example:
         >>> oculi.watch("gate.mp4", "main gate", zones=["0.5,0.5 1,0.5 1,1 0.5,1"], zone_names=["gate"])  # doctest: +SKIP
     """
-    from oculi.store import open_store
-    from oculi.tasks.footage.watch import WatchOptions, watch_source
+    from oculi.library import default_library
+    from oculi.tasks.footage.watch import WatchOptions
 
-    eng = default_engine()
-    return watch_source(eng, open_store(eng.settings), str(source), WatchOptions(camera=camera, collection=collection, **options))
-
-
-def events(*, collection: str = "default", **filters):
-    """Footage events (``EventRecord``), oldest first; ``filters`` as ``oculi.tasks.footage.query.find_events``."""
-    from oculi.store import open_store
-    from oculi.tasks.footage.query import find_events
-
-    return find_events(open_store(default_engine().settings).open_collection(collection), **filters)
+    return default_library().watch(str(source), WatchOptions(camera=camera, collection=collection, **options))
 
 
-def ask_footage(question: str, *, collection: str = "default", now=None, tz=None):
-    """Answer a question about the footage with evidence. See ``oculi.tasks.footage.ask.ask_footage``."""
-    from oculi.store import open_store
-    from oculi.tasks.footage.ask import ask_footage as _ask
-    from oculi.tasks.footage.zones import resolve_tz
+def events(collection: str = "default", **filters: Any) -> Any:
+    """Footage events, oldest first; ``filters`` as ``oculi.tasks.footage.query.find_events``."""
+    from oculi.library import default_library
 
-    s = default_engine().settings
-    return _ask(open_store(s).open_collection(collection), question, now=now, tz=tz or resolve_tz(s.timezone))
+    return default_library().events(collection, **filters)
 
 
-def footage_report(camera: str, day, *, collection: str = "default", tz=None, **kw):
-    """A day of one camera as a ``FootageReport``. See ``oculi.tasks.footage.report.build_footage_report``."""
-    import datetime as _dt
+def ask_footage(question: str, *, collection: str = "default", now: Any = None, tz: Any = None) -> Any:
+    """Answer a question about the footage with evidence. See ``Library.ask_footage``."""
+    from oculi.library import default_library
 
-    from oculi.store import open_store
-    from oculi.tasks.footage.report import build_footage_report
-    from oculi.tasks.footage.zones import resolve_tz
+    return default_library().ask_footage(collection, question, now=now, tz=tz)
 
-    s = default_engine().settings
-    d = _dt.date.fromisoformat(day) if isinstance(day, str) else day
-    return build_footage_report(open_store(s).open_collection(collection), camera, d, tz=tz or resolve_tz(s.timezone), **kw)
+
+def footage_report(camera: str, day: Any, *, collection: str = "default", tz: Any = None, **kw: Any) -> Any:
+    """A day of one camera as a ``FootageReport``. See ``Library.footage_report``."""
+    from oculi.library import default_library
+
+    return default_library().footage_report(collection, camera, day, tz=tz, **kw)
+
+
+def __getattr__(name: str) -> Any:
+    # ``oculi.Library`` without importing the store and the tasks at ``import oculi``
+    if name in ("Library", "default_library"):
+        from oculi import library
+
+        return getattr(library, name)
+    raise AttributeError(f"module 'oculi' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,14 +26,14 @@ from oculi.backends.registry import backend_for, create_backend
 from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
 from oculi.core.types import Answer, Caption, Classification, Detections, Observation, Reading
-from oculi.imageio import LoadedImage, load_image, load_image_bytes
+from oculi.imageio import ImageSource, LoadedImage, load_image, load_image_bytes
 from oculi.tasks import ask as ask_task
 from oculi.tasks import caption as caption_task
 from oculi.tasks import classify as classify_task
 from oculi.tasks import detect as detect_task
 from oculi.tasks import read as read_task
 
-ImageSource = Union[str, Path, bytes, Image.Image, LoadedImage]
+__all__ = ["Engine", "ImageSource", "default_engine"]
 
 
 class Engine:

@@ -14,14 +14,63 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from oculi.core.errors import InputError
+from oculi.core.errors import InputError, input_error_from_os
 from oculi.core.types import ImageInfo
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO", "HEIF"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
+#: How the accepted formats are named to users.
+SUPPORTED_NAMES = "JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC"
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+# ISO-BMFF brands of HEIF still images (HEVC-coded: what phones write); AVIF is not decoded.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
+
+ImageSource = Union[str, Path, bytes, Image.Image, "LoadedImage"]
+"""Anything an image can be given as: a path, encoded bytes, a PIL image or a ``LoadedImage``."""
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format the first bytes announce (``jpeg``, ``png``, ``gif``, ``bmp``, ``tiff``,
+    ``webp``, ``heif``), or None. Reads only the signature; decoding may still fail later.
+
+    Example:
+        >>> sniff_format(b"\\x89PNG\\r\\n\\x1a\\n...."), sniff_format(b"%PDF-1.7")
+        ('png', None)
+    """
+    head = bytes(data[:32])
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "heif"
+    for sig, fmt in _SIGNATURES:
+        if head.startswith(sig):
+            return fmt
+    return None
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """The limits every decoded image is held to (``Settings.max_image_bytes`` / ``max_image_pixels``)."""
+
+    max_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = 80_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ImageLimits":
+        return cls(settings.max_image_bytes, settings.max_image_pixels)
 
 
 def _register_heif() -> None:
@@ -52,7 +101,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
             img = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
             if fmt not in SUPPORTED_FORMATS:
-                raise InputError(f"{name}: unsupported image format {fmt}; supported: JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC")
+                raise InputError(f"{name}: unsupported image format {fmt}; supported: {SUPPORTED_NAMES}")
             w, h = img.size
             if w <= 0 or h <= 0:
                 raise InputError(f"{name}: image has no pixels")
@@ -150,8 +199,6 @@ def load_image(
         if size > max_bytes:
             raise InputError(f"{name}: {size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
         data = p.read_bytes()
-    except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
     except OSError as e:
-        raise InputError(f"{name}: cannot be read ({e.strerror or e})") from None
+        raise input_error_from_os(name, e, missing="no such file") from None
     return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels)

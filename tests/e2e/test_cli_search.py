@@ -202,24 +202,24 @@ def test_killed_index_resumes_without_duplicates(tmp_path: Path, sig: signal.Sig
 def indexed(engine, tmp_path_factory: pytest.TempPathFactory):
     """The shipped evaluation set (scikit-image photos + generated images), indexed once."""
     from oculi.config import Settings
+    from oculi.library import Library
     from oculi.store import open_store
     from oculi.tasks.evaluate import write_eval_set
-    from oculi.tasks.index import index_paths
 
     d = tmp_path_factory.mktemp("evalset")
     images, queries = write_eval_set(d)
     shutil.copy(QUERIES, d / "queries.jsonl")
     home = d / "home"
     store = open_store(Settings(home=home))
-    rep = index_paths(engine, store, [images], "eval")
+    rep = Library(engine, store).index([images], "eval")
     assert rep.failed == [] and rep.added == len(list(images.iterdir()))
     return engine, store, d, home
 
 
 def _top(engine, store, **kw) -> str:
-    from oculi.tasks.search import search
+    from oculi.library import Library
 
-    return Path(search(engine, store, "eval", **kw).results[0].path).name
+    return Path(Library(engine, store).search("eval", **kw).results[0].path).name
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 
 from oculi.core.errors import InputError
-from oculi.imageio import load_image, load_image_bytes
+from oculi.imageio import load_image, load_image_bytes, sniff_format
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -105,3 +105,23 @@ def test_heic_phone_photo_decodes():
     img = Image.fromarray(data.coffee())
     li = load_image_bytes(_encode(img, "HEIF", quality=80), name="IMG_0001.HEIC")
     assert li.info.format == "heif" and li.image.size == (600, 400) and li.image.mode == "RGB"
+
+
+def test_one_sniffer_knows_every_decodable_format():
+    img = Image.fromarray(data.astronaut()[::8, ::8])
+    for fmt, name in (("PNG", "png"), ("JPEG", "jpeg"), ("GIF", "gif"), ("WEBP", "webp"), ("BMP", "bmp"), ("TIFF", "tiff")):
+        encoded = _encode(img, fmt)
+        assert sniff_format(encoded) == name, fmt
+        assert load_image_bytes(encoded).info.format in (name, "mpo")
+    big_endian_tiff = b"MM\x00*" + bytes(60)
+    assert sniff_format(big_endian_tiff) == "tiff"
+    for junk in (b"", b"RIFF\0\0\0\0WAVE", b"%PDF-1.7\n", b"\x00\x00\x00\x18ftypmp42", b"<svg xmlns=...>"):
+        assert sniff_format(junk) is None, junk
+
+
+def test_sniffer_accepts_heic():
+    pytest.importorskip("pillow_heif")
+    encoded = _encode(Image.fromarray(data.coffee()[::4, ::4]), "HEIF", quality=80)
+    assert encoded[4:12] == b"ftypheic"
+    assert sniff_format(encoded) == "heif"
+    assert load_image_bytes(encoded).info.format == "heif"

@@ -17,7 +17,7 @@ from oculi.config import Settings
 from oculi.core.types import Answer, DetectedObject, ImageInfo, Observation, TextLine
 from oculi.language.answer import answer as answer_from_observation
 from oculi.language.describe import describe as describe_observation
-from oculi.language.vocab import COCO_CLASSES
+from oculi.core.labels import COCO_CLASSES
 
 WORD_MATCH_MIN = 0.55  # cosine similarity for mapping an unknown word onto a COCO class
 
@@ -78,18 +78,10 @@ class BuiltinBackend:
         return self.perceiver.reader.read(image)
 
     # ImageEmbedder
-    @property
-    def image_dim(self) -> int:
-        return self.perceiver.classifier.dim
-
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.perceiver.classifier.load()
         return self.perceiver.classifier.embed_images(images)
 
     # TextEmbedder
-    @property
-    def text_dim(self) -> int:
-        return self.text_encoder.dim
-
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_encoder.embed_texts(texts)

@@ -9,12 +9,15 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json
 from oculi.core.types import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from oculi.library import Library
 
 collections_app = typer.Typer(help="List, inspect and drop collections.", invoke_without_command=True, no_args_is_help=False)
 eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
@@ -22,10 +25,10 @@ eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 COLLECTION_OPT = typer.Option("default", "--collection", "-c", help="Collection name.")
 
 
-def _store() -> Any:
-    from oculi.store import open_store
+def _library() -> "Library":
+    from oculi.library import Library
 
-    return open_store(get_settings())
+    return Library(get_engine(), settings=get_settings())
 
 
 def _when(ts: float | None) -> str:
@@ -83,10 +86,9 @@ def index(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from oculi.tasks.index import IndexProgress, index_paths
+    from oculi.tasks.index import IndexProgress
 
-    eng = get_engine()
-    store = _store()
+    lib = _library()
     progress = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TimeElapsedColumn(),
@@ -102,8 +104,8 @@ def index(
             progress.update(task, description=p.phase, completed=p.done, total=p.total or None, rate=rate)
 
     with _Stopper() as stopper, progress:
-        report = index_paths(eng, store, paths, collection, prune=prune, progress=on_progress,
-                             should_stop=stopper.event.is_set, ocr=False if no_ocr else None, batch_size=batch_size)
+        report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
+                           ocr=False if no_ocr else None, batch_size=batch_size)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -156,12 +158,11 @@ def search(
 ) -> None:
     """Search a collection by text (semantic + keyword over what was seen) or by image."""
     from oculi.core.errors import InputError
-    from oculi.tasks.search import search as run_search
 
     if query is None and image is None:
         raise InputError('give a query, e.g. oculi search "a cat", or an image with --image')
-    res = run_search(get_engine(), _store(), collection, text=query, image=image, top_k=top_k, where=where,
-                     after=after, before=before, path_glob=path_glob)
+    res = _library().search(collection, text=query, image=image, top_k=top_k, where=where,
+                            after=after, before=before, path_glob=path_glob)
     if as_json:
         print_json(res.to_dict())
         return
@@ -182,9 +183,7 @@ def duplicates(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List groups of near-duplicate images (resized, recompressed, mirrored copies) and identical files."""
-    from oculi.tasks.search import find_duplicates
-
-    rep = find_duplicates(_store(), collection, threshold=threshold)
+    rep = _library().duplicates(collection, threshold=threshold)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -215,7 +214,7 @@ def collections_list(as_json: bool = typer.Option(False, "--json", help="Print J
 
 
 def _list(as_json: bool) -> None:
-    infos = _store().list_collections()
+    infos = _library().collections()
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, "collections": [c.to_dict() for c in infos]})
         return
@@ -235,7 +234,7 @@ def _list(as_json: bool) -> None:
 def collections_show(name: str = typer.Argument(..., help="Collection name."),
                      as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Statistics of a collection: counts, disk use, indexes, time range, frequent objects."""
-    st = _store().open_collection(name).stats()
+    st = _library().stats(name)
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, **st})
         return
@@ -257,11 +256,11 @@ def collections_show(name: str = typer.Argument(..., help="Collection name."),
 def collections_drop(name: str = typer.Argument(..., help="Collection name."),
                      yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Delete a collection and everything stored in it (not the original image files)."""
-    store = _store()
-    coll = store.open_collection(name)
+    lib = _library()
+    coll = lib.open(name)
     if not yes:
         typer.confirm(f"drop collection {coll.name!r} with {coll.count()} items?", abort=True, err=True)
-    store.drop_collection(coll.name)
+    lib.drop(coll.name)
     console.print(f"dropped collection {coll.name!r}")
 
 
@@ -273,9 +272,7 @@ def eval_retrieval(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Recall@1/5/10 and MRR of `oculi search` over a labelled query file."""
-    from oculi.tasks.evaluate import evaluate_retrieval
-
-    rep = evaluate_retrieval(get_engine(), _store(), collection, queries)
+    rep = _library().evaluate_retrieval(collection, queries)
     if as_json:
         print_json(rep.to_dict())
         return

@@ -22,10 +22,10 @@ COLLECTION_OPT = typer.Option(DEFAULT_COLLECTION, "--collection", "-c", help="Co
 TZ_OPT = typer.Option(None, "--tz", help="Time zone of clock times (IANA name or UTC; default OCULI_TIMEZONE or this machine's).")
 
 
-def _store() -> Any:
-    from oculi.store import open_store
+def _library() -> Any:
+    from oculi.library import Library
 
-    return open_store(get_settings())
+    return Library(get_engine(), settings=get_settings())
 
 
 def _tz(name: str | None) -> Any:
@@ -79,7 +79,7 @@ def watch(
 
     from oculi.cli.collections import _Stopper
     from oculi.tasks.footage.tracking import DEFAULT_CLASSES
-    from oculi.tasks.footage.watch import WatchOptions, WatchProgress, watch_source
+    from oculi.tasks.footage.watch import WatchOptions, WatchProgress
     from oculi.tasks.footage.zones import parse_duration
 
     zone_tz = _tz(tz)
@@ -99,7 +99,7 @@ def watch(
                         info=f"{p.speed:.1f}x real time, {p.events} events, {p.active_tracks} in view")
 
     with _Stopper() as stopper, progress:
-        report = watch_source(get_engine(), _store(), source, opts, progress=on_progress, should_stop=stopper.event.is_set)
+        report = _library().watch(source, opts, progress=on_progress, should_stop=stopper.event.is_set)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -141,14 +141,14 @@ def events(
 ) -> None:
     """List footage events, oldest first."""
     from oculi.store.records import EventType
-    from oculi.tasks.footage.query import find_events
 
     zone_tz = _tz(tz)
     for t in type_:
         if t not in {e.value for e in EventType}:
             raise InputError(f"unknown event type {t!r}; use {', '.join(e.value for e in EventType)}")
-    coll = _store().open_collection(collection)
-    evs = find_events(coll, camera=camera, types=type_ or None, labels=[label] if label else None, zone=zone,
+    lib = _library()
+    coll = lib.open(collection)
+    evs = lib.events(collection, camera=camera, types=type_ or None, labels=[label] if label else None, zone=zone,
                       after=_instant(after, zone_tz, "--after"), before=_instant(before, zone_tz, "--before"), limit=limit)
     docs = [e.to_dict(zone_tz) for e in evs]
     _save_thumbnails(coll, docs, thumbnails)
@@ -174,12 +174,11 @@ def ask_footage(
     as_json: bool = typer.Option(False, "--json", help='Print JSON: {"answer", "evidence": [...], "query", ...}.'),
 ) -> None:
     """Answer a question about the footage from its events, citing times, track ids and keyframes."""
-    from oculi.tasks.footage.ask import ask_footage as ask
-
     zone_tz = _tz(tz)
     ref = datetime.fromtimestamp(_instant(now, zone_tz, "--now"), zone_tz) if now else datetime.now(zone_tz)
-    coll = _store().open_collection(collection)
-    ans = ask(coll, question, now=ref, tz=zone_tz)
+    lib = _library()
+    coll = lib.open(collection)
+    ans = lib.ask_footage(collection, question, now=ref, tz=zone_tz)
     doc = ans.to_dict(zone_tz)
     _save_thumbnails(coll, doc["evidence"], thumbnails)
     if as_json:
@@ -198,11 +197,8 @@ def sources(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the watched sources (files and streams): camera, time span, status, problems."""
-    from oculi.store.records import RecordTable
-
     zone_tz = _tz(tz)
-    coll = _store().open_collection(collection)
-    docs = [s.to_dict(zone_tz) for s in coll.query_records(RecordTable.SOURCES, order_by="start_time")]
+    docs = [s.to_dict(zone_tz) for s in _library().sources(collection)]
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, "sources": docs})
         return
@@ -226,7 +222,6 @@ def report_footage(
     """A day of one camera: summary, threat level, findings (loitering, unusual hours, crowding),
     timeline, counts, annotated keyframes, events."""
     from oculi.tasks.footage.render import write_footage_report
-    from oculi.tasks.footage.report import build_footage_report
 
     zone_tz = _tz(tz)
     try:
@@ -239,10 +234,9 @@ def report_footage(
             raise ValueError
     except ValueError:
         raise InputError(f"--usual-hours {usual_hours!r} is not 'H-H' with 0 <= start < end <= 24") from None
-    coll = _store().open_collection(collection)
-    rep = build_footage_report(coll, camera, the_day, tz=zone_tz, tz_name=tz or get_settings().timezone or "local",
-                               usual_hours=(lo, hi))
-    written = write_footage_report(rep, coll, fmt, out, zone_tz)
+    lib = _library()
+    rep = lib.footage_report(collection, camera, the_day, tz=zone_tz, tz_name=tz, usual_hours=(lo, hi))
+    written = write_footage_report(rep, lib.open(collection), fmt, out, zone_tz)
     if as_json:
         print_json(rep.to_dict())
     else:

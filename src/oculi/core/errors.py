@@ -46,3 +46,19 @@ class BackendError(OculiError):
 
     exit_code = 1
     http_status = 502
+
+
+def input_error_from_os(name: str, e: OSError, *, missing: str = "no such file or directory") -> InputError:
+    """One clear sentence for a file or folder that could not be opened or read.
+
+    Example:
+        >>> str(input_error_from_os("a.jpg", PermissionError(13, "Permission denied")))
+        'a.jpg: permission denied'
+    """
+    if isinstance(e, FileNotFoundError):
+        return InputError(f"{name}: {missing}")
+    if isinstance(e, PermissionError):
+        return InputError(f"{name}: permission denied")
+    if isinstance(e, IsADirectoryError):
+        return InputError(f"{name}: is a directory")
+    return InputError(f"{name}: cannot be read ({e.strerror or e})")

@@ -13,9 +13,9 @@ through ``to_dict``; ``from_dict`` reads what ``to_dict`` wrote. The JSON shape 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -281,9 +281,6 @@ class Observation:
     def full_text(self) -> str:
         """All OCR lines joined in reading order."""
         return "\n".join(t.text for t in self.text)
-
-    def with_objects(self, objects: Iterable[DetectedObject]) -> "Observation":
-        return replace(self, objects=tuple(objects))
 
     # --- serialisation -------------------------------------------------------------------
     def to_dict(self, include_embedding: bool = False) -> dict[str, Any]:

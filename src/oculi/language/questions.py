@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from oculi.core.labels import COLOUR_WORDS
 from oculi.core.types import AnswerKind
 from oculi.language.vocab import CATEGORY_WORDS, coco_for_word, imagenet_for_word
 
-COLOUR_NAMES = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey", "gray")
 
 # Things the classifier (not the detector) knows, by everyday word → ImageNet first lemmas.
 IMAGENET_CONCEPTS: dict[str, tuple[str, ...]] = {
@@ -78,8 +78,8 @@ def resolve_target(phrase: str, resolve: Resolver | None = None) -> Target:
     phrase = p
     colour = None
     words = p.split()
-    if words and words[0] in COLOUR_NAMES:
-        colour = "grey" if words[0] == "gray" else words[0]
+    if words and words[0] in COLOUR_WORDS:
+        colour = COLOUR_WORDS[words[0]]
         p = " ".join(words[1:])
     if p in _SCENE_WORDS or not p:
         return Target(phrase, scene=True, colour=colour)
@@ -98,7 +98,7 @@ def resolve_target(phrase: str, resolve: Resolver | None = None) -> Target:
 _COUNT = re.compile(r"^how many (?P<x>.+?)(?:\s+(?:are|is|can|do|does|were|there)\b.*)?$")
 _COLOUR = re.compile(r"^what colou?rs? (?:is|are|was|were|does|do) (?:the |this |that |these |those )?(?P<x>.+?)(?: have)?$")
 _COLOUR2 = re.compile(r"^what is the colou?r of (?:the |this |that )?(?P<x>.+)$")
-_IS_COLOUR = re.compile(r"^(?:is|are) (?:the |this |that )?(?P<x>.+?) (?P<c>" + "|".join(COLOUR_NAMES) + r")$")
+_IS_COLOUR = re.compile(r"^(?:is|are) (?:the |this |that )?(?P<x>.+?) (?P<c>" + "|".join(COLOUR_WORDS) + r")$")
 _WHERE = re.compile(r"^where (?:is|are|was|were) (?:the |a |an |my )?(?P<x>.+?)$")
 _THERE = re.compile(r"^(?:is|are) there (?P<x>.+?)$")
 _SEE = re.compile(r"^(?:do|can) (?:you|i|we) see (?P<x>.+?)$")
@@ -131,8 +131,7 @@ def parse_question(question: str, resolve: Resolver | None = None) -> ParsedQues
         return ParsedQuestion(AnswerKind.COLOUR, resolve_target(m["x"], resolve))
     if m := _IS_COLOUR.match(q):
         if not m["x"].startswith("there "):
-            c = "grey" if m["c"] == "gray" else m["c"]
-            return ParsedQuestion(AnswerKind.COLOUR, resolve_target(m["x"], resolve), colour_asked=c)
+            return ParsedQuestion(AnswerKind.COLOUR, resolve_target(m["x"], resolve), colour_asked=COLOUR_WORDS[m["c"]])
     if m := _WHERE.match(q):
         return ParsedQuestion(AnswerKind.POSITION, resolve_target(m["x"], resolve))
     if m := _WHAT_KIND.match(q):

@@ -59,7 +59,6 @@ import os
 import tempfile
 import threading
 import warnings
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -68,6 +67,7 @@ import numpy as np
 from oculi.assets.catalog import get_asset
 from oculi.config import Settings
 from oculi.core.errors import BackendError, ModelAssetError
+from oculi.core.labels import imagenet_lemmas, imagenet_names  # noqa: F401 - the class list lives in core
 from oculi.core.types import Label
 
 if TYPE_CHECKING:
@@ -79,36 +79,10 @@ WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
 INPUT_SIZE = 224
 RESIZE_SHORTER = 256  # resize the shorter side to this, then centre-crop INPUT_SIZE
 MAX_BATCH = 32  # images per forward pass; longer inputs are chunked
-_CLASSES_TSV = Path(__file__).resolve().parent.parent / "data" / "imagenet_classes.tsv"
 
 # (repeats, kernel, stride, expansion, out channels) per stage of EfficientNet-Lite0
 _STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
            (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))  # fmt: skip
-
-
-@lru_cache(maxsize=1)
-def imagenet_lemmas() -> list[list[str]]:
-    """All lemmas (synonyms) of the 1000 ImageNet classes, in class-index order.
-
-    Returns:
-        ``lemmas[i]`` is the list of names of class ``i``, the common name first, e.g.
-        ``["Egyptian cat"]`` or ``["espresso"]``.
-    """
-    out: list[list[str]] = []
-    for line in _CLASSES_TSV.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        _synset, lemmas = line.split("\t", 1)
-        out.append([s.strip() for s in lemmas.split(",") if s.strip()])
-    if len(out) != 1000:
-        raise ModelAssetError(f"{_CLASSES_TSV} lists {len(out)} ImageNet classes, expected 1000")
-    return out
-
-
-@lru_cache(maxsize=1)
-def imagenet_names() -> list[str]:
-    """The display name of each ImageNet class: its first lemma ("Egyptian cat", "espresso")."""
-    return [lemmas[0] for lemmas in imagenet_lemmas()]
 
 
 def preprocess(image: "Image.Image") -> np.ndarray:

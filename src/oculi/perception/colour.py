@@ -30,14 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from oculi.core.labels import COLOUR_NAMES
 from oculi.core.types import Box, ColourShare
 
 if TYPE_CHECKING:
     from PIL import Image
 
-COLOUR_NAMES: tuple[str, ...] = (
-    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey",
-)  # fmt: skip
 _IDX = {n: i for i, n in enumerate(COLOUR_NAMES)}
 
 THUMB = 64  # longer side of the thumbnail the whole image is named on

@@ -62,7 +62,7 @@ from oculi.assets.catalog import get_asset
 from oculi.config import Settings
 from oculi.core.errors import BackendError
 from oculi.core.types import Box, DetectedObject, ObjectSource
-from oculi.language.vocab import COCO_CLASSES  # the 80 names in class-index order
+from oculi.core.labels import COCO_CLASSES  # the 80 names in class-index order
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from oculi.core.types import DetectedObject, Label
-from oculi.language.vocab import CATEGORY_MEMBERS, imagenet_to_coco
+from oculi.core.labels import CATEGORY_MEMBERS, imagenet_to_coco
 
 CLASSIFIER_OVERRIDES_AT = 0.4  # classifier score needed to overrule the detector
 LARGE_FRACTION = 0.15  # a detection covering this much of the image is "the subject"

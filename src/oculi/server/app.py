@@ -164,11 +164,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-def _default_store_factory(settings: Settings) -> Any:
-    def factory() -> Any:
-        from oculi.store import open_store
+def _library_factory(engine: Any, settings: Settings, store_factory: Any) -> Any:
+    """How the server opens its ``Library``: ``"default"`` the store of ``settings``, a callable
+    the store it returns, None no collections."""
+    if store_factory is None:
+        return None
 
-        return open_store(settings)
+    def factory() -> Any:
+        from oculi.library import Library
+
+        return Library(engine, None if store_factory == "default" else store_factory(), settings=settings)
 
     return factory
 
@@ -213,11 +218,11 @@ def create_app(
         limiter=RateLimiter(config.rate_per_minute, config.rate_burst),
         fail_limiter=RateLimiter(60.0, 20),
         metrics=Metrics(),
-        store_factory=_default_store_factory(settings) if store_factory == "default" else store_factory,
+        library_factory=_library_factory(engine, settings, store_factory),
     )
     from oculi.server import routes_collections
 
-    if state.store_factory is not None:
+    if state.collections:
         state.jobs = routes_collections.make_job_queue(state)
         from oculi.server import routes_footage
 
@@ -323,7 +328,7 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/api/v1/whoami", tags=["auth"], summary="The calling key's scope and collection")
     async def whoami(p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
-        return {**p.to_dict(), "auth": state.auth, "collections": state.store_factory is not None}
+        return {**p.to_dict(), "auth": state.auth, "collections": state.collections}
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def ui(request: Request) -> HTMLResponse:

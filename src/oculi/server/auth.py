@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from oculi.core.errors import InputError, NotFoundError
+from oculi.store.base import validate_collection_name
 
 SCHEMA_VERSION = 1
 KEY_PREFIX = "oculi_"
 _KEY_RE = re.compile(r"^oculi_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
-COLLECTION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as oculi.store.base
 
 
 class Scope(IntEnum):
@@ -99,15 +99,6 @@ class KeyInfo:
             "revoked": self.revoked,
             "last_used": self.last_used,
         }
-
-
-def validate_collection_name(name: str) -> str:
-    """A collection name is 1–64 of ``[A-Za-z0-9_.-]``, starting alphanumeric, no ``..``: never a path."""
-    if not isinstance(name, str) or not COLLECTION_NAME_RE.fullmatch(name) or ".." in name:
-        raise InputError(
-            "a collection name is 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
-        )
-    return name
 
 
 def _hash(salt: bytes, secret: str) -> bytes:

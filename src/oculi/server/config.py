@@ -10,8 +10,6 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
 
 def is_loopback_host(host: str) -> bool:
     """True for a bind address that only the local machine can reach."""

@@ -30,7 +30,6 @@ log = logging.getLogger("oculi.server.jobs")
 
 SCHEMA_VERSION = 1
 JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-ACTIVE = ("queued", "running")
 FINAL = ("done", "failed", "cancelled")
 
 

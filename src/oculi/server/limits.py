@@ -3,8 +3,9 @@
 * ``BodySizeLimitMiddleware`` refuses a request whose ``Content-Length`` is over the limit
   with 413 before a byte of the body is read, and cuts off a chunked body the moment it
   passes the limit (413 as well).
-* ``sniff_image`` looks at the first bytes: only JPEG, PNG, GIF, WebP, BMP and TIFF
-  signatures pass (415 otherwise). The client's Content-Type is never trusted.
+* ``check_image`` sniffs the first bytes (``oculi.imageio.sniff_format``): only the signatures
+  of the formats the loader decodes pass — JPEG, PNG, GIF, WebP, BMP, TIFF and HEIC/HEIF —
+  (415 otherwise). The client's Content-Type is never trusted.
 * ``check_image`` adds the byte limit (413) and reads the image header to refuse too many
   pixels (413) before anything is decoded.
 * ``RateLimiter`` is a token bucket per key: ``rate_per_minute`` sustained, ``burst`` at once;
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oculi.core.errors import InputError
+from oculi.imageio import SUPPORTED_NAMES, sniff_format
 
 
 class HTTPProblem(Exception):
@@ -126,27 +128,6 @@ class BodySizeLimitMiddleware:
 
 # ----------------------------------------------------------------------------------------------
 # image sniffing
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-    (b"BM", "bmp"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-)
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The image format the bytes start with, or None."""
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    for sig, fmt in _SIGNATURES:
-        if data.startswith(sig):
-            return fmt
-    return None
-
-
 def check_image(data: bytes, *, max_bytes: int, max_pixels: int, name: str = "image") -> str:
     """Refuse what is not an image (415), too big (413) or has too many pixels (413).
 
@@ -156,9 +137,9 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, name: str = "im
         raise HTTPProblem(400, f"{name}: empty upload")
     if len(data) > max_bytes:
         raise HTTPProblem(413, f"{name}: {len(data):,} bytes is over the limit of {max_bytes:,}", "request_too_large")
-    fmt = sniff_image(data)
+    fmt = sniff_format(data)
     if fmt is None:
-        raise HTTPProblem(415, f"{name}: not an image (accepted: JPEG, PNG, GIF, WebP, BMP, TIFF)", "unsupported_media_type")
+        raise HTTPProblem(415, f"{name}: not an image (accepted: {SUPPORTED_NAMES})", "unsupported_media_type")
     from PIL import Image
 
     try:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from oculi.core.errors import InputError, NotFoundError, OculiError
+from oculi.library import Library
 from oculi.server.auth import Principal, Scope
 from oculi.server.jobs import PENDING, JobQueue, safe_item_name
 from oculi.server.limits import HTTPProblem, check_image
@@ -45,14 +46,11 @@ MAX_TOP_K = 200
 
 # --- the ingestion job's work ---------------------------------------------------------------
 def make_job_queue(st: ServerState) -> JobQueue:
-    """The server's job queue, ingesting with ``oculi.tasks.index.ingest_images``."""
+    """The server's job queue, ingesting with ``Library.ingest``."""
 
     def run_chunk(collection: str, items: list[tuple[str, bytes]], should_stop: Any) -> Sequence[Any]:
-        from oculi.tasks.index import ingest_images
-
-        store = st.store()
         progress = lambda p: queue.set_live(getattr(p, "done", 0)) if getattr(p, "phase", "") == "indexing" else None  # noqa: E731
-        report = ingest_images(st.engine, store, collection, items, should_stop=should_stop, progress=progress)
+        report = st.library().ingest(collection, items, should_stop=should_stop, progress=progress)
         return [scrub(r, st.settings.home) if isinstance(r, str) else r for r in item_results(report, items)]
 
     queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk)
@@ -62,7 +60,7 @@ def make_job_queue(st: ServerState) -> JobQueue:
 def item_results(report: Any, items: list[tuple[str, bytes]]) -> list[Any]:
     """Per uploaded item: None (stored), an error message, or PENDING (not reached).
 
-    ``ingest_images`` reports stored uploads in ``report.ids`` under their name, and failures
+    ``Library.ingest`` reports stored uploads in ``report.ids`` under their name, and failures
     in ``report.failed`` under their name (a bad image) or their blob path, which holds the
     content hash (perception failed).
     """
@@ -108,11 +106,12 @@ def _info_dict(info: Any) -> dict[str, Any]:
     return d
 
 
-def _open(st: ServerState, name: str) -> Any:
-    store = st.store()
-    if not store.exists(name):
+def _library(st: ServerState, name: str) -> Library:
+    """The library, once ``name`` is known to exist (404 with a plain message otherwise)."""
+    lib = st.library()
+    if not lib.exists(name):
         raise NotFoundError(f"no collection named {name!r}")
-    return store.open_collection(name)
+    return lib
 
 
 class CreateCollection(BaseModel):
@@ -135,7 +134,7 @@ class SearchRequest(BaseModel):
 @router.get("/collections", summary="List collections (those this key may see)")
 async def list_collections(request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
     st = get_state(request)
-    infos = await run_blocking(lambda: st.store().list_collections())
+    infos = await run_blocking(lambda: st.library().collections())
     return {"collections": [_info_dict(i) for i in infos if p.may_see(i.name)]}
 
 
@@ -144,19 +143,14 @@ async def create_collection(body: CreateCollection, request: Request, p: Princip
     st = get_state(request)
     name = check_collection(p, body.name)
 
-    def go() -> Any:
-        store = st.store()
-        store.create_collection(name, exist_ok=True)
-        return store.open_collection(name).info()
-
-    return _info_dict(await run_blocking(go))
+    return _info_dict(await run_blocking(lambda: st.library().create(name)))
 
 
 @router.get("/collections/{name}", summary="One collection's size and dates")
 async def get_collection(name: str, request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
     st = get_state(request)
     check_collection(p, name)
-    return _info_dict(await run_blocking(lambda: _open(st, name).info()))
+    return _info_dict(await run_blocking(lambda: _library(st, name).info(name)))
 
 
 @router.delete("/collections/{name}", summary="Delete a collection and its index (admin)")
@@ -168,13 +162,7 @@ async def delete_collection(name: str, request: Request, p: Principal = Depends(
             if j.state in ("queued", "running"):
                 st.jobs.cancel(j.id)
 
-    def go() -> None:
-        store = st.store()
-        if not store.exists(name):
-            raise NotFoundError(f"no collection named {name!r}")
-        store.drop_collection(name)
-
-    await run_blocking(go)
+    await run_blocking(lambda: _library(st, name).drop(name))
     return {"deleted": name}
 
 
@@ -189,18 +177,8 @@ async def list_items(
     st = get_state(request)
     check_collection(p, name)
 
-    def go() -> dict[str, Any]:
-        col = _open(st, name)
-        out: list[dict[str, Any]] = []
-        seen = 0
-        for batch in col.iter_items(LIST_COLUMNS, batch_size=1000):
-            for row in batch:
-                if seen >= offset and len(out) < limit:
-                    out.append({k: row.get(k) for k in LIST_COLUMNS})
-                seen += 1
-        return {"items": out, "total": seen, "offset": offset, "limit": limit}
-
-    return await run_blocking(go)
+    rows, total = await run_blocking(lambda: _library(st, name).items(name, columns=LIST_COLUMNS, offset=offset, limit=limit))
+    return {"items": rows, "total": total, "offset": offset, "limit": limit}
 
 
 def _check_item_id(item_id: str) -> str:
@@ -217,10 +195,9 @@ async def get_item(name: str, item_id: str, request: Request, p: Principal = Dep
     cols = ["id", "name", "caption", "width", "height", "format", "time", "labels", "objects", "colours", "text", "observation"]
 
     def go() -> dict[str, Any]:
-        rows = _open(st, name).get_items([item_id], columns=cols)
-        if not rows:
+        row = _library(st, name).item(name, item_id, columns=cols)
+        if row is None:
             raise NotFoundError(f"no item {item_id} in {name!r}")
-        row = dict(rows[0])
         obs = row.get("observation")
         if isinstance(obs, str):
             try:
@@ -244,7 +221,7 @@ async def thumbnail(name: str, item_id: str, request: Request, p: Principal = De
     st = get_state(request)
     check_collection(p, name)
     _check_item_id(item_id)
-    data = await run_blocking(lambda: _open(st, name).thumbnail(item_id))
+    data = await run_blocking(lambda: _library(st, name).thumbnail(name, item_id))
     if not data:
         raise NotFoundError(f"no thumbnail for item {item_id}")
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
@@ -294,8 +271,7 @@ async def upload_images(name: str, request: Request, p: Principal = Depends(requ
     items = list(zip(unique_names([n for n, _ in items]), [d for _, d in items]))
 
     def go() -> Any:
-        store = st.store()
-        store.create_collection(name, exist_ok=True)
+        st.library().create(name)
         return st.jobs.submit(name, items, key_id=p.key_id)
 
     job = await run_blocking(go)
@@ -353,13 +329,8 @@ async def search_collection(name: str, request: Request, p: Principal = Depends(
     where = [req.where] if isinstance(req.where, str) else req.where
 
     def go() -> Any:
-        from oculi.tasks.search import search
-
-        store = st.store()
-        if not store.exists(name):
-            raise NotFoundError(f"no collection named {name!r}")
-        return search(
-            st.engine, store, name, text=text, image=image, top_k=req.top_k, where=where or None,
+        return _library(st, name).search(
+            name, text=text, image=image, top_k=req.top_k, where=where or None,
             after=req.after, before=req.before, path_glob=req.path_glob,
         )
 

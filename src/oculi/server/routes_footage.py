@@ -58,9 +58,7 @@ class AskBody(BaseModel):
 
 
 def _tz(st: ServerState, name: str | None) -> Any:
-    from oculi.tasks.footage.zones import resolve_tz
-
-    return resolve_tz(name or st.settings.timezone)
+    return st.library().timezone(name)
 
 
 def _instant(text: str | None, tz: Any, name: str) -> float | None:
@@ -70,10 +68,10 @@ def _instant(text: str | None, tz: Any, name: str) -> float | None:
 
 
 def _open(st: ServerState, name: str) -> Any:
-    store = st.store()
-    if not store.exists(name):
+    lib = st.library()
+    if not lib.exists(name):
         raise NotFoundError(f"no collection named {name!r}")
-    return store.open_collection(name)
+    return lib.open(name)
 
 
 def _queue(st: ServerState) -> FootageJobQueue:
@@ -86,14 +84,13 @@ def make_footage_queue(st: ServerState) -> FootageJobQueue:
     """The server's footage job queue, watching with ``watch_source``."""
 
     def run(job: Any, should_stop: Any, progress: Any) -> dict[str, Any]:
-        from oculi.tasks.footage.watch import WatchOptions, watch_source
+        from oculi.tasks.footage.watch import WatchOptions
 
         o = job.options
         opts = WatchOptions(camera=job.camera, start=o.get("start"), zones=o.get("zones", []), zone_names=o.get("zone_names", []),
                             loiter_after=o.get("loiter_after"), crowd_min=o.get("crowd_min"), sample_fps=o.get("sample_fps", 2.0),
                             lost_after=o.get("lost_after", 4.0), collection=job.collection)
-        rep = watch_source(st.engine, st.store(), job.source, opts, should_stop=should_stop,
-                           progress=lambda p: progress(p.t, p.duration))
+        rep = st.library().watch(job.source, opts, should_stop=should_stop, progress=lambda p: progress(p.t, p.duration))
         doc = rep.to_dict()
         doc["source"] = {k: v for k, v in doc["source"].items() if k != "uri"}
         return doc
@@ -146,7 +143,7 @@ async def watch_footage(name: str, request: Request, p: Principal = Depends(requ
         opts = _watch_options(body, _tz(st, body.tz))
 
         def go_register() -> Any:
-            st.store().create_collection(name, exist_ok=True)
+            st.library().create(name, exist_ok=True)
             return q.submit(name, body.source, body.camera.strip(), opts, key_id=p.key_id)
 
         job = await run_blocking(go_register)
@@ -179,8 +176,9 @@ async def watch_footage(name: str, request: Request, p: Principal = Depends(requ
     await video.seek(0)
 
     def go_upload() -> Any:
-        coll = st.store().create_collection(name, exist_ok=True)
-        folder = Path(coll.path) / "blobs" / "videos"
+        lib = st.library()
+        lib.create(name, exist_ok=True)
+        folder = Path(lib.store.blob_dir(name)) / "videos"
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".upload-{os.getpid()}-{id(video)}.tmp"
         h = hashlib.sha256()
@@ -238,8 +236,9 @@ async def list_sources(name: str, request: Request, tz: str | None = Query(None,
     zone_tz = _tz(st, tz)
 
     def go() -> list[dict[str, Any]]:
+        _open(st, name)
         return [dict(s.to_dict(zone_tz), uri=os.path.basename(s.uri) if s.kind == "file" else s.uri)
-                for s in _open(st, name).query_records("sources", order_by="start_time")]
+                for s in st.library().sources(name)]
 
     return {"schema_version": SCHEMA_VERSION, "sources": await run_blocking(go)}
 
@@ -252,7 +251,6 @@ async def list_events(name: str, request: Request, camera: str | None = Query(No
                       limit: int = Query(1000, ge=1, le=10_000), tz: str | None = Query(None, max_length=64),
                       p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
     from oculi.store.records import EventType
-    from oculi.tasks.footage.query import find_events
 
     st = get_state(request)
     check_collection(p, name)
@@ -262,7 +260,8 @@ async def list_events(name: str, request: Request, camera: str | None = Query(No
         raise InputError(f"unknown event type {bad[0]!r}; use {', '.join(e.value for e in EventType)}")
 
     def go() -> list[dict[str, Any]]:
-        evs = find_events(_open(st, name), camera=camera, types=type or None, zone=zone, labels=[label] if label else None,
+        _open(st, name)
+        evs = st.library().events(name, camera=camera, types=type or None, zone=zone, labels=[label] if label else None,
                           source_id=source, after=_instant(after, zone_tz, "after"), before=_instant(before, zone_tz, "before"),
                           limit=limit)
         return [e.to_dict(zone_tz) for e in evs]
@@ -272,13 +271,15 @@ async def list_events(name: str, request: Request, camera: str | None = Query(No
 
 @router.post("/collections/{name}/footage/ask", summary="Answer a question about the footage, with evidence")
 async def ask_footage(name: str, body: AskBody, request: Request, p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
-    from oculi.tasks.footage.ask import ask_footage as ask
-
     st = get_state(request)
     check_collection(p, name)
     zone_tz = _tz(st, body.tz)
     now = datetime.fromtimestamp(_instant(body.now, zone_tz, "now"), zone_tz) if body.now else datetime.now(zone_tz)
-    ans = await run_blocking(lambda: ask(_open(st, name), body.question, now=now, tz=zone_tz))
+    def go() -> Any:
+        _open(st, name)
+        return st.library().ask_footage(name, body.question, now=now, tz=zone_tz)
+
+    ans = await run_blocking(go)
     return ans.to_dict(zone_tz)
 
 
@@ -287,7 +288,6 @@ async def footage_report(name: str, request: Request, camera: str = Query(..., m
                          day: str = Query(..., max_length=10), format: str = Query("json", pattern="^(json|md|html)$"),
                          tz: str | None = Query(None, max_length=64), p: Principal = Depends(require(Scope.READ))) -> Response:
     from oculi.tasks.footage.render import annotated_keyframe, to_html, to_markdown
-    from oculi.tasks.footage.report import build_footage_report
 
     st = get_state(request)
     check_collection(p, name)
@@ -301,7 +301,7 @@ async def footage_report(name: str, request: Request, camera: str = Query(..., m
         import base64
 
         coll = _open(st, name)
-        rep = build_footage_report(coll, camera, the_day, tz=zone_tz, tz_name=tz or st.settings.timezone or "local")
+        rep = st.library().footage_report(name, camera, the_day, tz=zone_tz, tz_name=tz)
         if format == "json":
             return JSONResponse(rep.to_dict())
         thumbs = {k["id"]: f"/api/v1/collections/{name}/items/{k['id']}/thumbnail" for k in rep.keyframes}
@@ -316,8 +316,7 @@ async def footage_report(name: str, request: Request, camera: str = Query(..., m
 @router.get("/collections/{name}/sources/{source_id}/timeline", summary="A source's events, tracks and keyframes (the web UI's timeline)")
 async def source_timeline(name: str, source_id: str, request: Request, tz: str | None = Query(None, max_length=64),
                           p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
-    from oculi.store.base import Condition, Filter, Op
-    from oculi.tasks.footage.query import find_events, find_tracks
+    from oculi.store.records import iso_time
 
     st = get_state(request)
     check_collection(p, name)
@@ -326,24 +325,12 @@ async def source_timeline(name: str, source_id: str, request: Request, tz: str |
     zone_tz = _tz(st, tz)
 
     def go() -> dict[str, Any]:
-        coll = _open(st, name)
-        srcs = coll.query_records("sources", Filter((Condition("id", Op.EQ, source_id),)))
-        if not srcs:
-            raise NotFoundError(f"no source {source_id!r} in collection {name!r}")
-        s = srcs[0]
-        evs = find_events(coll, source_id=source_id, limit=5000)
-        trs = find_tracks(coll, source_id=source_id, limit=5000)
-        kf_ids = list(dict.fromkeys(e.keyframe for e in evs if e.keyframe))
-        kfs = [{"id": r["id"], "time": r["time"], "caption": r["caption"]}
-               for r in coll.get_items(kf_ids, columns=["id", "time", "caption"])]
-        from oculi.store.records import iso_time
-
+        _open(st, name)
+        t = st.library().timeline(name, source_id)
+        s = t["source"]
         return {"schema_version": SCHEMA_VERSION,
                 "source": dict(s.to_dict(zone_tz), uri=os.path.basename(s.uri) if s.kind == "file" else s.uri),
-                "events": [e.to_dict(zone_tz) for e in evs], "tracks": [t.to_dict(zone_tz) for t in trs],
-                "keyframes": [dict(k, time=iso_time(k["time"], zone_tz), time_ts=k["time"]) for k in sorted(kfs, key=lambda k: k["time"])]}
+                "events": [e.to_dict(zone_tz) for e in t["events"]], "tracks": [x.to_dict(zone_tz) for x in t["tracks"]],
+                "keyframes": [dict(k, time=iso_time(k["time"], zone_tz), time_ts=k["time"]) for k in t["keyframes"]]}
 
     return await run_blocking(go)
-
-
-__all__ = ["make_footage_queue", "router"]

@@ -17,7 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
 from oculi.config import Settings
-from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope, validate_collection_name
+from oculi.core.errors import InputError
+from oculi.library import Library
+from oculi.store.base import validate_collection_name
+from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
 from oculi.server.fetch import decode_base64, image_bytes_from_url
 from oculi.server.limits import HTTPProblem, RateLimiter, check_image
@@ -40,19 +43,24 @@ class ServerState:
     footage_jobs: Any = None  # FootageJobQueue, likewise
     ready: bool = False
     ready_error: str | None = None
-    store_factory: Callable[[], Any] | None = None
-    _store: Any = None
-    _store_lock: threading.Lock = field(default_factory=threading.Lock)
+    library_factory: Callable[[], Library] | None = None  # None: collections are off
+    _library: Library | None = None
+    _library_lock: threading.Lock = field(default_factory=threading.Lock)
     warmup_seconds: float | None = None
 
-    def store(self) -> Any:
-        """The collection store, opened on first use (503 when collections are unavailable)."""
-        with self._store_lock:
-            if self._store is None:
-                if self.store_factory is None:
+    @property
+    def collections(self) -> bool:
+        """Whether this server serves collections."""
+        return self.library_factory is not None
+
+    def library(self) -> Library:
+        """Collections through the one front door, opened on first use (503 when they are off)."""
+        with self._library_lock:
+            if self._library is None:
+                if self.library_factory is None:
                     raise HTTPProblem(503, "collections are not available on this server", "service_unavailable")
-                self._store = self.store_factory()
-            return self._store
+                self._library = self.library_factory()
+            return self._library
 
 
 _COLLECTION_LIST_RE = re.compile(r"\s*\(collections: [^)]*\)")
@@ -116,9 +124,11 @@ def require(scope: Scope) -> Callable[..., Any]:
 def check_collection(p: Principal, name: str) -> str:
     """A valid collection name the key may touch: 400 for a bad name, 403 outside its binding."""
     try:
-        validate_collection_name(name)
-    except Exception as e:
-        raise HTTPProblem(400, str(e)) from None
+        valid = validate_collection_name(name) == name  # exactly: no blanks trimmed off a URL's name
+    except InputError:
+        valid = False
+    if not valid:
+        raise HTTPProblem(400, "a collection name is 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
     if not p.may_see(name):
         raise HTTPProblem(403, "this key is not allowed to access that collection", "permission_error")
     return name

@@ -61,9 +61,11 @@ SEARCH_COLUMNS: tuple[str, ...] = (
 
 
 def validate_collection_name(name: str) -> str:
-    """Return ``name`` or raise ``InputError`` saying what a valid name looks like."""
-    n = (name or "").strip()
-    if not COLLECTION_NAME_RE.match(n) or ".." in n:
+    """Return ``name`` (stripped of surrounding blanks) or raise ``InputError`` saying what a
+    valid name looks like: 1–64 of ``[A-Za-z0-9_.-]``, starting alphanumeric, no ``..``, so a
+    name is never a path. The one check for the store, the CLI and the server."""
+    n = name.strip() if isinstance(name, str) else ""
+    if not COLLECTION_NAME_RE.fullmatch(n) or ".." in n:
         raise InputError(
             f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
         )
@@ -360,9 +362,6 @@ class Filter:
 
     def __bool__(self) -> bool:
         return bool(self.conditions)
-
-    def and_(self, *conds: Condition) -> "Filter":
-        return Filter(self.conditions + tuple(conds))
 
     def to_dict(self) -> list[dict[str, Any]]:
         return [{"field": c.field, "op": c.op.value, "value": c.value} for c in self.conditions]

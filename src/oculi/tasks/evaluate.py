@@ -29,7 +29,9 @@ from typing import Any, Sequence
 
 from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
-from oculi.store.base import DEFAULT_COLLECTION
+from oculi.store.base import Collection
+from oculi.tasks.search import SearchQuery, search
+from oculi.tasks.vision import Embedder
 
 KS = (1, 5, 10)
 
@@ -153,9 +155,8 @@ class RetrievalReport:
 
 
 def evaluate_retrieval(
-    engine: Any,
-    store: Any,
-    collection: str = DEFAULT_COLLECTION,
+    embedder: Embedder,
+    coll: Collection,
     queries: Sequence[RetrievalQuery] | str | Path = (),
     *,
     ks: Sequence[int] = KS,
@@ -165,13 +166,10 @@ def evaluate_retrieval(
     Queries whose relevant entries match no item of the collection are listed in
     ``unresolved`` and left out of the averages.
     """
-    from oculi.tasks.search import search
-
     qs = load_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
     ks_t = tuple(sorted({int(k) for k in ks if int(k) > 0}))
     if not ks_t:
         raise InputError("give at least one K > 0")
-    coll = store.open_collection(collection)
     resolver = _Resolver(coll)
     depth = max(ks_t)
     out: list[QueryResult] = []
@@ -185,7 +183,7 @@ def evaluate_retrieval(
             rel |= got
         if not rel:
             continue
-        res = search(engine, store, collection, text=q.query, image=q.image, top_k=depth, **q.filters)
+        res = search(embedder, coll, SearchQuery.build(text=q.query, image=q.image, top_k=depth, **q.filters))
         ranked = [r.id for r in res.results]
         ranks = [i + 1 for i, iid in enumerate(ranked) if iid in rel]
         recall = {k: len([r for r in ranks if r <= k]) / len(rel) for k in ks_t}

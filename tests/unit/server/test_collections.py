@@ -126,6 +126,27 @@ def test_upload_job_browse_thumbnail_and_delete(client, keys, settings):
     assert c.get("/api/v1/collections/alpha", headers=bearer(keys["admin"])).status_code == 404
 
 
+def test_heic_upload_is_accepted_and_indexed_like_the_cli_does(client, keys):
+    pytest.importorskip("pillow_heif")
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.coffee()[::4, ::4]).save(buf, format="HEIF", quality=80)
+    files = [("images", ("IMG_0001.HEIC", buf.getvalue(), "image/heic"))]
+    r = client.post("/api/v1/collections/alpha/images", files=files, headers=bearer(keys["alpha_write"]))
+    assert r.status_code == 202, r.text
+    j = _wait_job(client, keys["alpha_read"], r.json()["id"])
+    assert j["state"] == "done" and j["done"] == 1 and j["failed"] == 0, j
+    items = client.get("/api/v1/collections/alpha/items", headers=bearer(keys["alpha_read"])).json()["items"]
+    assert [(x["name"], x["width"], x["height"]) for x in items] == [("IMG_0001.HEIC", 150, 100)]
+    # what is not an image is still refused before anything is queued
+    files = [("images", ("x.heic", b"\x00\x00\x00\x18ftypmp42" + bytes(64), "image/heic"))]
+    assert client.post("/api/v1/collections/alpha/images", files=files, headers=bearer(keys["alpha_write"])).status_code == 415
+
+
 def test_job_of_another_collection_is_404_for_a_bound_key(client, keys):
     c = client
     r = _upload(c, keys["write"], "beta", [("a.png", png_bytes())])

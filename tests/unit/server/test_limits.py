@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from oculi.server.limits import RateLimiter, sniff_image
+from oculi.server.limits import RateLimiter
 from tests.unit.server.conftest import bearer, data_url, png_bytes
 
 
@@ -200,12 +200,3 @@ def test_unknown_routes_and_methods(make_client, keys):
     assert r.status_code == 200 and "sessionStorage" in r.text
 
 
-def test_sniffer():
-    assert sniff_image(png_bytes()) == "png"
-    assert sniff_image(png_bytes(fmt="JPEG")) == "jpeg"
-    assert sniff_image(png_bytes(fmt="GIF")) == "gif"
-    assert sniff_image(png_bytes(fmt="WEBP")) == "webp"
-    assert sniff_image(png_bytes(fmt="BMP")) == "bmp"
-    assert sniff_image(png_bytes(fmt="TIFF")) == "tiff"
-    assert sniff_image(b"RIFF\0\0\0\0WAVE") is None
-    assert sniff_image(b"") is None

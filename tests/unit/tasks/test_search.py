@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from oculi.core.errors import InputError, NotFoundError
+from oculi.library import Library
 from oculi.store import Op, open_store
-from oculi.tasks.evaluate import evaluate_retrieval, load_queries
-from oculi.tasks.index import index_paths
-from oculi.tasks.search import build_filter, find_duplicates, parse_query, parse_time, parse_where, search
+from oculi.tasks.evaluate import load_queries
+from oculi.tasks.search import build_filter, parse_query, parse_time, parse_where
 from tests.search_fakes import fake_engine, write_png
 
 
@@ -32,7 +32,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory):
     big.save(root / "cat_big.jpg", quality=95)  # a near-duplicate of cat.png
     eng = fake_engine(tmp / "home")
     store = open_store(eng.settings)
-    rep = index_paths(eng, store, [root], "lib")
+    rep = Library(eng, store).index([root], "lib")
     assert rep.failed == [] and rep.added == 8
     return eng, store, root, rep
 
@@ -72,11 +72,12 @@ def test_parse_where_and_filters() -> None:
 
 def test_text_queries_rank_what_was_seen_first(lib) -> None:
     eng, store, root, _ = lib
-    assert names(search(eng, store, "lib", text="a cat"))[0] in ("cat.png", "cat_big.jpg")
-    assert names(search(eng, store, "lib", text="coffee"))[0] == "coffee.png"  # via the label gloss
-    assert names(search(eng, store, "lib", text="a rocket"))[0] == "rocket.png"  # "space shuttle or rocket"
-    assert names(search(eng, store, "lib", text="people"))[0] == "crowd.png"  # synonym → person
-    res = search(eng, store, "lib", text="red car")
+    library = Library(eng, store)
+    assert names(library.search("lib", text="a cat"))[0] in ("cat.png", "cat_big.jpg")
+    assert names(library.search("lib", text="coffee"))[0] == "coffee.png"  # via the label gloss
+    assert names(library.search("lib", text="a rocket"))[0] == "rocket.png"  # "space shuttle or rocket"
+    assert names(library.search("lib", text="people"))[0] == "crowd.png"  # synonym → person
+    res = library.search("lib", text="red car")
     assert names(res)[:2] == ["red_car.png", "blue_car.png"]
     top = res.results[0]
     assert "red car" in top.matched["objects"][0] and any(w.startswith("object: red car") for w in top.why)
@@ -85,25 +86,28 @@ def test_text_queries_rank_what_was_seen_first(lib) -> None:
 
 def test_ocr_text_query(lib) -> None:
     eng, store, _, _ = lib
-    res = search(eng, store, "lib", text="limited edition")
+    library = Library(eng, store)
+    res = library.search("lib", text="limited edition")
     assert names(res)[0] == "poster.png"
     assert res.results[0].matched["text"] == ["limited edition"]
     assert any("LIMITED EDITION" in w for w in res.results[0].why)
-    assert names(search(eng, store, "lib", text="summer sale"))[0] == "poster.png"
+    assert names(library.search("lib", text="summer sale"))[0] == "poster.png"
 
 
 def test_filters_in_search(lib) -> None:
     eng, store, _, _ = lib
-    assert names(search(eng, store, "lib", text="car", where="object=person")) == ["crowd.png"]
-    assert set(names(search(eng, store, "lib", text="car", path_glob="cars/*"))) == {"red_car.png", "blue_car.png"}
-    assert names(search(eng, store, "lib", text="car", where=["object=car", "colour=blue"])) == ["blue_car.png"]
-    assert search(eng, store, "lib", text="car", before="1990-01-01").results == []
-    assert search(eng, store, "lib", text="car", where="object=x' OR 1=1 --").results == []
+    library = Library(eng, store)
+    assert names(library.search("lib", text="car", where="object=person")) == ["crowd.png"]
+    assert set(names(library.search("lib", text="car", path_glob="cars/*"))) == {"red_car.png", "blue_car.png"}
+    assert names(library.search("lib", text="car", where=["object=car", "colour=blue"])) == ["blue_car.png"]
+    assert library.search("lib", text="car", before="1990-01-01").results == []
+    assert library.search("lib", text="car", where="object=x' OR 1=1 --").results == []
 
 
 def test_results_json_shape(lib) -> None:
     eng, store, _, rep = lib
-    doc = search(eng, store, "lib", text="a cat", top_k=3).to_dict()
+    library = Library(eng, store)
+    doc = library.search("lib", text="a cat", top_k=3).to_dict()
     assert doc["schema_version"] and doc["collection"] == "lib" and doc["query"]["text"] == "a cat"
     assert len(doc["results"]) == 3
     r = doc["results"][0]
@@ -114,50 +118,54 @@ def test_results_json_shape(lib) -> None:
 
 def test_bad_queries(lib, tmp_path: Path) -> None:
     eng, store, _, _ = lib
+    library = Library(eng, store)
     with pytest.raises(InputError, match="empty"):
-        search(eng, store, "lib", text="   ")
+        library.search("lib", text="   ")
     with pytest.raises(InputError):
-        search(eng, store, "lib")
+        library.search("lib")
     with pytest.raises(NotFoundError):
-        search(eng, store, "nope", text="cat")
+        library.search("nope", text="cat")
     (tmp_path / "q.jpg").write_text("not an image")
     with pytest.raises(InputError, match="not an image"):
-        search(eng, store, "lib", image=tmp_path / "q.jpg")
+        library.search("lib", image=tmp_path / "q.jpg")
     with pytest.raises(InputError):
-        search(eng, store, "lib", image=tmp_path / "missing.jpg")
+        library.search("lib", image=tmp_path / "missing.jpg")
     with pytest.raises(InputError):
-        search(eng, store, "lib", text="cat", top_k=0)
+        library.search("lib", text="cat", top_k=0)
 
 
 def test_image_query_finds_the_original(lib, tmp_path: Path) -> None:
     eng, store, root, _ = lib
+    library = Library(eng, store)
     img = Image.open(root / "cars" / "red_car.png")
     w, h = img.size
     img.crop((2, 2, w - 3, h - 2)).resize((w * 2, h * 2)).save(tmp_path / "query.jpg", quality=85)
-    res = search(eng, store, "lib", image=tmp_path / "query.jpg", top_k=3)
+    res = library.search("lib", image=tmp_path / "query.jpg", top_k=3)
     assert names(res)[0] == "red_car.png"
     assert res.results[0].why[0].startswith("looks similar") and res.results[0].scores["visual"] > 0.9
-    both = search(eng, store, "lib", text="car", image=tmp_path / "query.jpg", top_k=3)
+    both = library.search("lib", text="car", image=tmp_path / "query.jpg", top_k=3)
     assert names(both)[0] == "red_car.png"
 
 
 def test_duplicates(lib) -> None:
     eng, store, root, _ = lib
-    rep = find_duplicates(store, "lib", threshold=0.95)
+    library = Library(eng, store)
+    rep = library.duplicates("lib", threshold=0.95)
     groups = [sorted(Path(i["path"]).name for i in g.items) for g in rep.groups]
     assert ["cat.png", "cat_big.jpg"] in groups
     assert rep.to_dict()["groups"][0]["items"][0]["path"].endswith("cat_big.jpg")  # the largest first
     with pytest.raises(InputError):
-        find_duplicates(store, "lib", threshold=0)
+        library.duplicates("lib", threshold=0)
 
 
 def test_duplicates_through_the_ann_path(lib, monkeypatch: pytest.MonkeyPatch) -> None:
-    import oculi.tasks.search as search_mod
+    import oculi.tasks.search.duplicates as search_mod
 
     eng, store, root, _ = lib
-    exact = find_duplicates(store, "lib", threshold=0.95).to_dict()["groups"]
+    library = Library(eng, store)
+    exact = library.duplicates("lib", threshold=0.95).to_dict()["groups"]
     monkeypatch.setattr(search_mod, "DUPLICATE_EXACT_LIMIT", 2)
-    approx = find_duplicates(store, "lib", threshold=0.95).to_dict()["groups"]
+    approx = library.duplicates("lib", threshold=0.95).to_dict()["groups"]
     key = lambda gs: sorted(sorted(i["id"] for i in g["items"]) for g in gs)  # noqa: E731
     assert key(approx) == key(exact) and approx
 
@@ -168,14 +176,16 @@ def test_exact_duplicates(tmp_path: Path) -> None:
     a = write_png(tmp_path / "p" / "a.png", "red", pattern=1)
     (tmp_path / "p" / "copy.png").write_bytes(a.read_bytes())
     write_png(tmp_path / "p" / "b.png", "blue", pattern=2)
-    index_paths(eng, store, [tmp_path / "p"], "d")
-    rep = find_duplicates(store, "d")
+    library = Library(eng, store)
+    library.index([tmp_path / "p"], "d")
+    rep = library.duplicates("d")
     exact = [g for g in rep.groups if g.exact]
     assert len(exact) == 1 and sorted(Path(i["path"]).name for i in exact[0].items) == ["a.png", "copy.png"]
 
 
 def test_retrieval_evaluation(lib, tmp_path: Path) -> None:
     eng, store, root, rep = lib
+    library = Library(eng, store)
     qf = tmp_path / "queries.jsonl"
     qf.write_text("\n".join([
         "# comment lines and blank lines are ignored",
@@ -186,7 +196,7 @@ def test_retrieval_evaluation(lib, tmp_path: Path) -> None:
         json.dumps({"query": "red car", "relevant": [str(root / "cars" / "red_car.png")]}),
         json.dumps({"query": "zebra", "relevant": ["no-such-file.png"]}),
     ]))
-    r = evaluate_retrieval(eng, store, "lib", qf)
+    r = library.evaluate_retrieval("lib", qf)
     assert len(r.queries) == 4 and r.unresolved == [{"query": "q7", "relevant": "no-such-file.png"}]
     assert r.recall[1] == pytest.approx((0.5 + 1 + 1 + 1) / 4) and r.recall[10] == 1.0 and r.mrr == 1.0
     d = r.to_dict()

@@ -1,26 +1,31 @@
 """Keyframes: the frames events point at, stored as searchable items of their source.
 
-A keyframe is perceived like any image (classifier labels and visual embedding, colours, OCR
-when enabled), its detector objects replaced by the *tracked* objects of that frame (with their
-track ids and colours), and written as an ``ItemRecord`` of kind ``frame`` with the source's id,
-the frame number, the footage second and ``time`` = the frame's epoch time, so
-``oculi search "red car" --after ... --before ...`` finds it. Boxes are in video pixels.
+Keyframes go through the same ingest stages as photos (``oculi.tasks.index.stages``):
+``perceive_batch`` (classifier labels and visual embedding, colours, OCR when enabled) →
+the detector's objects replaced by the *tracked* objects of that frame (with their track ids
+and colours), boxes in video pixels → ``build_items`` (caption, search document, text vector)
+→ written by the caller at its checkpoint. The frame's epoch time stands where a photo's EXIF
+capture time would (``time``, ``taken_at``) and the camera name where its camera model would,
+so ``oculi search "red car" --after ... --before ...`` finds keyframes like photos; the item
+is of kind ``frame`` with the source's id, the frame number and the footage second.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-import numpy as np
 from PIL import Image
 
-from oculi.core.types import Box, DetectedObject, ImageInfo, Observation, TextLine
+from oculi.core.errors import InputError
+from oculi.core.types import Box, DetectedObject, ImageInfo, ObjectSource, TextLine
+from oculi.imageio import LoadedImage
 from oculi.store.base import ItemRecord, item_id
-
+from oculi.tasks.index.metadata import ExifMeta, make_thumbnail
+from oculi.tasks.index.stages import PreparedImage, build_items, perceive_batch
+from oculi.tasks.index.walk import FoundFile
 
 #: Keyframe thumbnails are larger than photos' (256): reports draw the events' boxes on them.
 KEYFRAME_THUMBNAIL = 480
@@ -44,46 +49,47 @@ def _scale_box(b: Box, s: float, w: int, h: int) -> Box:
     return Box(b.x1 * s, b.y1 * s, b.x2 * s, b.y2 * s).clip(w, h)
 
 
-def keyframe_items(engine: Any, pending: Sequence[PendingKeyframe], *, source_id: str, camera: str, uri: str,
+def keyframe_items(vision: Any, pending: Sequence[PendingKeyframe], *, source_id: str, camera: str, uri: str,
                    start_time: float, width: int, height: int, tracked_labels: frozenset[str] | None,
                    ocr: bool) -> list[ItemRecord]:
     """Perceive the pending keyframes in one batch and build their items.
 
-    Uses the engine's ``observe`` capability (a batch), its caption writer and its sentence
-    encoder, i.e. the same stages an indexed photo goes through.
-    """
-    from oculi.tasks.index import make_thumbnail, observation_document
+    Args:
+        vision: The ``Vision`` (an ``Engine``) that perceives, describes and embeds.
+        pending: The frames, at analysis size, with their tracked objects in video pixels.
+        source_id / camera / uri / start_time / width / height: Of the source.
+        tracked_labels: Classes the tracker follows; the perceiver's own detections of these
+            are replaced by the tracked ones, others (a bench, a stop sign) are kept.
 
+    Raises:
+        InputError: a keyframe could not be perceived (the run stops at its checkpoint).
+    """
     if not pending:
         return []
-    infos = [ImageInfo(p.image.width, p.image.height, path=uri, format="frame", source_id=source_id,
-                       frame_index=p.frame_index, timestamp=round(p.t, 3)) for p in pending]
-    observations = engine.backend("observe").observe_batch([p.image for p in pending], infos, ocr=ocr)
-    obs_list: list[Observation] = []
-    for p, obs in zip(pending, observations):
-        s = p.scale
-        kept = [replace(o, box=_scale_box(o.box, s, width, height)) for o in obs.objects
-                if tracked_labels is not None and o.label not in tracked_labels and o.source != "faces"]
-        text = [TextLine(t.text, t.score, _scale_box(t.box, s, width, height)) for t in obs.text]
-        objects = sorted(list(p.objects) + kept, key=lambda o: -o.score)
-        info = replace(obs.image, width=width, height=height)
-        obs_list.append(replace(obs, image=info, objects=tuple(objects), text=tuple(text)))
-    describe_fn = getattr(engine, "describe_observation", None)
-    docs = [observation_document(o, describe_fn(o) if describe_fn else None) for o in obs_list]
-    text_vecs = np.asarray(engine.embed_texts([d.summary for d in docs]), dtype=np.float32)
-    now = time.time()
     name = os.path.basename(uri.rstrip("/")) or uri
-    items = []
-    for i, (p, obs, doc) in enumerate(zip(pending, obs_list, docs)):
+    preps = []
+    for p in pending:
         epoch = start_time + p.t
         stamp = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        kid = keyframe_item_id(source_id, p.frame_index)
-        items.append(ItemRecord(
-            id=kid, sha256=source_id, path=uri, name=f"{name} @ {stamp}", width=width, height=height,
-            text_vec=text_vecs[i], image_vec=obs.embedding if obs.embedding is not None else np.zeros(1, np.float32),
-            kind="frame", source_id=source_id, frame_index=p.frame_index, timestamp=round(p.t, 3), format="frame",
-            time=epoch, taken_at=epoch, camera=camera, caption=doc.caption, doc=doc.doc, labels=doc.labels,
-            objects=doc.objects, object_terms=doc.object_terms, colours=doc.colours, text=doc.text,
-            track_ids=doc.track_ids, observation=obs.to_dict(), thumbnail=make_thumbnail(p.image, KEYFRAME_THUMBNAIL), indexed_at=now,
-        ))
-    return items
+        info = ImageInfo(p.image.width, p.image.height, path=uri, format="frame", source_id=source_id,
+                         frame_index=p.frame_index, timestamp=round(p.t, 3))
+        preps.append(PreparedImage(
+            src=FoundFile(uri, 0, int(epoch * 1e9), name=f"{name} @ {stamp}"), sha=source_id,
+            iid=keyframe_item_id(source_id, p.frame_index), size=0, mtime_ns=int(epoch * 1e9),
+            loaded=LoadedImage(p.image, info), exif=ExifMeta(taken_at=epoch, camera=camera),
+            thumb=make_thumbnail(p.image, KEYFRAME_THUMBNAIL)))
+    perceived = []
+    by_iid = {k.iid: k for k in preps}
+    frames = {keyframe_item_id(source_id, p.frame_index): p for p in pending}
+    for prep, obs in perceive_batch(vision, preps, ocr=ocr):
+        if isinstance(obs, str):
+            raise InputError(f"keyframe at {frames[prep.iid].t:.1f} s could not be perceived: {obs}")
+        p = frames[prep.iid]
+        s = p.scale
+        kept = [replace(o, box=_scale_box(o.box, s, width, height)) for o in obs.objects
+                if tracked_labels is not None and o.label not in tracked_labels and o.source != ObjectSource.FACES]
+        text = [TextLine(t.text, t.score, _scale_box(t.box, s, width, height)) for t in obs.text]
+        objects = sorted(list(p.objects) + kept, key=lambda o: -o.score)
+        obs = replace(obs, image=replace(obs.image, width=width, height=height), objects=tuple(objects), text=tuple(text))
+        perceived.append((by_iid[prep.iid], obs))
+    return build_items(vision, perceived)

@@ -19,17 +19,13 @@ from enum import StrEnum
 from typing import Any, Sequence
 
 from oculi.core.errors import InputError
+from oculi.core.labels import COLOUR_WORDS
 from oculi.language.vocab import coco_for_word
 from oculi.store.records import EventType
 from oculi.tasks.footage.tracking import VEHICLES
 
 MAX_QUESTION_CHARS = 1000
 
-COLOUR_WORDS = {
-    "red": "red", "orange": "orange", "yellow": "yellow", "green": "green", "blue": "blue",
-    "purple": "purple", "violet": "purple", "pink": "pink", "brown": "brown", "black": "black",
-    "white": "white", "grey": "grey", "gray": "grey", "silver": "grey", "gold": "yellow",
-}
 
 
 class Intent(StrEnum):

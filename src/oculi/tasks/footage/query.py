@@ -167,6 +167,26 @@ def count_tracks(coll: Any, **kw: Any) -> int:
     return len(find_tracks(coll, **kw))
 
 
+def source_timeline(coll: Any, source_id: str) -> dict[str, Any]:
+    """A source with its events and tracks (oldest first) and the keyframes the events cite:
+    ``{"source": SourceRecord, "events": [...], "tracks": [...], "keyframes": [{"id", "time", "caption"}]}``.
+
+    Raises:
+        NotFoundError: no such source.
+    """
+    from oculi.core.errors import NotFoundError
+
+    srcs = coll.query_records(RecordTable.SOURCES, Filter((Condition("id", Op.EQ, source_id),)))
+    if not srcs:
+        raise NotFoundError(f"no source {source_id!r} in collection {coll.name!r}")
+    evs = find_events(coll, source_id=source_id)
+    trs = find_tracks(coll, source_id=source_id)
+    ids = list(dict.fromkeys(e.keyframe for e in evs if e.keyframe))
+    kfs = sorted(({"id": r["id"], "time": r["time"], "caption": r["caption"]}
+                  for r in coll.get_items(ids, columns=["id", "time", "caption"])), key=lambda k: k["time"])
+    return {"source": srcs[0], "events": evs, "tracks": trs, "keyframes": kfs}
+
+
 # --- the tool set --------------------------------------------------------------------------------
 
 _TIME = {"type": ["number", "null"], "description": "epoch seconds"}

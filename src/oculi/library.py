@@ -1,0 +1,296 @@
+"""The library: one typed front door to collections for the CLI, the server and the Python API.
+
+A ``Library`` is built from an engine (what perceives, describes and embeds, with its
+settings) and a ``Store``. Everything an interface does with collections goes through it:
+list, create, open, drop, inspect; index folders, ingest uploaded bytes, refresh stored
+documents; search by text or image, find duplicates, evaluate retrieval; browse items and
+thumbnails. The tasks it calls (``oculi.tasks.index``, ``oculi.tasks.search``) take the
+engine only through the small ``Vision`` / ``Embedder`` protocols and a ``Collection``, so
+nothing below calls back up.
+
+Example:
+    >>> from oculi import Engine, Library
+    >>> lib = Library(Engine())  # doctest: +SKIP
+    >>> lib.index(["~/Pictures"], "photos").added  # doctest: +SKIP
+    412
+    >>> [r.path for r in lib.search("photos", text="a red car", top_k=3)]  # doctest: +SKIP
+    ['/home/me/Pictures/2021/car.jpg', ...]
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+from oculi.config import Settings
+from oculi.core.errors import InputError
+from oculi.imageio import ImageLimits, ImageSource
+from oculi.store.base import DEFAULT_COLLECTION, Collection, CollectionInfo, Filter, Store
+from oculi.tasks.evaluate import KS, RetrievalQuery, RetrievalReport, evaluate_retrieval, load_queries
+from oculi.tasks.index import BATCH_SIZE, IndexReport, ProgressFn, StopFn, index_paths, ingest_images, refresh_documents
+from oculi.tasks.search import (
+    DUPLICATE_THRESHOLD,
+    DuplicatesReport,
+    SearchQuery,
+    SearchResults,
+    find_duplicates,
+    search,
+    validate_threshold,
+)
+from oculi.tasks.vision import Vision
+
+if TYPE_CHECKING:
+    from oculi.engine import Engine
+    from oculi.tasks.footage.watch import WatchOptions, WatchReport
+
+
+class LibraryEngine(Vision, Protocol):
+    """What a library needs of its engine: the ``Vision`` methods and the settings."""
+
+    settings: Settings
+
+
+class Library:
+    """Collections of indexed images, served by one engine and one store.
+
+    Args:
+        engine: An ``oculi.Engine`` (or anything with its ``Vision`` methods and ``settings``).
+            Its settings give the image limits and the OCR default.
+        store: The collection store; when omitted, ``oculi.store.open_store(settings)``.
+        settings: Where the store lives when ``store`` is omitted (default: the engine's).
+    """
+
+    def __init__(self, engine: "Engine | LibraryEngine", store: Store | None = None, *,
+                 settings: Settings | None = None) -> None:
+        self.engine = engine
+        if store is None:
+            from oculi.store import open_store
+
+            store = open_store(settings or engine.settings)
+        self.store = store
+
+    @property
+    def settings(self) -> Settings:
+        """The engine's settings (image limits, OCR default)."""
+        return self.engine.settings
+
+    # --- collections ---------------------------------------------------------------------------
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its counts and dates."""
+        return self.store.list_collections()
+
+    def exists(self, name: str) -> bool:
+        return self.store.exists(name)
+
+    def create(self, name: str, *, exist_ok: bool = True) -> CollectionInfo:
+        """Create a collection (``InputError`` if it exists and ``exist_ok`` is False)."""
+        return self.store.create_collection(name, exist_ok=exist_ok).info()
+
+    def open(self, name: str) -> Collection:
+        """An existing collection (``NotFoundError`` naming the ones there are)."""
+        return self.store.open_collection(name)
+
+    def info(self, name: str) -> CollectionInfo:
+        return self.open(name).info()
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Counts, disk use, indexes, time range, frequent objects and labels, models."""
+        return self.open(name).stats()
+
+    def drop(self, name: str) -> None:
+        """Delete a collection and everything stored in it (not the original image files)."""
+        self.store.drop_collection(name)
+
+    # --- indexing ------------------------------------------------------------------------------
+    def index(
+        self,
+        paths: Sequence[str | Path],
+        collection: str = DEFAULT_COLLECTION,
+        *,
+        prune: bool = False,
+        ocr: bool | None = None,
+        progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
+        batch_size: int = BATCH_SIZE,
+        workers: int | None = None,
+    ) -> IndexReport:
+        """Index files and folders into a collection (created if needed); incremental and
+        resumable. See ``oculi.tasks.index.index_paths``; ``ocr`` defaults to ``settings.ocr``.
+
+        Raises:
+            InputError: no path, a path that does not exist, or another process is writing.
+        """
+        if not paths:
+            raise InputError("give at least one file or folder to index")
+        coll = self.store.create_collection(collection, exist_ok=True)
+        root = getattr(self.store, "root", None)
+        return index_paths(
+            self.engine, coll, paths, limits=self._limits(), ocr=self._ocr(ocr), prune=prune,
+            exclude=[root] if root is not None else [], progress=progress, should_stop=should_stop,
+            batch_size=batch_size, workers=workers,
+        )
+
+    def ingest(
+        self,
+        collection: str,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ocr: bool | None = None,
+        progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> IndexReport:
+        """Index images given as ``(name, bytes)`` (uploads) into a collection (created if
+        needed); their bytes are kept in the collection's blob folder. See
+        ``oculi.tasks.index.ingest_images``."""
+        coll = self.store.create_collection(collection, exist_ok=True)
+        return ingest_images(
+            self.engine, coll, items, blob_dir=Path(self.store.blob_dir(coll.name)), limits=self._limits(),
+            ocr=self._ocr(ocr), progress=progress, should_stop=should_stop, batch_size=batch_size,
+        )
+
+    def refresh(self, collection: str, *, progress: ProgressFn | None = None, batch_size: int = 256) -> int:
+        """Rewrite every stored caption, document and text vector from the stored observations
+        (no image is read, no perception runs). Returns how many items were rewritten."""
+        return refresh_documents(self.engine, self.open(collection), progress=progress, batch_size=batch_size)
+
+    # --- search --------------------------------------------------------------------------------
+    def search(
+        self,
+        collection: str = DEFAULT_COLLECTION,
+        *,
+        text: str | None = None,
+        image: ImageSource | None = None,
+        top_k: int = 10,
+        where: str | Sequence[str] | Filter | None = None,
+        after: Any = None,
+        before: Any = None,
+        path_glob: str | None = None,
+    ) -> SearchResults:
+        """Search a collection by text (hybrid), by image (visual similarity), or both.
+        See ``oculi.tasks.search.SearchQuery.build`` for the arguments.
+
+        Raises:
+            InputError: no query, an empty query, a bad filter, a query image that is not one.
+            NotFoundError: the collection does not exist.
+        """
+        query = SearchQuery.build(text=text, image=image, top_k=top_k, where=where, after=after,
+                                  before=before, path_glob=path_glob)
+        return search(self.engine, self.open(collection), query)
+
+    def duplicates(self, collection: str = DEFAULT_COLLECTION, *, threshold: float = DUPLICATE_THRESHOLD) -> DuplicatesReport:
+        """Groups of near-duplicate images and of identical files."""
+        validate_threshold(threshold)
+        return find_duplicates(self.open(collection), threshold=threshold)
+
+    def evaluate_retrieval(
+        self,
+        collection: str,
+        queries: Sequence[RetrievalQuery] | str | Path,
+        *,
+        ks: Sequence[int] = KS,
+    ) -> RetrievalReport:
+        """Recall@K and MRR of search over labelled queries (a JSONL file or ``RetrievalQuery``s)."""
+        qs = load_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
+        return evaluate_retrieval(self.engine, self.open(collection), qs, ks=ks)
+
+    # --- browsing ------------------------------------------------------------------------------
+    def items(self, collection: str, *, columns: Sequence[str], offset: int = 0,
+              limit: int = 60) -> tuple[list[dict[str, Any]], int]:
+        """A page of items (``columns`` of each) in store order, and the collection's item count."""
+        out: list[dict[str, Any]] = []
+        seen = 0
+        for batch in self.open(collection).iter_items(list(columns), batch_size=1000):
+            for row in batch:
+                if seen >= offset and len(out) < limit:
+                    out.append({k: row.get(k) for k in columns})
+                seen += 1
+        return out, seen
+
+    def item(self, collection: str, item_id: str, *, columns: Sequence[str] | None = None) -> dict[str, Any] | None:
+        """One item's stored fields, or None if the collection holds no such item."""
+        rows = self.open(collection).get_items([item_id], columns=list(columns) if columns else None)
+        return dict(rows[0]) if rows else None
+
+    def thumbnail(self, collection: str, item_id: str) -> bytes:
+        """An item's JPEG thumbnail (empty when it has none)."""
+        return self.open(collection).thumbnail(item_id)
+
+    # --- footage -------------------------------------------------------------------------------
+    def watch(self, uri: str, options: "WatchOptions", *, progress: Any = None, should_stop: StopFn | None = None,
+              detector: Any = None) -> "WatchReport":
+        """Watch a video file or stream into ``options.collection``: tracks, events and keyframes;
+        resumable and idempotent. See ``oculi.tasks.footage.watch.watch_source``."""
+        from oculi.tasks.footage.watch import watch_source
+
+        return watch_source(self.engine, self.store, uri, options, progress=progress, should_stop=should_stop,
+                            detector=detector)
+
+    def sources(self, collection: str) -> list[Any]:
+        """The watched sources (``SourceRecord``), oldest footage first."""
+        return self.open(collection).query_records("sources", order_by="start_time")
+
+    def events(self, collection: str, **filters: Any) -> list[Any]:
+        """Footage events (``EventRecord``), oldest first; ``filters`` as
+        ``oculi.tasks.footage.query.find_events`` (camera, types, labels, zone, after, before ...)."""
+        from oculi.tasks.footage.query import find_events
+
+        return find_events(self.open(collection), **filters)
+
+    def timeline(self, collection: str, source_id: str) -> dict[str, Any]:
+        """One source with its events, tracks and keyframes (what the web UI draws).
+
+        Raises:
+            NotFoundError: no such source in the collection.
+        """
+        from oculi.tasks.footage.query import source_timeline
+
+        return source_timeline(self.open(collection), source_id)
+
+    def ask_footage(self, collection: str, question: str, *, now: Any = None, tz: Any = None) -> Any:
+        """Answer a question about a collection's footage, with evidence (``FootageAnswer``).
+        ``now`` is the reference for "today"; ``tz`` defaults to ``settings.timezone``."""
+        from oculi.tasks.footage.ask import ask_footage
+
+        return ask_footage(self.open(collection), question, now=now, tz=tz or self.timezone())
+
+    def footage_report(self, collection: str, camera: str, day: Any, *, tz: Any = None, tz_name: str | None = None,
+                       usual_hours: tuple[int, int] = (7, 19)) -> Any:
+        """A day (``date`` or ``YYYY-MM-DD``) of one camera as a ``FootageReport``."""
+        import datetime as dt
+
+        from oculi.tasks.footage.report import build_footage_report
+
+        d = dt.date.fromisoformat(day) if isinstance(day, str) else day
+        return build_footage_report(self.open(collection), camera, d, tz=tz or self.timezone(),
+                                    tz_name=tz_name or self.settings.timezone or "local", usual_hours=usual_hours)
+
+    def timezone(self, name: str | None = None) -> Any:
+        """The time zone ``name`` (or ``settings.timezone``, or this machine's)."""
+        from oculi.tasks.footage.zones import resolve_tz
+
+        return resolve_tz(name or self.settings.timezone)
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _limits(self) -> ImageLimits:
+        return ImageLimits.from_settings(self.settings)
+
+    def _ocr(self, ocr: bool | None) -> bool:
+        return self.settings.ocr if ocr is None else ocr
+
+
+_default: Library | None = None
+_default_lock = threading.Lock()
+
+
+def default_library() -> Library:
+    """The process-wide library of ``oculi.default_engine()`` and its settings' store."""
+    from oculi.engine import default_engine
+
+    global _default
+    engine = default_engine()
+    with _default_lock:
+        if _default is None or _default.engine is not engine:
+            _default = Library(engine)
+        return _default

@@ -5,8 +5,8 @@ updates what is known about each track; it emits ``EventRecord``\\ s and ``Track
 into ``pending_events``/``pending_tracks`` (keyed by id, so an ongoing event written at several
 checkpoints stays one record):
 
-- a track is *confirmed* once it was detected on ``confirm_hits`` frames; ``appear`` is dated
-  at its first sighting. Unconfirmed tracks that vanish (one-frame false detections) leave no
+- a track is *confirmed* once it was detected on ``confirm_hits`` frames; ``appear`` (and zone
+  entries) are dated from its first sighting. Unconfirmed tracks that vanish (one-frame false detections) leave no
   trace.
 - ``leave``: the track was not seen for ``lost_after`` seconds; dated at its last sighting, so
   a person who walks behind a wall and does not come back "left" when last seen, and zone
@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from oculi.store.records import EventRecord, EventType, TrackRecord, event_id, track_key
+from oculi.core.types import Box
 from oculi.tasks.footage.tracking import Tracked
 from oculi.tasks.footage.zones import Zone
 
@@ -95,6 +96,7 @@ class _TrackState:
     confirmed: bool = False
     zones: dict[str, _ZoneState] = field(default_factory=dict)
     visited: list[str] = field(default_factory=list)
+    early: list[tuple[float, Box]] = field(default_factory=list)  # sightings before confirmation
 
     @property
     def label(self) -> str:
@@ -194,7 +196,11 @@ class EventEngine:
         for d in tracked:
             tr = self.tracks.get(d.track_id)
             if tr is None:
-                tr = self.tracks[d.track_id] = _TrackState(d.track_id, first_seen=t, last_seen=t)
+                first = d.since if d.since is not None and d.since < t else t
+                tr = self.tracks[d.track_id] = _TrackState(d.track_id, first_seen=first, last_seen=t)
+                if first < t and d.since_box is not None:  # the spawning detection, before ByteTrack gave an id
+                    tr.hits += 1
+                    tr.early.append((first, d.since_box))
             seen.add(d.track_id)
             tr.last_seen = t
             tr.hits += 1
@@ -204,22 +210,30 @@ class EventEngine:
             c = (colours or {}).get(d.track_id)
             if c:
                 tr.colours[c] += 1
-            if not tr.confirmed and tr.hits >= s.confirm_hits:
+            if not tr.confirmed:
+                tr.early.append((t, d.box))
+                if tr.hits < s.confirm_hits:
+                    continue
                 tr.confirmed = True
                 tr.keyframe = self._keyframe(t, frame_index)
                 tr.keyframe_box = tr.box
                 self._event(EventType.APPEAR, tr.first_seen, tr.first_seen, tr, keyframe=tr.keyframe, box=tr.box)
-            if tr.confirmed:
-                self._zones_step(tr, t, frame_index, d)
-                self._track_record(tr, ongoing=True)
+                # zones from the first sighting on (keyframes are of this frame: earlier ones are gone)
+                for t_early, box in tr.early:
+                    self._zones_step(tr, t_early, box, t, frame_index)
+                tr.early = []
+            else:
+                self._zones_step(tr, t, d.box, t, frame_index)
+            self._track_record(tr, ongoing=True)
         self._crowd_step(t, frame_index, seen)
         for tid, tr in list(self.tracks.items()):
             if tid not in seen and t - tr.last_seen > s.lost_after:
                 self._finish(tr, left=True)
 
-    def _zones_step(self, tr: _TrackState, t: float, frame_index: int, d: Tracked) -> None:
+    def _zones_step(self, tr: _TrackState, t: float, box: Box, kf_t: float, frame_index: int) -> None:
+        """Zone membership at footage time ``t``; keyframes of events are the frame (kf_t, frame_index)."""
         s = self.settings
-        foot = np.array([[(d.box.x1 + d.box.x2) / 2, d.box.y2]])
+        foot = np.array([[(box.x1 + box.x2) / 2, box.y2]])
         for key, zone in self._zone_keys():
             zs = tr.zones.setdefault(key, _ZoneState())
             now_in = bool(zone.contains(foot)[0]) if zone is not None else True
@@ -231,14 +245,14 @@ class EventEngine:
                 if zs.run >= need:
                     at = zs.run_start if zs.run_start is not None else t
                     if now_in:
-                        self._enter(tr, key, zone, at, t, frame_index)
+                        self._enter(tr, key, zone, at, kf_t, frame_index)
                     else:
                         self._leave_zone(tr, key, zone, at)
                     zs.run, zs.run_start = 0, None
             else:
                 zs.run, zs.run_start = 0, None
             if zs.inside:
-                self._loiter_step(tr, key, zone, t, frame_index)
+                self._loiter_step(tr, key, zone, t, kf_t, frame_index)
 
     def _enter(self, tr: _TrackState, key: str, zone: Zone | None, at: float, t: float, frame_index: int) -> None:
         zs = tr.zones[key]
@@ -252,13 +266,13 @@ class EventEngine:
         zs.box = tr.box
         self._event(EventType.ZONE_ENTER, at, at, tr, zone=key, keyframe=zs.keyframe, box=tr.box)
 
-    def _loiter_step(self, tr: _TrackState, key: str, zone: Zone | None, t: float, frame_index: int) -> None:
+    def _loiter_step(self, tr: _TrackState, key: str, zone: Zone | None, t: float, kf_t: float, frame_index: int) -> None:
         limit = self._loiter_after(zone)
         zs = tr.zones[key]
         if limit is None or zs.entered is None or t - zs.entered < limit:
             return
         if zs.loiter_id is None:
-            zs.loiter_keyframe, zs.loiter_box = self._keyframe(t, frame_index), tr.box
+            zs.loiter_keyframe, zs.loiter_box = self._keyframe(kf_t, frame_index), tr.box
         ev = self._event(EventType.LOITERING, zs.entered, t, tr, zone=key or None, keyframe=zs.loiter_keyframe,
                          box=zs.loiter_box, ongoing=True, value=t - zs.entered, details={"threshold": limit})
         zs.loiter_id = ev.id

@@ -313,3 +313,29 @@ def random_scene(seed: int, *, duration: float = 60.0, width: int = 640, height:
         path = [(t0, -200.0, y), (t0 + (width + 400) / speed, width + 200.0, y)]
         actors.append(Actor("car", "car", path, height=0.38))
     return Scene(duration=duration, actors=actors, width=width, height=height, fps=fps, zones=zones, seed=seed)
+
+
+#: The gate zone of ``gate_scene`` (640x360 pixels): the lower right, where people stand.
+GATE_ZONE = [(380.0, 230.0), (600.0, 230.0), (600.0, 355.0), (380.0, 355.0)]
+
+
+def gate_scene(duration: float = 36.0, fps: float = 10.0) -> Scene:
+    """The scripted scene the tests and the README use (640x360, 36 s):
+
+    - the cameraman walks in from the right at 2 s, stands in the gate zone from 5 s to 16 s,
+      and walks out to the right by 19 s (the loiterer);
+    - the cameraman again walks left to right across the left half from 3 s to 12 s, passing
+      behind a wall (x 140-220) for about two seconds (the occluded walker);
+    - the astronaut, tinted red, walks through the whole frame from 19 s to 29 s, crossing the
+      gate zone in about three seconds (the passer);
+    - a car drives in from the right at 29 s and stops in the gate zone at 32 s until the end.
+    """
+    return Scene(
+        duration=duration, fps=fps, zones={"gate": GATE_ZONE}, occluders=[(140, 0, 220, 360)],
+        actors=[
+            Actor("person", "camera", [(2, 700, 330), (5, 480, 330), (16, 480, 330), (19, 720, 330)]),
+            Actor("person", "camera", [(3, -60, 300), (12, 340, 300)]),
+            Actor("person", "astronaut", [(19, -70, 345), (29, 720, 345)], colour=(220, 30, 30)),
+            Actor("car", "car", [(29, 850, 350), (32, 470, 350), (duration, 470, 350)], height=0.38),
+        ],
+    )

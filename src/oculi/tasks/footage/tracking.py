@@ -85,12 +85,15 @@ class _Motion:
 
 @dataclass
 class Tracked:
-    """One tracked detection on one frame."""
+    """One tracked detection on one frame; ``since``/``since_box``: when and where a new track's
+    first detection was (ByteTrack gives an id from the second one on)."""
 
     track_id: int
     label: str
     score: float
     box: Box
+    since: float | None = None
+    since_box: Box | None = None
 
 
 @dataclass
@@ -146,7 +149,9 @@ class Tracker:
             dets = groups[g]
             if not dets and g not in self._trackers:
                 continue
-            res = self._tracker(g).update(to_sv(dets), timestamp=max(0.0, float(t)))  # type: ignore[attr-defined]
+            bt = self._tracker(g)
+            res = bt.update(to_sv(dets), timestamp=max(0.0, float(t)))  # type: ignore[attr-defined]
+            spawned = self._mark_spawns(bt, t)
             if len(res) == 0:
                 continue
             fresh: list[tuple[tuple[str, int], Tracked]] = []
@@ -158,6 +163,7 @@ class Tracker:
                 tr = Tracked(-1, str(label), float(conf), Box(*(float(v) for v in xyxy)))
                 ext = self._ids.get(key)
                 if ext is None:
+                    tr.since, tr.since_box = spawned.get(int(tid), (None, None))
                     fresh.append((key, tr))
                     continue
                 tr.track_id = ext
@@ -168,6 +174,20 @@ class Tracker:
                 out.append(tr)
         for tr in out:
             self._remember(tr, t)
+        return out
+
+    @staticmethod
+    def _mark_spawns(bt: object, t: float) -> dict[int, tuple[float, Box]]:
+        """Note on each new ByteTrack tracklet when and where it was spawned (it gets an id only
+        when matched again); returns that of the tracklets that have an id, by id. Reads the
+        tracker's public ``tracks`` list and each tracklet's ``tracker_id``."""
+        out: dict[int, tuple[float, Box]] = {}
+        for tl in getattr(bt, "tracks", ()):
+            if not hasattr(tl, "oculi_since"):
+                b = np.asarray(tl.get_state_bbox(), dtype=float).reshape(-1)
+                tl.oculi_since = (float(t), Box(*(float(v) for v in b[:4])))
+            if getattr(tl, "tracker_id", -1) >= 0:
+                out[int(tl.tracker_id)] = tl.oculi_since
         return out
 
     def _relink(self, group: str, t: float, fresh: list[tuple[tuple[str, int], "Tracked"]],

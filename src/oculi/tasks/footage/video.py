@@ -176,7 +176,7 @@ class VideoSource:
         except PermissionError:
             raise InputError(f"{self._shown()}: permission denied") from None
         except (av.error.FFmpegError, OSError) as e:
-            raise InputError(f"{self._shown()}: cannot be opened as video ({_short(e)})") from None
+            raise InputError(f"{self._shown()}: cannot be opened as video ({_short(e, self.uri)})") from None
 
     def _shown(self) -> str:
         return redact_url(self.uri) if self.stream_mode else self.uri
@@ -281,25 +281,30 @@ class VideoSource:
         last_t: float | None = None
         failures = 0
         live = self.stream_mode and self.info.duration is None  # a finite file over HTTP is read like a file
+        base_pts: int | None = None  # the first connection's clock: a reconnection's timestamps continue it
         while not stop.is_set():
             try:
                 c = self._open()
-            except InputError:
-                if not self.stream_mode or failures >= self.max_reconnects:
+            except InputError as e:
+                if not self.stream_mode or last_t is None and failures >= self.max_reconnects:
                     raise
+                if failures >= self.max_reconnects:  # the stream is gone: end the footage there
+                    self.problems.append(Problem(last_t, last_t, f"stream could not be reopened after {failures} tries ({e})"))
+                    return
                 failures += 1
-                time.sleep(min(8.0, 0.5 * 2 ** failures))
+                time.sleep(min(8.0, 0.25 * 2 ** failures))
                 continue
             st = c.streams.video[0]
             st.thread_type = "AUTO"
             tb = float(st.time_base) if st.time_base else 1.0 / 90000
-            base_pts = st.start_time if st.start_time is not None else None
+            if base_pts is None:  # a file without a start time starts at 0 (a seek must not move time zero)
+                base_pts = st.start_time if st.start_time is not None or live else 0
             resume_at = start if last_t is None else last_t
             if not live and resume_at > 0:
                 try:
                     c.seek(int(resume_at / tb) + (base_pts or 0), stream=st, backward=True, any_frame=False)
                 except av.error.FFmpegError as e:
-                    log.info("seek to %.1fs failed (%s); decoding from the start", resume_at, _short(e))
+                    log.info("seek to %.1fs failed (%s); decoding from the start", resume_at, _short(e, self.uri))
             restarted: float | None = None  # stream time of the first frame after a reconnect
             error_at: float | None = None
             ended_cleanly = False
@@ -312,7 +317,7 @@ class VideoSource:
                     except av.error.FFmpegError as e:
                         if error_at is None:
                             error_at = last_t if last_t is not None else 0.0
-                            err_msg = _short(e)
+                            err_msg = _short(e, self.uri)
                         continue
                     for frame in frames:
                         if frame.pts is None:
@@ -343,9 +348,9 @@ class VideoSource:
             except av.error.FFmpegError as e:
                 if not self.stream_mode:
                     self.problems.append(Problem(last_t or 0.0, self.info.duration or (last_t or 0.0),
-                                                 f"reading stopped ({_short(e)})"))
+                                                 f"reading stopped ({_short(e, self.uri)})"))
                     return
-                log.warning("stream %s dropped (%s)", self._shown(), _short(e))
+                log.warning("stream %s dropped (%s)", self._shown(), _short(e, self.uri))
             finally:
                 c.close()
             if error_at is not None:
@@ -363,8 +368,10 @@ class VideoSource:
             time.sleep(min(8.0, 0.25 * 2 ** failures))
 
 
-def _short(e: BaseException) -> str:
+def _short(e: BaseException, uri: str | None = None) -> str:
     s = str(e).strip() or type(e).__name__
+    if uri and is_stream(uri):  # FFmpeg errors repeat the URL: never show its credentials
+        s = s.replace(uri, redact_url(uri))
     return s[:200]
 
 

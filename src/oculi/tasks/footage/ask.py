@@ -107,7 +107,7 @@ class _Ctx:
         d = datetime.fromtimestamp(ts, self.tz)
         if with_day is None:
             with_day = d.date() != self.now.astimezone(self.tz).date()
-        return d.strftime("%d %b %H:%M:%S" if with_day else "%H:%M:%S").lstrip("0")
+        return f"{d.day} {d:%b %H:%M:%S}" if with_day else f"{d:%H:%M:%S}"
 
     def span(self, a: float, b: float) -> str:
         return f"{self.when(a)}–{self.when(b)}" if b - a >= 1 else self.when(a)

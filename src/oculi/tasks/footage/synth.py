@@ -93,8 +93,9 @@ class Actor:
             linear in between; absent before the first and after the last waypoint.
         height: Sprite height as a fraction of the frame height (people ~0.33; the car's width
             follows from its own aspect ratio).
-        colour: The colour a caption should give it (for questions like "the person in red");
-            ``None`` leaves the photo's own colours.
+        colour: The colour of its clothes (for questions like "the person in red"); ``None``
+            leaves the photo's own colours.
+        front: Drawn over the walls (it passes between them and the camera).
     """
 
     label: str
@@ -102,6 +103,7 @@ class Actor:
     path: list[tuple[float, float, float]]
     height: float = 0.36
     colour: tuple[int, int, int] | None = None
+    front: bool = False  # walks in front of the walls (never hidden by them)
 
     def position(self, t: float) -> tuple[float, float] | None:
         p = self.path
@@ -155,10 +157,14 @@ class Scene:
             h = int(self.height * actor.height)
             im = src.resize((max(1, int(src.width * h / src.height)), h), Image.Resampling.LANCZOS).convert("RGBA")
         if actor.colour is not None and actor.sprite != "car":
+            # dye the clothes (the middle of the body), not the whole picture: a monochrome person
+            # drops the detector's "person" score from ~0.67 to ~0.4; a red jacket keeps it
             a = np.asarray(im).astype(np.float32)
-            tint = np.asarray(actor.colour, np.float32) / 255.0
-            grey = a[..., :3].mean(-1, keepdims=True)
-            a[..., :3] = np.clip(grey * tint * 1.6, 0, 255)
+            h, w = a.shape[:2]
+            y0, y1, x0, x1 = int(h * 0.3), int(h * 0.75), int(w * 0.2), int(w * 0.8)
+            grey = a[y0:y1, x0:x1, :3].mean(-1, keepdims=True)
+            tint = np.asarray(actor.colour, np.float32) / max(1.0, float(max(actor.colour)))
+            a[y0:y1, x0:x1, :3] = np.clip(grey * (0.35 + tint * 1.55), 0, 255)
             im = Image.fromarray(a.astype(np.uint8))
         return im
 
@@ -180,16 +186,17 @@ class Scene:
         for i in range(n):
             t = i / self.fps
             im = Image.fromarray(bg)
-            for a, sp in zip(self.actors, sprites):
-                pos = a.position(t)
-                if pos is None:
-                    continue
-                x, y = pos
-                im.paste(sp, (int(round(x - sp.width / 2)), int(round(y - sp.height))), sp if sp.mode == "RGBA" else None)
-            if self.occluders:
-                d = ImageDraw.Draw(im)
-                for r in self.occluders:
-                    d.rectangle(list(r), fill=(96, 80, 72))
+            for layer in (False, True):  # behind the walls, the walls, in front of them
+                for a, sp in zip(self.actors, sprites):
+                    pos = a.position(t)
+                    if pos is None or a.front is not layer:
+                        continue
+                    x, y = pos
+                    im.paste(sp, (int(round(x - sp.width / 2)), int(round(y - sp.height))), sp if sp.mode == "RGBA" else None)
+                if not layer and self.occluders:
+                    d = ImageDraw.Draw(im)
+                    for r in self.occluders:
+                        d.rectangle(list(r), fill=(96, 80, 72))
             arr = np.asarray(im, dtype=np.uint8)
             if bank:
                 arr = np.clip(arr.astype(np.int16) + bank[i % len(bank)], 0, 255).astype(np.uint8)
@@ -214,7 +221,7 @@ class Scene:
         cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, self.width), min(y2, self.height)
         inside = max(0.0, cx2 - cx1) * max(0.0, cy2 - cy1)
         hidden = 0.0
-        for ox1, oy1, ox2, oy2 in self.occluders:
+        for ox1, oy1, ox2, oy2 in ([] if actor.front else self.occluders):
             hidden += max(0.0, min(cx2, ox2) - max(cx1, ox1)) * max(0.0, min(cy2, oy2) - max(cy1, oy1))
         return (inside - hidden) / area >= min_fraction
 
@@ -326,8 +333,8 @@ def gate_scene(duration: float = 36.0, fps: float = 10.0) -> Scene:
       and walks out to the right by 19 s (the loiterer);
     - the cameraman again walks left to right across the left half from 3 s to 12 s, passing
       behind a wall (x 140-220) for about two seconds (the occluded walker);
-    - the astronaut, tinted red, walks through the whole frame from 19 s to 29 s, crossing the
-      gate zone in about three seconds (the passer);
+    - the astronaut, tinted red, walks through the whole frame (in front of the wall) from 19 s
+      to 29 s, crossing the gate zone in about three seconds (the passer);
     - a car drives in from the right at 29 s and stops in the gate zone at 32 s until the end.
     """
     return Scene(
@@ -335,7 +342,7 @@ def gate_scene(duration: float = 36.0, fps: float = 10.0) -> Scene:
         actors=[
             Actor("person", "camera", [(2, 700, 330), (5, 480, 330), (16, 480, 330), (19, 720, 330)]),
             Actor("person", "camera", [(3, -60, 300), (12, 340, 300)]),
-            Actor("person", "astronaut", [(19, -70, 345), (29, 720, 345)], colour=(220, 30, 30)),
+            Actor("person", "astronaut", [(19, -70, 345), (29, 720, 345)], colour=(220, 30, 30), front=True),
             Actor("car", "car", [(29, 850, 350), (32, 470, 350), (duration, 470, 350)], height=0.38),
         ],
     )

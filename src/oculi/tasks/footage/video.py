@@ -45,6 +45,7 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".ts", ".mts", ".m2ts", ".mpg",
                             ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".h264", ".h265", ".hevc"})
 QUEUE_FRAMES = 8  # decoded-and-sampled frames buffered ahead of the consumer
+MAX_READ_ERRORS = 500  # read errors in a row after which a file is given up at that point
 FINGERPRINT_CHUNK = 1 << 20
 FINGERPRINT_SAMPLES = 16
 
@@ -269,6 +270,27 @@ class VideoSource:
                 except queue.Empty:
                     th.join(timeout=0.1)
 
+    def _packets(self, c: Any, st: Any, damaged: Callable[[BaseException], None]) -> Iterator[Any]:
+        """The stream's packets; in a file, a read error (damaged bytes the demuxer cannot parse)
+        is reported through ``damaged`` and reading carries on after it, up to
+        ``MAX_READ_ERRORS`` errors in a row."""
+        import av
+
+        bad = 0
+        while True:
+            try:
+                for pkt in c.demux(st):
+                    bad = 0
+                    yield pkt
+                return
+            except (av.error.EOFError, StopIteration):
+                return
+            except av.error.FFmpegError as e:
+                if self.stream_mode or bad >= MAX_READ_ERRORS:
+                    raise
+                bad += 1
+                damaged(e)
+
     def _decode_sampled(self, rate: float, start: float, stop: threading.Event) -> Iterator[SampledFrame]:
         import av
 
@@ -307,17 +329,22 @@ class VideoSource:
                     log.info("seek to %.1fs failed (%s); decoding from the start", resume_at, _short(e, self.uri))
             restarted: float | None = None  # stream time of the first frame after a reconnect
             error_at: float | None = None
+            err_msg = ""
             ended_cleanly = False
+
+            def damaged(e: BaseException) -> None:
+                nonlocal error_at, err_msg
+                if error_at is None:
+                    error_at, err_msg = (last_t if last_t is not None else 0.0), _short(e, self.uri)
+
             try:
-                for pkt in c.demux(st):
+                for pkt in self._packets(c, st, damaged):
                     if stop.is_set():
                         return
                     try:
                         frames = pkt.decode()
                     except av.error.FFmpegError as e:
-                        if error_at is None:
-                            error_at = last_t if last_t is not None else 0.0
-                            err_msg = _short(e, self.uri)
+                        damaged(e)
                         continue
                     for frame in frames:
                         if frame.pts is None:

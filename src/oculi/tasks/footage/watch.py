@@ -65,6 +65,8 @@ class WatchOptions:
         collection: Where keyframes, tracks and events go.
         reprocess: Process again even if done with the same settings.
         ocr: Read text on keyframes (default: the engine's setting).
+        checkpoint_every: Seconds of footage between checkpoints (what a killed run redoes at
+            most); results do not depend on it.
     """
 
     camera: str
@@ -81,6 +83,7 @@ class WatchOptions:
     collection: str = DEFAULT_COLLECTION
     reprocess: bool = False
     ocr: bool | None = None
+    checkpoint_every: float = CHECKPOINT_FOOTAGE
 
     def validate(self) -> None:
         if not (self.camera or "").strip():
@@ -93,6 +96,8 @@ class WatchOptions:
             raise InputError("--lost-after must be between 0.5 s and 10 min")
         if self.crowd_min is not None and not 2 <= self.crowd_min <= 1000:
             raise InputError("--crowd must be between 2 and 1000")
+        if not 1.0 <= self.checkpoint_every <= 3600:
+            raise InputError("--checkpoint must be between 1 s and 1 h of footage")
 
 
 @dataclass
@@ -317,7 +322,7 @@ class _Run:
             if self.progress:
                 self.progress(WatchProgress(st.t, self.src.duration, st.frames_sampled, st.frames_detected,
                                             self.events_total, len(st.events.tracks), time.monotonic() - self.t0))
-            if st.t - last_ckpt_t >= CHECKPOINT_FOOTAGE or time.monotonic() - last_ckpt_wall >= CHECKPOINT_WALL:
+            if st.t - last_ckpt_t >= self.options.checkpoint_every or time.monotonic() - last_ckpt_wall >= CHECKPOINT_WALL:
                 self._checkpoint(SourceStatus.RUNNING)
                 last_ckpt_t, last_ckpt_wall = st.t, time.monotonic()
             if should_stop is not None and should_stop():

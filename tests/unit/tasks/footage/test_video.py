@@ -61,11 +61,15 @@ def test_sampling_uses_the_videos_own_timestamps_and_resumes_exactly(tmp_path: P
     assert not vs.problems
 
 
-def test_a_corrupt_stretch_is_skipped_and_reported(tmp_path: Path) -> None:
-    path = write_clip(tmp_path / "clip.ts", seconds=10.0, fmt="mpegts")
+@pytest.mark.parametrize("suffix, fmt, garbage", [
+    ("ts", "mpegts", "random"), ("ts", "mpegts", "zeros"), ("mkv", "matroska", "random"), ("mp4", None, "random"),
+])
+def test_a_corrupt_stretch_is_skipped_and_reported(tmp_path: Path, suffix: str, fmt: str | None, garbage: str) -> None:
+    path = write_clip(tmp_path / f"clip.{suffix}", seconds=10.0, fmt=fmt)
     data = bytearray(path.read_bytes())
     n = len(data)
-    data[int(n * 0.4):int(n * 0.55)] = np.random.default_rng(1).integers(0, 256, int(n * 0.55) - int(n * 0.4), dtype=np.uint8).tobytes()
+    a, b = int(n * 0.4), int(n * 0.55)
+    data[a:b] = bytes(b - a) if garbage == "zeros" else np.random.default_rng(1).integers(0, 256, b - a, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     vs = open_video(path)
     frames = list(vs.sample(2.0))

@@ -5,17 +5,33 @@ goes through ``load_image`` or ``load_image_bytes``: size limits are checked bef
 the decoded pixel count is checked against ``Settings.max_image_pixels`` (decompression bombs),
 truncated and corrupt files raise ``InputError`` with one clear sentence, and the result is an
 RGB ``PIL.Image`` with EXIF orientation applied.
+
+High-bit-depth and floating-point images (16-bit greyscale PNG/TIFF: modes ``I;16``, ``I;16B``,
+``I``; 32-bit float TIFF: ``F`` — what microscopes, medical and industrial cameras write) are
+scaled to 8 bits by their own range: the ``HIGH_BIT_PERCENTILES`` (0.1 % and 99.9 %) of the
+finite pixel values map to 0 and 255, so a 12-bit sensor's image in a 16-bit file uses the
+whole 8-bit range and a few hot or dead pixels do not flatten the rest; NaN and infinities
+become black. A flat image keeps its level relative to the type's full scale (65535 for 16
+bits, 1.0 for float). A plain ``convert("RGB")`` clips these modes instead: 16-bit images
+came out solid white and float images black.
+
+Files are opened without blocking and must be regular files: a FIFO or a device named
+``x.jpg`` is refused, never read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
+import os
+import stat as stat_mod
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from oculi.core.errors import InputError, input_error_from_os
@@ -37,6 +53,10 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 # ISO-BMFF brands of HEIF still images (HEVC-coded: what phones write); AVIF is not decoded.
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
+
+#: Percentiles of a high-bit-depth image's values that map to black and white.
+HIGH_BIT_PERCENTILES = (0.1, 99.9)
+_PERCENTILE_SAMPLE = 1_000_000  # pixels the percentiles are computed on (strided), at most
 
 ImageSource = Union[str, Path, bytes, Image.Image, "LoadedImage"]
 """Anything an image can be given as: a path, encoded bytes, a PIL image or a ``LoadedImage``."""
@@ -93,6 +113,87 @@ class LoadedImage:
     info: ImageInfo
 
 
+def is_high_bit_depth(mode: str) -> bool:
+    """Whether a PIL mode holds more than 8 bits per sample (16/32-bit integer or float)."""
+    return mode in ("I", "F") or mode.startswith(("I;", "F;"))
+
+
+def scale_to_8bit(img: Image.Image) -> Image.Image:
+    """A high-bit-depth or float single-channel image as 8-bit greyscale (mode ``L``), scaled by
+    the image's own range (see the module notes: robust percentiles, NaN → black).
+
+    Example:
+        >>> a = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 4)  # 14 bits used of 16
+        >>> np.asarray(scale_to_8bit(Image.fromarray(a)))[[0, -1], [0, -1]].tolist()
+        [0, 255]
+    """
+    a = np.asarray(img).astype(np.float32, copy=False)  # [H, W]; uint16 / int32 / float32
+    if a.ndim != 2:
+        return img.convert("RGB")
+    finite = np.isfinite(a)
+    step = max(1, math.ceil(math.sqrt(a.size / _PERCENTILE_SAMPLE)))
+    sample = a[::step, ::step][finite[::step, ::step]]
+    if sample.size == 0:
+        return Image.new("L", img.size, 0)
+    lo, hi = (float(v) for v in np.percentile(sample, HIGH_BIT_PERCENTILES))
+    if not hi > lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    if hi > lo:
+        out = (a - lo) * (255.0 / (hi - lo))
+    else:  # flat: its level relative to the type's full scale
+        full = 1.0 if img.mode.startswith("F") else (65535.0 if lo <= 65535 else float(2**31 - 1))
+        out = np.full(a.shape, 255.0 * lo / full, dtype=np.float32)
+    out = np.where(finite, out, 0.0)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), mode="L")
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` that is not a regular file is, in words."""
+    if stat_mod.S_ISDIR(mode):
+        return "a directory"
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat_mod.S_ISCHR(mode):
+        return "a character device"
+    if stat_mod.S_ISBLK(mode):
+        return "a block device"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def read_regular_file(path: str | Path, *, max_bytes: int, name: str | None = None,
+                      missing: str = "no such file") -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file and its ``stat``, with a clear ``InputError`` otherwise.
+
+    The file is opened non-blocking and checked with ``fstat`` before anything is read, so a
+    FIFO, a device or a socket (even one swapped in after a directory walk) is refused instead
+    of blocking or reading forever; a file over ``max_bytes`` is refused unread.
+    """
+    label = str(path) if name is None else name
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise input_error_from_os(label, e, missing=missing) from None
+    try:
+        st = os.fstat(fd)
+        if stat_mod.S_ISDIR(st.st_mode):
+            raise InputError(f"{label}: is a directory, not an image file")
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise InputError(f"{label}: is {file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > max_bytes:
+            raise InputError(f"{label}: {st.st_size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1  # closed by the file object
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise input_error_from_os(label, e, missing=missing) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    return data, st
+
+
 def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
     try:
         with warnings.catch_warnings():
@@ -114,6 +215,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
                 img.seek(0)  # animated GIF/WebP/TIFF: the first frame
             img.load()
             img = ImageOps.exif_transpose(img)
+            if is_high_bit_depth(img.mode):
+                img = scale_to_8bit(img)
             if img.mode != "RGB":
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                     img = img.convert("RGBA")
@@ -188,17 +291,5 @@ def load_image(
     """
     p = Path(path)
     name = str(path)
-    if not p.exists():
-        raise InputError(f"{name}: no such file")
-    if p.is_dir():
-        raise InputError(f"{name}: is a directory, not an image file")
-    if not p.is_file():
-        raise InputError(f"{name}: not a regular file")
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise InputError(f"{name}: {size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
-        data = p.read_bytes()
-    except OSError as e:
-        raise input_error_from_os(name, e, missing="no such file") from None
+    data, _ = read_regular_file(p, max_bytes=max_bytes, name=name)
     return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels)

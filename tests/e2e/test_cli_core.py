@@ -197,3 +197,22 @@ def test_empty_question_exit_2(samples_dir):
 def test_missing_asset_names_pull_command(samples_dir, tmp_path):
     res = _oculi("detect", samples_dir / "coffee.png", env={"OCULI_ASSETS_DIR": str(tmp_path / "none"), "OCULI_HOME": str(tmp_path)})
     assert res.returncode == 3 and "oculi models pull" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_caption_of_a_16bit_photo_matches_the_8bit_one(cli, tmp_path: Path) -> None:
+    """Microscopes and industrial cameras write 16-bit greyscale (often 12 bits used): it used to
+    decode as solid white ("cannot identify")."""
+    import numpy as np
+    from skimage import data
+
+    grey = np.asarray(Image.fromarray(data.chelsea()).convert("L"))
+    Image.fromarray(grey).save(tmp_path / "cat8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "cat16.png")  # full 16-bit range
+    Image.fromarray(grey.astype(np.uint16) * 16).save(tmp_path / "cat12.tif")  # a 12-bit sensor in a 16-bit TIFF
+    caps = {}
+    for name in ("cat8.png", "cat16.png", "cat12.tif"):
+        r = cli("caption", tmp_path / name, "--json")
+        assert r.exit_code == 0, r.output
+        caps[name] = _json(r)["caption"]
+    assert "cat" in caps["cat8.png"].lower()
+    assert caps["cat16.png"] == caps["cat8.png"] == caps["cat12.tif"], caps

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -125,3 +127,86 @@ def test_sniffer_accepts_heic():
     assert encoded[4:12] == b"ftypheic"
     assert sniff_format(encoded) == "heif"
     assert load_image_bytes(encoded).info.format == "heif"
+
+
+# --- high bit depth: 16-bit and float images are scaled by their own range ------------------------
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())[0, 1])
+
+
+def _grey(li) -> np.ndarray:
+    arr = np.asarray(li.image)
+    assert li.image.mode == "RGB" and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
+    return arr[..., 0]
+
+
+@pytest.mark.parametrize("fmt,bits", [("PNG", 16), ("PNG", 12), ("TIFF", 16), ("TIFF", 10)])
+def test_16bit_greyscale_photo_keeps_its_picture(fmt: str, bits: int) -> None:
+    cam = data.camera()  # 8-bit greyscale photo
+    wide = (cam.astype(np.uint16) << (bits - 8)) | (cam.astype(np.uint16) >> (16 - bits))  # the sensor's bits, 0-padded above
+    encoded = _encode(Image.fromarray(wide), fmt)
+    assert Image.open(io.BytesIO(encoded)).mode.startswith("I;16")
+    g = _grey(load_image_bytes(encoded))
+    assert _corr(g, cam) > 0.999  # the same picture...
+    assert g.min() <= 2 and g.max() >= 253 and 30 < g.std() < 100  # ...using the 8-bit range, not solid white
+
+
+def test_big_endian_and_32bit_integer_greyscale() -> None:
+    ramp = np.tile(np.linspace(1000, 3000, 128), (32, 1))
+    big = Image.frombytes("I;16B", (128, 32), ramp.astype(">u2").tobytes())
+    tif = _encode(big, "TIFF")
+    assert Image.open(io.BytesIO(tif)).mode == "I;16B"
+    g = _grey(load_image_bytes(tif))
+    assert g[0, 0] == 0 and g[0, -1] == 255 and (np.diff(g[0].astype(int)) >= 0).all()
+    i32 = Image.fromarray((ramp * 1000).astype(np.int32))  # mode "I"
+    g32 = _grey(load_image_bytes(_encode(i32, "TIFF")))
+    assert np.abs(g32.astype(int) - g.astype(int)).max() <= 1
+
+
+def test_float_tiff_with_outliers_and_nan() -> None:
+    coins = data.coins().astype(np.float32) / 255.0 * 0.02 - 0.005  # a tiny, partly negative range
+    coins[0, 0] = 1e6  # one hot pixel must not flatten the rest
+    coins[1, :5] = np.nan
+    tif = _encode(Image.fromarray(coins), "TIFF")
+    assert Image.open(io.BytesIO(tif)).mode == "F"
+    g = _grey(load_image_bytes(tif))
+    ref = data.coins()
+    inner = (slice(2, None), slice(None))
+    assert _corr(g[inner], ref[inner]) > 0.99 and g[inner].std() > 30  # was solid black
+    assert (g[1, :5] == 0).all() and g[0, 0] == 255
+
+
+def test_flat_high_bit_images_keep_their_level() -> None:
+    g16 = _grey(load_image_bytes(_encode(Image.fromarray(np.full((8, 8), 32768, np.uint16)), "PNG")))
+    assert (g16 == 128).all()
+    gf = _grey(load_image_bytes(_encode(Image.fromarray(np.full((8, 8), 0.25, np.float32)), "TIFF")))
+    assert (gf == 64).all()
+
+
+# --- special files --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_a_fifo_named_like_an_image_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "x.jpg"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            load_image(fifo)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome.append(e)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(30)
+    if t.is_alive():  # unblock the reader before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("load_image blocked on a FIFO")
+    assert isinstance(outcome[0], InputError) and "FIFO" in str(outcome[0]) and "not a regular file" in str(outcome[0])
+    with pytest.raises(InputError, match="character device, not a regular file"):
+        load_image("/dev/zero")
+    with pytest.raises(InputError, match="is a directory"):
+        load_image(tmp_path)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json
+from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json, shown
 from oculi.core.types import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -134,13 +134,15 @@ def _render_index(r: Any) -> None:
     if r.missing:
         console.print(f"[yellow]{r.missing} indexed file(s) are gone; run with --prune to forget them[/]")
     if r.found == 0 and not r.problems:
-        console.print("[yellow]no image files found[/] (JPEG, PNG, WebP, TIFF, BMP, GIF)")
+        from oculi.imageio import SUPPORTED_NAMES
+
+        console.print(f"[yellow]no image files found[/] ({SUPPORTED_NAMES})")
     for f in r.failed[:50]:
-        err_console.print(f"[red]failed:[/] {f['error']}", highlight=False, markup=True)
+        err_console.print(f"[red]failed:[/] {shown(f['error'])}", highlight=False, markup=True)
     if len(r.failed) > 50:
         err_console.print(f"[red]… and {len(r.failed) - 50} more failures (use --json for all)[/]")
     for p in r.problems[:20]:
-        err_console.print(f"[yellow]skipped:[/] {p['path']}: {p['problem']}", highlight=False)
+        err_console.print(f"[yellow]skipped:[/] {shown(p['path'])}: {shown(p['problem'])}", highlight=False)
     if len(r.problems) > 20:
         err_console.print(f"[yellow]… and {len(r.problems) - 20} more skipped (use --json for all)[/]")
 
@@ -170,11 +172,11 @@ def search(
         console.print("[dim]no results[/]")
         return
     for i, r in enumerate(res.results, 1):
-        console.print(f"[bold]{i:>2}.[/] {r.score:.3f}  {r.path}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{i:>2}.[/] {r.score:.3f}  {shown(r.path)}", highlight=False, soft_wrap=True)
         if r.why:
-            console.print(f"      [green]{'; '.join(r.why[:4])}[/]", highlight=False, soft_wrap=True)
+            console.print(f"      [green]{shown('; '.join(r.why[:4]))}[/]", highlight=False, soft_wrap=True)
         if r.caption:
-            console.print(f"      [dim]{r.caption}[/]", highlight=False, soft_wrap=True)
+            console.print(f"      [dim]{shown(r.caption)}[/]", highlight=False, soft_wrap=True)
 
 
 def duplicates(
@@ -195,7 +197,7 @@ def duplicates(
         console.print(f"[bold]group {i}[/] ({kind}, {len(g.items)})")
         for it in g.items:
             size = f"{it['width']}x{it['height']}  " if it.get("width") else ""
-            console.print(f"  {it['similarity']:.3f}  {size}{it['path']}", highlight=False)
+            console.print(f"  {it['similarity']:.3f}  {size}{shown(it['path'])}", highlight=False)
 
 
 @collections_app.callback(invoke_without_command=True)
@@ -238,7 +240,7 @@ def collections_show(name: str = typer.Argument(..., help="Collection name."),
     if as_json:
         print_json({"schema_version": SCHEMA_VERSION, **st})
         return
-    console.print(f"[bold]{st['name']}[/]  ({st['path']})", highlight=False)
+    console.print(f"[bold]{st['name']}[/]  ({shown(st['path'])})", highlight=False)
     console.print(f"  items {st['items']}, files {st['files']}, on disk {_size(st['bytes_on_disk'])}"
                   + (f" ({_size(st['bytes_per_item'])} per item)" if st.get("bytes_per_item") else ""))
     tr = st.get("time_range") or [None, None]
@@ -280,15 +282,15 @@ def eval_retrieval(
 
     t = Table("query", "first relevant rank", "R@1", "R@5", "R@10", "top result")
     for q in rep.queries:
-        t.add_row(q.query or f"[image] {Path(q.image or '').name}", str(q.ranks[0]) if q.ranks else "-",
+        t.add_row(shown(q.query or f"[image] {Path(q.image or '').name}"), str(q.ranks[0]) if q.ranks else "-",
                   f"{q.recall.get(1, 0):.2f}", f"{q.recall.get(5, 0):.2f}", f"{q.recall.get(10, 0):.2f}",
-                  Path(q.top[0]).name if q.top else "-")
+                  shown(Path(q.top[0]).name) if q.top else "-")
     console.print(t)
     rc = rep.recall
     console.print(f"[bold]{len(rep.queries)} queries[/]  " + "  ".join(f"Recall@{k} {v:.3f}" for k, v in rc.items())
                   + f"  MRR {rep.mrr:.3f}")
     for u in rep.unresolved:
-        err_console.print(f"[yellow]unresolved:[/] query {u['query']}: no item matches {u['relevant']!r}", highlight=False)
+        err_console.print(f"[yellow]unresolved:[/] query {shown(u['query'])}: no item matches {shown(repr(u['relevant']))}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from oculi.cli.common import console, error, get_engine, get_settings, handle_errors, print_json
+from oculi.cli.common import console, error, get_engine, get_settings, handle_errors, print_json, shown
 from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
 
@@ -72,7 +72,7 @@ def caption(
     eng = get_engine()
 
     def render(path: Path, res: Any) -> None:
-        console.print(f"[bold]{path}[/]: {res.caption}", highlight=False)
+        console.print(f"[bold]{shown(path)}[/]: {shown(res.caption)}", highlight=False)
 
     _batch(images, lambda p: eng.caption(p, detailed=detailed), render, as_json, "captions")
 
@@ -92,13 +92,13 @@ def ask(
     if as_json:
         print_json(res.to_dict())
         return
-    console.print(res.answer, highlight=False)
+    console.print(res.answer, highlight=False, markup=False)
     if res.answerable:
         console.print(f"[dim]confidence {res.confidence:.2f}[/]")
         for ev in res.evidence[:6]:
             box = f" at {ev.box.to_list()}" if ev.box else ""
             score = f" ({ev.score:.2f})" if ev.score is not None else ""
-            console.print(f"[dim]  evidence: {ev.description}{score}{box}[/]", highlight=False)
+            console.print(f"[dim]  evidence: {shown(ev.description)}{score}{box}[/]", highlight=False)
 
 
 @app.command()
@@ -122,7 +122,7 @@ def detect(
         return res
 
     def render(path: Path, res: Any) -> None:
-        console.print(f"[bold]{path}[/]: {len(res.objects)} object(s)")
+        console.print(f"[bold]{shown(path)}[/]: {len(res.objects)} object(s)")
         for o in res.objects:
             colour = f" {o.colour}" if o.colour else ""
             console.print(f"  {o.label:<14} {o.score:.2f}{colour:<8} {o.box.to_list()}", highlight=False)
@@ -141,7 +141,7 @@ def read(
 
     def render(path: Path, res: Any) -> None:
         if len(images) > 1:
-            console.print(f"[bold]{path}[/]:")
+            console.print(f"[bold]{shown(path)}[/]:")
         console.print(res.text if res.lines else "[dim](no text found)[/]", highlight=False, markup=not res.lines)
 
     _batch(images, eng.read, render, as_json, "readings")
@@ -162,7 +162,7 @@ def classify(
 
     def render(path: Path, res: Any) -> None:
         scores = ", ".join(f"{s.label} {s.score:.2f}" for s in res.scores)
-        console.print(f"[bold]{path}[/]: {res.best.label}  [dim]({scores})[/]", highlight=False)
+        console.print(f"[bold]{shown(path)}[/]: {shown(res.best.label)}  [dim]({shown(scores)})[/]", highlight=False)
 
     _batch(images, lambda p: eng.classify(p, labs), render, as_json, "classifications")
 
@@ -208,7 +208,7 @@ def models_pull(
     with console.status("installing model assets…"):
         statuses = pull_assets(get_settings(), names or None, force=force)
     for s in statuses:
-        console.print(f"[green]ok[/] {s.asset.name:<13} {s.asset.spec:<40} {s.size / 1e6:6.1f} MB  {s.path}", highlight=False)
+        console.print(f"[green]ok[/] {s.asset.name:<13} {s.asset.spec:<40} {s.size / 1e6:6.1f} MB  {shown(s.path)}", highlight=False)
 
 
 @app.command()

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from oculi.cli.common import console, error, get_settings, handle_errors, print_json
+from oculi.cli.common import console, error, get_settings, handle_errors, print_json, shown
 
 keys_app = typer.Typer(help="Create, list and revoke the server's API keys.", no_args_is_help=True)
 
@@ -103,7 +103,7 @@ def keys_list(
     fmt = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"  # noqa: E731
     t = Table("id", "name", "scope", "collection", "created", "last used", "revoked", title="oculi API keys")
     for k in keys:
-        t.add_row(k.key_id, k.name, str(k.scope), k.collection or "(all)", fmt(k.created), fmt(k.last_used), fmt(k.revoked))
+        t.add_row(k.key_id, shown(k.name), str(k.scope), k.collection or "(all)", fmt(k.created), fmt(k.last_used), fmt(k.revoked))
     console.print(t)
 
 

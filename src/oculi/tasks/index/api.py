@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from oculi.core.errors import InputError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits
 from oculi.store.base import Collection, ItemRecord, item_from_row
@@ -58,7 +59,8 @@ def index_paths(
         paths: Files and folders; folders are walked recursively.
         limits: Byte and pixel limits for decoding.
         ocr: Run OCR.
-        prune: Forget indexed files under ``paths`` that no longer exist.
+        prune: Forget indexed files under ``paths`` that no longer exist — also under a path that
+            is gone altogether, if the collection holds files there.
         exclude: Folders the walk skips (the store's own directory).
         progress: Called with an ``IndexProgress`` as work advances.
         should_stop: Polled between files; when it returns True the run writes what it has and
@@ -74,12 +76,16 @@ def index_paths(
     if progress:
         progress(IndexProgress("scanning"))
     roots = [os.path.abspath(os.fspath(p)) for p in paths]
-    walk = walk_images(paths, exclude=exclude,
+    walk = walk_images(paths, exclude=exclude, missing_ok=prune,
                        on_found=(lambda n: progress(IndexProgress("scanning", n, 0))) if progress else None)
     report.found = len(walk.files)
     report.problems = walk.problems
     with coll.writer():
         existing = coll.file_states()
+        for gone_root in walk.missing_roots:  # with prune: a vanished folder is pruned, not refused
+            if not any(is_under(p, [gone_root]) for p in existing):
+                raise InputError(f"{gone_root}: no such file or directory, and collection {coll.name!r} "
+                                 "has no files under it to prune")
         ids = coll.item_ids()
         todo: list[FoundFile] = []
         old_ids: dict[str, str] = {}

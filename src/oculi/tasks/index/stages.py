@@ -31,9 +31,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from oculi.core.errors import InputError, ModelAssetError, OculiError, input_error_from_os
+from oculi.core.errors import InputError, ModelAssetError, OculiError
 from oculi.core.types import Observation
-from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, sniff_format
+from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, read_regular_file, sniff_format
 from oculi.store.base import Collection, FileRecord, ItemRecord, item_id
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.metadata import ExifMeta, make_thumbnail, read_exif
@@ -98,14 +98,7 @@ def read_source(src: FoundFile, max_bytes: int) -> tuple[bytes, int, int]:
     """The bytes of a source, its size and modification time; ``InputError`` saying why not."""
     if src.data is not None:
         return src.data, len(src.data), src.mtime_ns
-    try:
-        with open(src.path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if st.st_size > max_bytes:
-                raise InputError(f"{src.path}: {st.st_size:,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise input_error_from_os(src.path, e, missing="file vanished during indexing") from None
+    data, st = read_regular_file(src.path, max_bytes=max_bytes, missing="file vanished during indexing")
     return data, st.st_size, st.st_mtime_ns
 
 

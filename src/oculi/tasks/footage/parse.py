@@ -137,7 +137,7 @@ def parse_time(q: str, now: datetime, tz: tzinfo) -> TimeRange:
     day_text = ""
     m = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", q)
     if m:
-        day, day_text = date(int(m[1]), int(m[2]), int(m[3])), m[0]
+        day, day_text = date(int(m[1]), int(m[2]), int(m[3])), f"on {m[0]}"
     elif re.search(r"\byesterday\b", q):
         day, day_text = today - timedelta(days=1), "yesterday"
     elif re.search(r"\b(today|this morning|this afternoon|this evening|tonight)\b", q):

@@ -18,10 +18,12 @@ CELL = 8  # pixels per grid cell side (at analysis size)
 
 
 def grid(image: np.ndarray, cell: int = CELL) -> np.ndarray:
-    """Block means of the grey image, ``[H/cell, W/cell]`` float32."""
-    g = image.astype(np.float32).mean(axis=2) if image.ndim == 3 else image.astype(np.float32)
-    h, w = (g.shape[0] // cell) * cell, (g.shape[1] // cell) * cell
-    return g[:h, :w].reshape(h // cell, cell, w // cell, cell).mean(axis=(1, 3))
+    """Block means of the green channel (most of luminance) sampled every other pixel,
+    ``[H/cell, W/cell]`` float32: 1/8 of the work of a full grey image, the same decisions."""
+    g = image[::2, ::2, 1] if image.ndim == 3 else image[::2, ::2]
+    c = max(1, cell // 2)
+    h, w = (g.shape[0] // c) * c, (g.shape[1] // c) * c
+    return g[:h, :w].reshape(h // c, c, w // c, c).mean(axis=(1, 3), dtype=np.float32)
 
 
 @dataclass
@@ -39,16 +41,19 @@ class MotionGate:
     keepalive: float = 10.0
     _ref: np.ndarray | None = field(default=None, repr=False)
     _ref_t: float = -1e18
+    _last: np.ndarray | None = field(default=None, repr=False)
 
     def changed(self, image: np.ndarray, t: float) -> tuple[bool, float]:
         """``(run the detector?, fraction of cells changed)``. Call ``accept`` when it ran."""
-        g = grid(image)
+        g = self._last = grid(image)
         if self._ref is None or self._ref.shape != g.shape:
             return True, 1.0
         frac = float(np.mean(np.abs(g - self._ref) > self.cell_threshold))
         return (frac >= self.min_area or t - self._ref_t >= self.keepalive), frac
 
     def accept(self, image: np.ndarray, t: float) -> None:
-        """The detector ran on this frame: it is the new reference."""
-        self._ref = grid(image)
+        """The detector ran on this frame: it is the new reference (the grid ``changed`` just
+        made of it is reused)."""
+        self._ref = self._last if self._last is not None else grid(image)
         self._ref_t = t
+        self._last = None

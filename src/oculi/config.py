@@ -30,6 +30,8 @@ class Settings(BaseSettings):
         threads: Intra-op threads for the CPU models (0 = library default).
         detector_threshold: Minimum detector score for an object to be reported.
         ocr: Whether captions and observations run OCR.
+        object_crops: At most this many detected objects per image are classified on their own
+            crop (fine names, clothing); 0 turns it off (``OCULI_OBJECT_CROPS``).
         backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
         timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
             ``--start`` without an offset); default: this machine's local zone.
@@ -44,6 +46,7 @@ class Settings(BaseSettings):
     threads: int = 0
     detector_threshold: float = 0.4
     ocr: bool = True
+    object_crops: int = Field(default=3, ge=0, le=20)
     backend: dict[str, str] = Field(default_factory=dict)
     timezone: str | None = None
 

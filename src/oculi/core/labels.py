@@ -11,6 +11,7 @@ import functools
 from importlib import resources
 
 from oculi.core.errors import ModelAssetError
+from oculi.core.taxonomy import taxonomy
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -63,46 +64,35 @@ def imagenet_index() -> dict[str, int]:
     return {name: i for i, name in enumerate(imagenet_names())}
 
 
-# ImageNet class index → COCO class, where the ImageNet class is a kind of that COCO object.
-_IMAGENET_TO_COCO_RANGES: tuple[tuple[range, str], ...] = (
-    (range(7, 25), "bird"), (range(80, 101), "bird"), (range(127, 147), "bird"),
-    (range(151, 269), "dog"), (range(281, 286), "cat"), (range(294, 298), "bear"),
-)
-_IMAGENET_TO_COCO: dict[int, str] = {
-    339: "horse", 340: "zebra", 345: "cow", 346: "cow", 348: "sheep", 385: "elephant",
-    386: "elephant", 404: "airplane", 895: "airplane", 414: "backpack", 444: "bicycle",
-    671: "bicycle", 468: "car", 511: "car", 609: "car", 627: "car", 656: "car", 717: "truck",
-    751: "car", 817: "car", 436: "car", 555: "truck", 569: "truck", 675: "truck", 734: "truck",
-    864: "truck", 867: "truck", 779: "bus", 874: "bus", 654: "bus", 665: "motorcycle",
-    670: "motorcycle", 466: "train", 547: "train", 820: "train", 705: "train", 565: "train",
-    829: "train", 472: "boat", 484: "boat", 554: "boat", 576: "boat", 625: "boat", 628: "boat",
-    780: "boat", 814: "boat", 871: "boat", 914: "boat", 510: "boat", 504: "cup", 968: "cup",
-    967: "cup", 409: "clock", 530: "clock", 892: "clock", 620: "laptop", 681: "laptop",
-    664: "tv", 782: "tv", 851: "tv", 487: "cell phone", 673: "mouse", 508: "keyboard",
-    761: "remote", 651: "microwave", 760: "refrigerator", 859: "toaster", 703: "bench",
-    879: "umbrella", 748: "handbag", 795: "skis", 805: "sports ball", 852: "sports ball",
-    890: "sports ball", 768: "sports ball", 429: "sports ball", 430: "sports ball",
-    574: "sports ball", 752: "tennis racket", 440: "bottle", 737: "bottle", 898: "bottle",
-    907: "bottle", 441: "wine glass", 910: "spoon", 659: "bowl", 809: "bowl", 948: "apple",
-    950: "orange", 954: "banana", 937: "broccoli", 934: "hot dog", 963: "pizza", 532: "dining table",
-    831: "couch", 765: "chair", 559: "chair", 423: "chair", 564: "bed", 861: "toilet", 883: "vase",
-    850: "teddy bear", 920: "traffic light", 704: "parking meter", 21: "kite", 917: "book",
-    921: "book",
-}
+# ImageNet classes that the detector would call by a COCO name WordNet does not give them: a
+# coffee mug is not a WordNet cup, nor a liner a (small) boat, nor a minivan a car (WordNet:
+# a truck), but COCO's detector calls them so.
+_LOOKS_LIKE_COCO: dict[str, str] = {
+    "water buffalo": "cow", "beer glass": "wine glass", "minivan": "car", "motor scooter": "motorcycle",
+    "notebook": "laptop", "purse": "handbag", "racket": "tennis racket", "toilet seat": "toilet",
+    "warplane": "airplane", "comic book": "book", "book jacket": "book",
+    "coffee mug": "cup", "espresso": "cup", "cup": "cup",
+    "monitor": "tv", "screen": "tv", "television": "tv",
+    "catamaran": "boat", "container ship": "boat", "liner": "boat", "schooner": "boat", "trimaran": "boat",
+    "electric locomotive": "train", "steam locomotive": "train", "freight car": "train",
+    "passenger car": "train", "streetcar": "train",
+}  # fmt: skip
+# ... and ImageNet classes WordNet files under a COCO class that the detector would not call so.
+_NOT_COCO = frozenset({"Dutch oven", "punching bag"})  # a cast-iron pot; a heavy bag, not a ball
 
 
-
+@functools.lru_cache(maxsize=None)
 def imagenet_to_coco(name: str) -> str | None:
-    """The COCO class an ImageNet class (by first lemma) is a kind of, if any."""
-    idx = imagenet_index().get(name)
-    if idx is None:
+    """The COCO class an ImageNet class (by first lemma) is a kind of, if any.
+
+    WordNet decides (``tabby`` → cat, ``sports car`` → car, ``kite`` → bird: ImageNet's kite
+    is the bird of prey), with ``_LOOKS_LIKE_COCO`` for what the detector calls by another name.
+    """
+    if name in _LOOKS_LIKE_COCO:
+        return _LOOKS_LIKE_COCO[name]
+    if name in _NOT_COCO or name not in imagenet_index():
         return None
-    if idx in _IMAGENET_TO_COCO:
-        return _IMAGENET_TO_COCO[idx]
-    for rng, coco in _IMAGENET_TO_COCO_RANGES:
-        if idx in rng:
-            return coco
-    return None
+    return taxonomy().coco_of(name)
 
 
 # Coarse categories for "what animal/vehicle is this?" questions.

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: DetectedObject.labels (the classifier on its own crop); answer kinds wearing/holding/eating
 
 
 class ObjectSource(StrEnum):
@@ -102,6 +102,9 @@ class DetectedObject:
         colour: Dominant colour name of the object's region, when measured.
         track_id: Identity across frames of one source (footage); ``None`` for a still image.
         source: Which perception part found it.
+        labels: The classifier's labels for the object's own crop, best first (ImageNet
+            classes for the built-in model: ``cat`` → ``Egyptian cat``; a person's crop may
+            show a garment); empty when the object was not classified on its own.
     """
 
     label: str
@@ -110,12 +113,14 @@ class DetectedObject:
     colour: str | None = None
     track_id: int | None = None
     source: ObjectSource = ObjectSource.DETECTOR
+    labels: tuple["Label", ...] = ()
 
     def __post_init__(self) -> None:
         if not self.label:
             raise ValueError("an object needs a label")
         if not 0.0 <= self.score <= 1.0:
             raise ValueError(f"score must lie in [0, 1], got {self.score}")
+        object.__setattr__(self, "labels", tuple(self.labels))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -127,6 +132,8 @@ class DetectedObject:
         }
         if self.track_id is not None:
             d["track_id"] = self.track_id
+        if self.labels:
+            d["labels"] = [lab.to_dict() for lab in self.labels]
         return d
 
     @classmethod
@@ -138,6 +145,7 @@ class DetectedObject:
             colour=d.get("colour"),
             track_id=d.get("track_id"),
             source=ObjectSource(d.get("source", "detector")),
+            labels=tuple(Label.from_dict(x) for x in d.get("labels", ())),
         )
 
 
@@ -321,6 +329,9 @@ class AnswerKind(StrEnum):
     POSITION = "position"
     TEXT = "text"
     CATEGORY = "category"
+    WEARING = "wearing"  # what a person wears
+    HOLDING = "holding"  # what a person holds or carries
+    EATING = "eating"  # what a person eats or drinks
     UNKNOWN = "unknown"
 
 

@@ -1,8 +1,10 @@
 """Captions written from an ``Observation``: every word traces back to something perceived.
 
 The built-in describer states only what perception found: detected objects (with counts,
-colours and, in detailed mode, positions), the classifier's label when it is confident,
-the text read by OCR, and the dominant colours. When nothing is confident it says so.
+colours, the finer class their own crop shows — "a brown cat (Egyptian cat)" — and, in
+detailed mode, positions and what a person seems to wear), the classifier's label when it is
+confident (with its everyday category from WordNet: "a daisy, a kind of flower"), the text
+read by OCR, and the dominant colours. When nothing is confident it says so.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 from oculi.core.types import Box, DetectedObject, Observation
+from oculi.language.kinds import basic_category, fine_name, labels_of_kind, wearable_kinds
 from oculi.language.vocab import article, gloss, imagenet_to_coco, number_word, plural
 
 LABEL_CONFIDENT = 0.35  # classifier score above which the label is stated as fact-like
 LABEL_HEDGED = 0.2  # ... above which it is offered as "possibly"; below, only as a "best guess"
 MAX_TEXT_CHARS = 80
+WORN_MIN = 0.2  # a garment on a person's crop is mentioned in a detailed caption from this score
 
 
 def position_words(box: Box, width: int, height: int) -> str:
@@ -95,11 +99,15 @@ def describe(obs: Observation, detailed: bool = False) -> str:
     if top is not None and top.score >= LABEL_HEDGED:
         covered_by = imagenet_to_coco(top.name)
         g = gloss(top.name)
-        label_phrase = ("confident" if top.score >= LABEL_CONFIDENT else "hedged", f"{article(g)} {g}")
+        cat = basic_category(top.name)
+        label_phrase = ("confident" if top.score >= LABEL_CONFIDENT else "hedged", f"{article(g)} {g}" + (f", a kind of {cat}" if cat else ""))
     object_phrases = []
     for label, objs in groups.items():
         phrase = _group_phrase(label, objs)
-        if top is not None and label == covered_by and gloss(top.name).lower() != label:
+        fine = fine_name(objs[0]) if len(objs) == 1 else None
+        if fine is not None and fine.score >= LABEL_HEDGED:  # the object's own crop names it
+            phrase += f" ({gloss(fine.name)})"
+        elif top is not None and label == covered_by and gloss(top.name).lower() != label:
             phrase += f" ({gloss(top.name)})"
         object_phrases.append(phrase)
 
@@ -130,7 +138,12 @@ def describe(obs: Observation, detailed: bool = False) -> str:
     for label, objs in groups.items():
         for o in sorted(objs, key=lambda o: -o.box.area)[:3]:
             colour = f"{o.colour} " if o.colour and label not in ("person", "face") else ""
-            more.append(f"{article(colour + label).capitalize()} {colour}{label} is {position_words(o.box, w, h)} ({o.score:.0%}).")
+            fine = fine_name(o)
+            kind = f", probably {article(gloss(fine.name))} {gloss(fine.name)} ({fine.score:.0%})" if fine else ""
+            more.append(f"{article(colour + label).capitalize()} {colour}{label} is {position_words(o.box, w, h)} ({o.score:.0%}){kind}.")
+            worn = labels_of_kind(o.labels, wearable_kinds(), WORN_MIN) if label == "person" else []
+            if worn:
+                more.append(f"The person may be wearing {article(gloss(worn[0].name))} {gloss(worn[0].name)} ({worn[0].score:.0%}).")
     if obs.labels:
         labs = ", ".join(f"{gloss(lab.name)} {lab.score:.0%}" for lab in obs.labels[:3])
         more.append(f"The classifier's top labels: {labs}.")

@@ -17,6 +17,7 @@ from oculi.core.labels import (  # noqa: F401 - the label sets live in core; re-
     imagenet_lemmas,
     imagenet_to_coco,
 )
+from oculi.language.kinds import basic_category
 
 # Words people use for a COCO class (singular and plural). The class name itself and a
 # regular plural are added automatically.
@@ -24,7 +25,8 @@ _COCO_SYNONYMS: dict[str, tuple[str, ...]] = {
     "person": ("people", "persons", "human", "humans", "man", "men", "woman", "women", "child",
                "children", "kid", "kids", "boy", "boys", "girl", "girls", "someone", "somebody",
                "anyone", "anybody", "pedestrian", "pedestrians", "astronaut", "astronauts", "worker",
-               "workers", "individual", "individuals", "guy", "guys", "lady", "ladies"),
+               "workers", "individual", "individuals", "guy", "guys", "lady", "ladies", "he", "she",
+               "they", "him", "her", "them"),
     "bicycle": ("bike", "bikes", "cycle"),
     "car": ("cars", "automobile", "automobiles", "vehicle", "vehicles", "taxi", "taxis"),
     "motorcycle": ("motorbike", "motorbikes", "motorcycles", "scooter", "scooters", "moped"),
@@ -77,7 +79,7 @@ IMAGENET_GLOSS: dict[str, str] = {
 CATEGORY_WORDS: dict[str, str] = {
     "animal": "animal", "animals": "animal", "pet": "animal", "pets": "animal", "creature": "animal",
     "vehicle": "vehicle", "vehicles": "vehicle", "transport": "vehicle",
-    "food": "food", "fruit": "food", "dish": "food", "meal": "food",
+    "food": "food", "meal": "food",  # "fruit", "dish": WordNet's categories are more precise
     "furniture": "furniture", "device": "electronics", "electronics": "electronics", "gadget": "electronics",
 }
 
@@ -166,14 +168,16 @@ def gloss(imagenet_name: str) -> str:
 
 
 def label_words(name: str) -> list[str]:
-    """An ImageNet label's plain gloss, all its lemmas and the COCO class it is a kind of.
+    """An ImageNet label's plain gloss, all its lemmas, the COCO class it is a kind of and its
+    everyday WordNet category.
 
     Example:
-        >>> label_words("tabby")
-        ['tabby', 'tabby cat', 'cat']
+        >>> label_words("tabby"), label_words("palace")
+        (['tabby', 'tabby cat', 'cat'], ['palace', 'building'])
     """
     idx = imagenet_index().get(name)
     lemmas = list(imagenet_lemmas()[idx]) if idx is not None else [name]
     coco = imagenet_to_coco(name)
-    words = [gloss(name), *lemmas] + ([coco] if coco else [])
+    category = basic_category(name) if idx is not None else None
+    words = [gloss(name), *lemmas] + ([coco] if coco else []) + ([category] if category else [])
     return list(dict.fromkeys(w for w in words if w))

@@ -4,7 +4,9 @@ The detector and the classifier sometimes disagree about the same subject: on a 
 (not letterboxed) scikit-image ``chelsea`` photo CenterNet calls the cat a dog (0.47) while the
 classifier is sure it is a cat (tiger cat 0.38 + Egyptian cat 0.37 + tabby 0.17). When the classifier's
 labels, summed per COCO class, confidently name a COCO animal/object, and a large detection of the same family (animal, vehicle)
-carries another label, the detection is relabelled to the classifier's class.
+carries another label, the detection is relabelled to the classifier's class. An object that
+was classified on its own crop (``DetectedObject.labels``) is judged by its own labels instead,
+whatever its size.
 """
 
 from __future__ import annotations
@@ -25,34 +27,45 @@ def _family(label: str) -> str | None:
     return None
 
 
-def reconcile(
-    objects: list[DetectedObject], labels: list[Label], width: int, height: int
-) -> list[DetectedObject]:
-    """Relabel large detections that the confident classifier contradicts within one family.
-
-    Returns:
-        The objects, with at most the subject detections relabelled, sorted by score.
-    """
-    if not labels or not objects:
-        return objects
-    # ImageNet splits one COCO class into many (tiger cat, tabby, Egyptian cat): sum them.
+def _coco_votes(labels: tuple[Label, ...] | list[Label]) -> tuple[str, float] | None:
+    """The COCO class the labels name most, their scores summed (ImageNet splits one COCO
+    class into many: tiger cat, tabby, Egyptian cat), or ``None``."""
     by_coco: dict[str, float] = {}
     for lab in labels:
         c = imagenet_to_coco(lab.name)
         if c is not None:
             by_coco[c] = by_coco.get(c, 0.0) + lab.score
-    if not by_coco:
-        return objects
-    coco, score = max(by_coco.items(), key=lambda kv: kv[1])
-    if score < CLASSIFIER_OVERRIDES_AT:
-        return objects
+    return max(by_coco.items(), key=lambda kv: kv[1]) if by_coco else None
+
+
+def _relabel(o: DetectedObject, vote: tuple[str, float] | None) -> DetectedObject:
+    if vote is None:
+        return o
+    coco, score = vote
     fam = _family(coco)
-    if fam is None:
+    if score >= CLASSIFIER_OVERRIDES_AT and fam is not None and o.label != coco and _family(o.label) == fam and o.score < score:
+        return replace(o, label=coco, score=min(1.0, max(o.score, score)))
+    return o
+
+
+def reconcile(
+    objects: list[DetectedObject], labels: list[Label], width: int, height: int
+) -> list[DetectedObject]:
+    """Relabel detections that the confident classifier contradicts within one family.
+
+    Returns:
+        The objects, with at most the subject detections (or those whose own crop's labels
+        disagree) relabelled, sorted by score.
+    """
+    if not objects:
         return objects
+    image_vote = _coco_votes(labels)
     area = float(width * height)
     out = []
     for o in objects:
-        if o.label != coco and _family(o.label) == fam and o.box.area / area >= LARGE_FRACTION and o.score < score:
-            o = replace(o, label=coco, score=min(1.0, max(o.score, score)))
+        if o.labels:
+            o = _relabel(o, _coco_votes(o.labels))
+        elif o.box.area / area >= LARGE_FRACTION:
+            o = _relabel(o, image_vote)
         out.append(o)
     return sorted(out, key=lambda o: -o.score)

@@ -5,7 +5,8 @@ Parts (each loads lazily, once per process, and is shared by every task):
 - ``CenterNetDetector``: COCO objects with boxes;
 - ``HaarFaceDetector``: faces (only where the detector found no person, to save time);
 - ``RapidOCRReader``: text lines;
-- ``colour``: dominant colours of the image and of each object's region.
+- ``colour``: dominant colours of the image and of each object's own pixels;
+- ``crops``: the classifier on each (large enough) object's own crop, for fine names.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image
 from oculi.config import Settings
 from oculi.core.types import DetectedObject, ImageInfo, Observation
 from oculi.perception import colour
+from oculi.perception.crops import label_objects
 from oculi.perception.fusion import reconcile
 
 log = logging.getLogger(__name__)
@@ -89,10 +91,11 @@ class BuiltinPerceiver:
         self.load()
         labels, emb = self.classifier.classify_and_embed(images, top_k=TOP_K_LABELS)  # emb: [N, 1280]
         dets = self.detector.detect_batch(images)
+        objects = [self._objects(img, d) for img, d in zip(images, dets)]
+        objects = label_objects(images, objects, self.classifier, labels, max_crops=self.settings.object_crops)
         out = []
         for i, (img, info) in enumerate(zip(images, infos)):
-            objs = self._objects(img, dets[i])
-            objs = reconcile(objs, labels[i], info.width, info.height)
+            objs = reconcile(objects[i], labels[i], info.width, info.height)
             text = self.reader.read(img) if (ocr and self.settings.ocr) else []
             out.append(
                 Observation(

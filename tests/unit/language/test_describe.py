@@ -16,7 +16,9 @@ def test_caption_mentions_objects_counts_colours_and_text():
 
 
 def test_caption_uses_confident_label_and_hedges_weak_one():
-    assert describe(Observation(ImageInfo(10, 10), labels=(Label("espresso", 0.8),))) == "A photo of an espresso coffee."
+    assert describe(Observation(ImageInfo(10, 10), labels=(Label("espresso", 0.8),))) == (
+        "A photo of an espresso coffee, a kind of beverage."  # WordNet: espresso → coffee → beverage
+    )
     assert describe(Observation(ImageInfo(10, 10), labels=(Label("espresso", 0.2),))).startswith("Possibly")
 
 

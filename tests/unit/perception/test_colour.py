@@ -94,3 +94,42 @@ def test_fast_on_large_images():
         region_colour(big, Box(500, 500, 3500, 2500))
     per_call = (time.perf_counter() - t) / 10
     assert per_call < 0.05  # ~2 ms measured; generous for loaded CI machines
+
+
+def _cup_scene() -> tuple[np.ndarray, Box]:
+    """A drawn cup seen from above on a wooden table: red body, white rim, orange coffee inside."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (400, 300), (150, 85, 35))  # table
+    d = ImageDraw.Draw(img)
+    d.ellipse((110, 60, 290, 260), fill=(190, 25, 30))  # the cup's red body
+    d.ellipse((130, 60, 270, 170), fill=(245, 245, 240))  # white rim
+    d.ellipse((145, 72, 255, 158), fill=(215, 140, 70))  # the coffee
+    return np.asarray(img), Box(110, 60, 290, 260)
+
+
+def test_an_objects_colour_leaves_out_what_it_contains():
+    arr, box = _cup_scene()
+    # the middle of the box is coffee: the rule before named the cup from it
+    cx, cy = (int(v) for v in box.center)
+    assert COLOUR_NAMES[int(name_pixels(arr[cy - 20 : cy, cx - 20 : cx + 20]).ravel()[0])] == "orange"
+    assert region_colour(arr, box) == "red"
+    assert region_colour(Image.fromarray(arr), Box(100, 50, 300, 270)) == "red"  # a loose box too
+
+
+def test_an_object_of_its_surroundings_colour_still_gets_one():
+    arr = _solid((250, 250, 250), w=200, h=200)
+    assert region_colour(arr, Box(50, 50, 150, 150)) == "white"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scene", "label", "colour"), [
+    ("coffee", "cup", "red"), ("coffee_blue", "cup", "blue"), ("motorcycle", "motorcycle", "red"),
+    ("motorcycle_blue", "motorcycle", "blue"),
+])
+def test_object_colours_on_real_photos(engine, tmp_path_factory, scene, label, colour):
+    from oculi.scenes import write_vqa_images
+
+    paths = write_vqa_images(tmp_path_factory.getbasetemp() / "vqa_images")
+    objs = [o for o in engine.detect(paths[scene]).objects if o.label == label]
+    assert objs and objs[0].colour == colour

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oculi.core.types import Observation
-from oculi.language.describe import describe
-from oculi.language.vocab import label_words, number_word, plural
+from oculi.language.describe import LABEL_HEDGED, describe
+from oculi.language.kinds import fine_name
+from oculi.language.vocab import gloss, label_words, number_word, plural
 
 LABEL_KEEP = 0.05  # classifier labels kept in the ``labels`` column (the top one always)
 LABEL_DOC = 0.10  # classifier labels written into the searchable document (the top one always)
@@ -54,7 +55,9 @@ def observation_document(obs: Observation, caption: str | None = None) -> Docume
         colours = sorted({o.colour for o in obs.objects_of(lab) if o.colour})
         for c in colours:
             terms.append(f"{c} {lab}")
-        col = f" ({', '.join(colours)})" if colours and lab not in ("person", "face") else ""
+        fines = sorted({gloss(f.name) for o in obs.objects_of(lab) if (f := fine_name(o)) and f.score >= LABEL_HEDGED})
+        details = (colours if lab not in ("person", "face") else []) + fines  # "brown, Egyptian cat"
+        col = f" ({', '.join(details)})" if details else ""
         phrases.append(f"{number_word(n)} {plural(lab, n)}{col}")
     colours_img = tuple(c.name for c in obs.colours)
     text = obs.full_text

@@ -1,5 +1,6 @@
 """Reading a text query: the concepts perception can have found (COCO objects with synonyms,
-ImageNet classes, colour words) and its other content words."""
+ImageNet classes, WordNet categories such as "building" or "drink", colour words) and its
+other content words."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from oculi.core.errors import InputError
 from oculi.core.labels import COLOUR_WORDS
+from oculi.language.kinds import kinds_for_word
 from oculi.language.vocab import coco_for_word, imagenet_for_word, imagenet_to_coco
 
 MAX_QUERY_CHARS = 1000
@@ -20,12 +22,14 @@ as into onto over under near all one""".split())
 
 @dataclass(frozen=True)
 class Concept:
-    """One thing a query names: a COCO object and/or an ImageNet class, a colour, or a word."""
+    """One thing a query names: a COCO object and/or an ImageNet class, a colour, or a word;
+    ``kinds`` are the WordNet categories it names (synset ids), whose members match it too."""
 
     word: str
     object: str | None = None
     label: str | None = None
     colour: str | None = None
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,9 @@ def parse_query(text: str) -> QueryConcepts:
 
     Multi-word names are matched first ("teddy bear", "space shuttle"); a word that names a
     COCO class (or a synonym: "people" → person) becomes an object concept, one that names an
-    ImageNet class a label concept (with the COCO class it is a kind of), a colour word a colour.
+    ImageNet class a label concept (with the COCO class it is a kind of), a colour word a colour;
+    any of them, or another word, that names a WordNet category carries its ``kinds``
+    ("building": a palace matches it).
 
     Example:
         >>> c = parse_query("two red cars and a cat")
@@ -90,8 +96,10 @@ def parse_query(text: str) -> QueryConcepts:
             if n > 1 and coco is not None and coco == coco_for_word(toks[i + n - 1]):
                 coco = None  # only the last word names it ("coffee cup" → coffee + cup)
             inet = imagenet_for_word(phrase)
-            if coco or inet:
-                out.append(Concept(phrase, object=coco or (imagenet_to_coco(inet) if inet else None), label=inet))
+            kinds = kinds_for_word(phrase, coco)
+            if coco or inet or kinds:
+                obj = coco or (imagenet_to_coco(inet) if inet else None)
+                out.append(Concept(phrase, object=obj, label=inet, kinds=kinds))
                 i += n
                 break
         else:

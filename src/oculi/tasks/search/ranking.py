@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+from oculi.language.kinds import FINE_MIN, kind_of
 from oculi.language.vocab import gloss, imagenet_to_coco, label_words
 from oculi.tasks.search.query import QueryConcepts
 
@@ -27,14 +28,64 @@ def _stem(w: str) -> str:
     return w
 
 
+COLOUR_SATURATES = 0.5  # a colour-only query is fully met by an image this much of that colour
+COLOUR_ON_OBJECT = 0.5  # ... and half met by an object of that colour
+
+
+def _colour_strength(
+    colour: str, has_objects: bool, matched: list[dict[str, Any]], objects: list[dict[str, Any]], shares: dict[str, float]
+) -> tuple[float, str]:
+    """How well an image meets a query colour, and where it was seen.
+
+    With objects in the query the colour qualifies them ("red car"): on one of them 1.0;
+    otherwise among the image's colours 0.5, unless it is on a detected object of another
+    class (a red cup is no red bottle). Alone it describes the image: the image's share of the
+    colour (full at ``COLOUR_SATURATES``), or ``COLOUR_ON_OBJECT`` for an object of it.
+    """
+    if has_objects:
+        if any(o.get("colour") == colour for o in matched):
+            return 1.0, "object"
+        elsewhere = any(o.get("colour") == colour for o in objects if o not in matched)
+        top = sorted(shares, key=lambda n: -shares[n])[:3]
+        if colour in top and not elsewhere:
+            return (0.5 if colour in top[:2] else 0.35), "image"
+        return 0.0, ""
+    share = min(1.0, shares.get(colour, 0.0) / COLOUR_SATURATES)
+    on_object = COLOUR_ON_OBJECT if any(o.get("colour") == colour for o in objects) else 0.0
+    return max(share, on_object), "image" if share >= on_object else "object"
+
+
+CONTRADICTED = 0.85  # score factor for an image whose query colour is on an object the query does not name
+
+
+def contradiction(concepts: QueryConcepts, fields: dict[str, Any]) -> str | None:
+    """A ``why`` line when the image contradicts the query: it names objects and a colour, none
+    of those objects was found, and the colour is on a detected object of another class — a
+    red cup is no red bottle. ``None`` otherwise."""
+    named = set(concepts.objects)
+    if not named or not concepts.colours:
+        return None
+    try:
+        objects = json.loads(fields.get("observation") or "{}").get("objects", [])
+    except (ValueError, AttributeError):
+        return None
+    if any(o.get("label") in named for o in objects):
+        return None
+    for colour in concepts.colours:
+        other = next((o for o in objects if o.get("colour") == colour), None)
+        if other is not None:
+            return f"colour: {colour} is on a {other.get('label')} here, not on a {' or '.join(sorted(named))}"
+    return None
+
+
 def explain(concepts: QueryConcepts, fields: dict[str, Any], query: str) -> tuple[float, dict[str, list[str]], list[str]]:
     """Exact-concept strength ``E`` in [0, 1], the matched things by kind, and ``why`` lines.
 
     Each concept is satisfied by its strongest route: a detected object (its score; one of the
     query's colours preferred), a classifier label that is the concept or a kind of it (1.5 ×
-    its score, at most 1), a colour on a matched object (1.0) or among the image's top three
-    colours (1.0, 0.7 for the third; halved when the query names objects the colour should
-    qualify), or the word in the OCR text (1.0). ``E`` is the weighted mean over the concepts
+    its score, at most 1), for a WordNet category ("building", "drink") an object, an object's
+    own crop label or an image label of its kinds (the same scores), a colour (``_colour_strength``),
+    or the word in the OCR text (1.0). ``E`` is the weighted mean over the concepts
     (colours weigh ``COLOUR_WEIGHT``).
     """
     try:
@@ -43,7 +94,7 @@ def explain(concepts: QueryConcepts, fields: dict[str, Any], query: str) -> tupl
         obs = {}
     objects = obs.get("objects", [])
     labels = obs.get("labels", [])
-    colours = [c.get("name") for c in obs.get("colours", [])]
+    shares = {c.get("name"): float(c.get("fraction", 0)) for c in obs.get("colours", [])}
     text = fields.get("text") or ""
     matched: dict[str, list[str]] = {"objects": [], "labels": [], "colours": [], "text": []}
     why: list[str] = []
@@ -64,14 +115,9 @@ def explain(concepts: QueryConcepts, fields: dict[str, Any], query: str) -> tupl
     for c in concepts.concepts:
         s = 0.0
         if c.colour:
-            # a colour qualifies the objects named with it ("red car"); alone it describes the image
-            on_object = any(o.get("colour") == c.colour for o in (matched_objs if has_objects else objects))
-            in_image = c.colour in colours[:3]
-            if on_object or in_image:
-                s = 1.0 if on_object or c.colour in colours[:2] else 0.7
-                if has_objects and not on_object:
-                    s *= 0.5
-                add("colours", c.colour, f"colour: {c.colour} ({'object' if on_object else 'image'})")
+            s, where = _colour_strength(c.colour, has_objects, matched_objs, objects, shares)
+            if s > 0:
+                add("colours", c.colour, f"colour: {c.colour} ({where})")
             strengths.append(s)
             weights.append(COLOUR_WEIGHT)
             continue
@@ -96,7 +142,25 @@ def explain(concepts: QueryConcepts, fields: dict[str, Any], query: str) -> tupl
                     s = max(s, min(1.0, 1.5 * sc))
                     g = gloss(best["name"])
                     add("labels", g, f"label: {g} ({sc:.2f})")
-        else:  # a plain word: the classifier's label words
+        if c.kinds:  # a category: other classes of its kinds; for a word alone also crop and image labels
+            for o in objects:
+                osc = float(o.get("score", 0))
+                if o.get("label") != c.object and (k := kind_of(o.get("label", ""), c.kinds, coco=True)):
+                    s = max(s, osc)
+                    add("objects", o["label"], f"object: {o['label']}, a kind of {k} ({osc:.2f})")
+                for ol in o.get("labels", []) if not (c.object or c.label) else ():
+                    sc = float(ol.get("score", 0))
+                    if sc >= FINE_MIN and (k := kind_of(ol.get("name", ""), c.kinds)):
+                        s = max(s, min(1.0, 1.5 * sc))
+                        g = gloss(ol["name"])
+                        add("labels", g, f"label: {g} (the {o.get('label')}), a kind of {k} ({sc:.2f})")
+            for lab in labels if not (c.object or c.label) else ():
+                sc = float(lab.get("score", 0))
+                if sc >= 0.05 and (k := kind_of(lab.get("name", ""), c.kinds)):
+                    s = max(s, min(1.0, 1.5 * sc))
+                    g = gloss(lab["name"])
+                    add("labels", g, f"label: {g}, a kind of {k} ({sc:.2f})")
+        if not (c.object or c.label):  # a plain word: the classifier's label words
             for lab in labels:
                 sc = float(lab.get("score", 0))
                 if sc < 0.05:

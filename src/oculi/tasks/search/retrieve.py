@@ -15,7 +15,7 @@ from oculi.imageio import ImageSource
 from oculi.store.base import SEARCH_COLUMNS, Collection, Filter
 from oculi.tasks.search.filters import build_filter
 from oculi.tasks.search.query import QueryConcepts, keyword_query, parse_query, validate_query
-from oculi.tasks.search.ranking import HYBRID_WEIGHTS, VISUAL_LO, explain, semantic_score
+from oculi.tasks.search.ranking import CONTRADICTED, HYBRID_WEIGHTS, VISUAL_LO, contradiction, explain, semantic_score
 from oculi.tasks.search.results import SearchResult, SearchResults
 from oculi.tasks.vision import Embedder
 
@@ -136,6 +136,9 @@ def search(embedder: Embedder, coll: Collection, query: SearchQuery) -> SearchRe
             kw = sc.get("keyword", 0.0)
             parts = {"semantic": s, "keyword": kw, "exact": e}
             total = sum(HYBRID_WEIGHTS[n] * v for n, v in parts.items())
+            if against := contradiction(concepts, fields):
+                total *= CONTRADICTED
+                why.append(against)
             if not why and s >= 0.3:
                 why.append(f"similar description: {fields.get('caption', '')}")
             elif s >= 0.5:

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 import oculi.cli.common as cli_common
 from oculi.cli.main import app
+from oculi.core.types import SCHEMA_VERSION
 from oculi.library import Library
 from oculi.store import open_store
 from oculi.store.records import RecordTable
@@ -206,7 +207,7 @@ def test_cli_json_outputs(footage, engine, monkeypatch, tmp_path: Path) -> None:
                     "--thumbnails", str(tmp_path / "th")])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["schema_version"] == "1.0" and len(doc["events"]) == 1
+    assert doc["schema_version"] == SCHEMA_VERSION and len(doc["events"]) == 1
     ev = doc["events"][0]
     assert {"type", "camera", "start", "end", "track_id", "label", "zone", "thumbnail"} <= set(ev)
     assert ev["start"].startswith("2026-11-27T16:59:4") and Path(ev["thumbnail"]).is_file()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oculi.core.errors import NotFoundError
+from oculi.server.jobs import JobWorker
 
 log = logging.getLogger("oculi.server.footage_jobs")
 
@@ -66,8 +67,10 @@ class FootageJob:
         }
 
 
-class FootageJobQueue:
+class FootageJobQueue(JobWorker):
     """Footage jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
+
+    thread_name = "oculi-footage-jobs"
 
     def __init__(self, home: Path, run: RunJob) -> None:
         self.root = Path(home) / "server"
@@ -132,35 +135,11 @@ class FootageJobQueue:
                     self._finish_locked(job_id, "cancelled", None, None)
         return self.get(job_id)
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-
     def _finish_locked(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None) -> None:
         self._db.execute("UPDATE jobs SET state=?, finished=?, error=?, result=? WHERE id=?",
                          (state, time.time(), error, json.dumps(result) if result is not None else None, job_id))
 
     # --- worker ------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="oculi-footage-jobs", daemon=True)
-            self._thread.start()
-            self._wake.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop at the running job's next frame (it checkpoints and stays resumable)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def close(self) -> None:
-        self.stop()
-        with self._lock:
-            self._db.close()
-
     def _next(self) -> str | None:
         with self._lock:
             for (jid,) in self._db.execute("SELECT id FROM jobs WHERE state='running' AND cancel_requested=1").fetchall():
@@ -168,11 +147,6 @@ class FootageJobQueue:
             row = self._db.execute("SELECT id FROM jobs WHERE state IN ('running','queued') AND cancel_requested=0 "
                                    "ORDER BY created LIMIT 1").fetchone()
         return row[0] if row else None
-
-    def _cancelled(self, job_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return bool(row and row[0])
 
     def _loop(self) -> None:
         while not self._stop.is_set():

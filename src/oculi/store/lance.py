@@ -284,6 +284,21 @@ def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedS
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1), type=dtype), dim)
 
 
+def _flock_or_holder(fd: int, wait: bool) -> str | None:
+    """Take an exclusive ``flock`` on ``fd`` and write this process's pid into the file; when
+    another process holds it (and ``wait`` is False) take nothing and return that pid's text."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        try:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        except OSError:
+            return "?"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return None
+
+
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
@@ -654,19 +669,12 @@ class LanceCollection:
         fd = -1
         try:
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                try:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                except OSError:
-                    holder = "?"
+            holder = _flock_or_holder(fd, wait)
+            if holder is not None:
                 raise InputError(
-                    f"collection {self.name!r} is being written by another process (pid {holder or '?'}); "
+                    f"collection {self.name!r} is being written by another process (pid {holder}); "
                     "wait for it to finish"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+                )
             self._writer_owner = threading.get_ident()
             try:
                 yield
@@ -876,17 +884,9 @@ class LanceCollection:
         d.mkdir(exist_ok=True)
         fd = os.open(d / f"{safe}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                try:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                except OSError:
-                    holder = "?"
-                raise InputError(f"{name} is being processed by another process (pid {holder or '?'}); "
-                                 "wait for it to finish") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            holder = _flock_or_holder(fd, wait)
+            if holder is not None:
+                raise InputError(f"{name} is being processed by another process (pid {holder}); wait for it to finish")
             yield
         finally:
             with contextlib.suppress(OSError):

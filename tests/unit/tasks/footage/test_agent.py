@@ -11,19 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from oculi.store.lance import LanceStore
 from oculi.tasks.footage.agent import ask_with_tools
-from tests.footage_records import T, fill_collection
+from tests.footage_records import T
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 27, 18, 30, tzinfo=UTC)
-
-
-@pytest.fixture()
-def coll(tmp_path: Path):
-    c = LanceStore(tmp_path / "c").create_collection("footage")
-    fill_collection(c)
-    return c
 
 
 class Scripted:

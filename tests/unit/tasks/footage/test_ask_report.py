@@ -9,22 +9,14 @@ from pathlib import Path
 import pytest
 
 from oculi.core.errors import NotFoundError
-from oculi.store.lance import LanceStore
 from oculi.tasks.footage.ask import ask_footage
 from oculi.tasks.footage.query import TOOLS, call_tool, footage_coverage
 from oculi.tasks.footage.render import write_footage_report
 from oculi.tasks.footage.report import build_footage_report
-from tests.footage_records import T, fill_collection
+from tests.footage_records import T
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 27, 18, 30, tzinfo=UTC)
-
-
-@pytest.fixture()
-def coll(tmp_path: Path):
-    c = LanceStore(tmp_path / "c").create_collection("footage")
-    fill_collection(c)
-    return c
 
 
 def ask(coll, question: str):

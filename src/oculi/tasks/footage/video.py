@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import queue
+import stat as stat_mod
 import threading
 import time
 from dataclasses import dataclass
@@ -184,11 +185,16 @@ class VideoSource:
 
     def _probe(self) -> VideoInfo:
         if not self.stream_mode:
-            p = Path(self.uri)
-            if not p.exists():
-                raise InputError(f"{self.uri}: no such file")
-            if p.is_dir():
+            try:
+                mode = os.stat(self.uri).st_mode
+            except FileNotFoundError:
+                raise InputError(f"{self.uri}: no such file") from None
+            except OSError as e:
+                raise InputError(f"{self.uri}: cannot be read ({e.strerror or e})") from None
+            if stat_mod.S_ISDIR(mode):
                 raise InputError(f"{self.uri}: is a folder, not a video file")
+            if not stat_mod.S_ISREG(mode):  # a FIFO or a device would block or never end
+                raise InputError(f"{self.uri}: not a regular file (a pipe or a device); save the video to a file or give a stream URL")
         c = self._open()
         try:
             if not c.streams.video:

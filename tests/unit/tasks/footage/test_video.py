@@ -7,6 +7,7 @@ served by a loopback HTTP server started here.
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def test_bad_files_are_clear_errors(tmp_path: Path, content: bytes, message: str
         open_video(tmp_path / "missing.mp4")
     with pytest.raises(InputError, match="folder"):
         open_video(tmp_path)
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        open_video(fifo)
 
 
 def test_truncated_file_reads_what_is_there(tmp_path: Path) -> None:

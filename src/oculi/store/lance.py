@@ -66,7 +66,8 @@ from oculi.store.base import (  # noqa: E402
     glob_to_regex,
     validate_collection_name,
 )
-from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable  # noqa: E402
+from oculi.store.lance_records import LanceRecords, record_schema  # noqa: E402
+from oculi.store.records import RecordTable  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -139,18 +140,6 @@ def items_schema(text_dim: int, image_dim: int) -> pa.Schema:
         pa.field("thumbnail", pa.binary()),
         pa.field("indexed_at", pa.float64()),
     ])
-
-
-_ARROW_TYPES: dict[ColumnType, pa.DataType] = {
-    ColumnType.STR: pa.string(), ColumnType.FLOAT: pa.float64(), ColumnType.INT: pa.int64(),
-    ColumnType.STR_LIST: pa.list_(pa.string()), ColumnType.JSON: pa.string(), ColumnType.BYTES: pa.binary(),
-}
-
-
-def record_schema(table: RecordTable | str) -> pa.Schema:
-    """The Arrow schema of a record table, from its record type's backend-neutral ``COLUMNS``."""
-    cls = RECORD_TYPES[RecordTable(table)]
-    return pa.schema([pa.field(name, _ARROW_TYPES[ct], nullable=name != "id") for name, ct in cls.COLUMNS.items()])
 
 
 FILES_SCHEMA = pa.schema([
@@ -311,8 +300,10 @@ def _process_lock(path: Path) -> threading.Lock:
 
 # --- collection ----------------------------------------------------------------------------
 
-class LanceCollection:
-    """A collection stored as two Lance tables in one directory. Thread-safe for readers."""
+class LanceCollection(LanceRecords):
+    """A collection stored as Lance tables in one directory. Thread-safe for readers."""
+
+    _compile_filter = staticmethod(compile_filter)
 
     def __init__(self, path: Path, name: str) -> None:
         self.path = path
@@ -800,80 +791,6 @@ class LanceCollection:
             return
         for iid, path in moves.items():
             t.update(where=f"id = {sql_str(iid)}", values={"path": path, "name": os.path.basename(path)})
-
-    # --- footage records -----------------------------------------------------------------------
-    def _records(self, table: RecordTable | str) -> Any:
-        """The Lance table of a record table, created (empty) on first use."""
-        name = RecordTable(table).value
-        t = self._table(name)
-        if t is None:
-            with self._tlock:
-                t = self._db.create_table(name, schema=record_schema(name), exist_ok=True)
-                self._tables[name] = t
-        return t
-
-    def upsert_records(self, records: Sequence[Any]) -> None:
-        """Insert or replace records (all of one table) by id, in one commit."""
-        if not records:
-            return
-        cls = type(records[0])
-        if any(type(r) is not cls for r in records):
-            raise OculiError("upsert_records takes records of one table at a time")
-        t = self._records(cls.TABLE)
-        latest = {r.id: r for r in records}
-        rows = [r.to_row() for r in latest.values()]
-        schema = record_schema(cls.TABLE)
-        data = pa.table({f.name: [row[f.name] for row in rows] for f in schema}, schema=schema)
-        t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
-
-    def query_records(
-        self, table: RecordTable | str, filter: Filter | None = None, *, order_by: str | None = None,
-        descending: bool = False, limit: int | None = None,
-    ) -> list[Any]:
-        """Records of ``table`` matching ``filter``, ordered by ``order_by`` then id."""
-        name = RecordTable(table).value
-        if order_by is not None and order_by not in TABLE_FILTER_FIELDS[name]:
-            raise InputError(f"cannot order {name} by {order_by!r}; use one of {', '.join(sorted(TABLE_FILTER_FIELDS[name]))}")
-        if limit is not None and limit <= 0:
-            return []
-        t = self._table(name)
-        if t is None:
-            return []
-        q = t.search()
-        where = compile_filter(filter, name)
-        if where:
-            q = q.where(where)
-        tab = q.limit(None).to_arrow()
-        if not tab.num_rows:
-            return []
-        keys = [(order_by, "descending" if descending else "ascending")] if order_by else []
-        tab = tab.sort_by(keys + [("id", "ascending")])
-        if limit is not None:
-            tab = tab.slice(0, limit)
-        cls = RECORD_TYPES[RecordTable(name)]
-        return [cls.from_row(r) for r in tab.to_pylist()]
-
-    def count_records(self, table: RecordTable | str, filter: Filter | None = None) -> int:
-        name = RecordTable(table).value
-        t = self._table(name)
-        if t is None:
-            return 0
-        where = compile_filter(filter, name)
-        return int(t.count_rows(where) if where else t.count_rows())
-
-    def delete_records(self, table: RecordTable | str, filter: Filter) -> int:
-        """Delete the records matching ``filter`` (a non-empty filter); returns how many."""
-        name = RecordTable(table).value
-        if not filter:
-            raise InputError(f"delete_records on {name} needs a filter (refusing to delete everything)")
-        t = self._table(name)
-        if t is None:
-            return 0
-        where = compile_filter(filter, name)
-        n = int(t.count_rows(where))
-        if n:
-            t.delete(where)
-        return n
 
     @contextlib.contextmanager
     def lock(self, name: str, *, wait: bool = False) -> Iterator[None]:

@@ -229,15 +229,16 @@ def watch_source(
     zones = build_zones(list(options.zones), list(options.zone_names), width=info.width, height=info.height,
                         loiter_after=options.loiter_after)
     kind = SourceKind(info.kind)
-    fp = fingerprint(uri) if kind is SourceKind.FILE else info.uri
+    start = _default_start(vs, options)
+    # a file is known by its content; a stream by its URL and this session's time zero, so each
+    # session is a source of its own whose coverage is exactly the time it was watched
+    fp = fingerprint(uri) if kind is SourceKind.FILE else f"{info.uri}@{start:.3f}"
     camera = options.camera.strip()
     sid = source_id_for(kind.value, fp, camera)
     coll = store.create_collection(options.collection, exist_ok=True)
     with coll.lock(f"source:{sid}"):
         existing = coll.query_records(RecordTable.SOURCES, Filter((Condition("id", Op.EQ, sid),)))
         prev: SourceRecord | None = existing[0] if existing else None
-        start = float(options.start) if options.start is not None else (
-            prev.start_time if prev is not None and kind is SourceKind.STREAM else _default_start(vs, options))
         settings_doc = _settings_doc(options, zones, start)
         report = WatchReport(source={}, collection=coll.name)
         same = prev is not None and prev.settings == settings_doc
@@ -257,7 +258,7 @@ def watch_source(
             except Exception:  # noqa: BLE001 - an unreadable checkpoint means starting over
                 log.warning("checkpoint of %s unreadable; starting over", info.uri)
                 state = None
-        if prev is not None and state is None:
+        if prev is not None and state is None and kind is SourceKind.FILE:  # a stream's past stays: it happened
             with coll.writer(wait=True):
                 _delete_source_records(coll, sid)
                 coll.delete_orphan_items()
@@ -266,7 +267,7 @@ def watch_source(
                                         lost_after=options.lost_after)
             tracker = Tracker(lost_after=options.lost_after, high_threshold=engine.settings.detector_threshold,
                               low_threshold=min(0.2, engine.settings.detector_threshold), classes=options.classes)
-            if prev is not None and kind is SourceKind.STREAM:  # ids stay unique across runs of a stream
+            if prev is not None and kind is SourceKind.STREAM:  # the same session again (same --start): new ids
                 last = coll.query_records(RecordTable.TRACKS, Filter((Condition("source_id", Op.EQ, sid),)),
                                           order_by="track_id", descending=True, limit=1)
                 tracker.next_id = (last[0].track_id + 1) if last else 1

@@ -10,11 +10,13 @@ from them. A killed watcher must resume without duplicating anything.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -283,3 +285,48 @@ def test_server_watches_an_upload_and_answers(footage, engine, tmp_path: Path) -
         assert bad.status_code == 415
         r = c.post("/api/v1/collections/cams/footage", json={"camera": "x"})
         assert r.status_code == 400
+
+
+class _Camera(http.server.BaseHTTPRequestHandler):
+    """A live camera over HTTP (an MPEG-TS without length) that goes away after one session."""
+
+    data = b""
+    requests = 0
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).requests += 1
+        if type(self).requests > 2:  # the probe and one session
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        try:
+            self.wfile.write(type(self).data)
+        except OSError:
+            pass
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+def test_a_stream_session_is_a_source_and_sessions_accumulate(footage, engine, tmp_path: Path) -> None:
+    clip = write_scene(door_scene(), tmp_path / "door.ts")
+    _Camera.data = clip.read_bytes()
+    lib = Library(engine, open_store(engine.settings.model_copy(update={"home": tmp_path / "home"})))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Camera)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://viewer:secret@127.0.0.1:{srv.server_address[1]}/live"
+    try:
+        reps = []
+        for start in ("2026-11-27T09:30:00", "2026-11-27T11:00:00"):
+            _Camera.requests = 0
+            reps.append(lib.watch(url, WatchOptions(camera="front door", start=parse_instant(start, UTC), max_reconnects=0)))
+    finally:
+        srv.shutdown()
+    srcs = lib.sources("default")
+    assert [s.kind for s in srcs] == ["stream", "stream"] and all("secret" not in s.uri for s in srcs)
+    assert len({s.id for s in srcs}) == 2 and all(r.events >= 2 for r in reps)
+    evs = lib.events("default", types=["appear"])
+    assert sorted(round(e.start_time - parse_instant("2026-11-27T09:30:00", UTC)) // 3600 for e in evs) == [0, 1]
+    assert "secret" not in json.dumps([r.to_dict() for r in reps])

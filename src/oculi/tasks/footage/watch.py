@@ -67,6 +67,8 @@ class WatchOptions:
         ocr: Read text on keyframes (default: the engine's setting).
         checkpoint_every: Seconds of footage between checkpoints (what a killed run redoes at
             most); results do not depend on it.
+        max_reconnects: A stream that drops is reopened this many times in a row before the
+            session ends.
     """
 
     camera: str
@@ -84,6 +86,7 @@ class WatchOptions:
     reprocess: bool = False
     ocr: bool | None = None
     checkpoint_every: float = CHECKPOINT_FOOTAGE
+    max_reconnects: int = 5
 
     def validate(self) -> None:
         if not (self.camera or "").strip():
@@ -224,7 +227,7 @@ def watch_source(
     options.validate()
     for asset in ("tracker", "supervision"):  # the tracker's code is installed like a model asset
         require_asset(asset, engine.settings)
-    vs = open_video(uri)
+    vs = open_video(uri, max_reconnects=options.max_reconnects)
     info = vs.info
     zones = build_zones(list(options.zones), list(options.zone_names), width=info.width, height=info.height,
                         loiter_after=options.loiter_after)

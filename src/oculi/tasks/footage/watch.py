@@ -137,6 +137,8 @@ class WatchReport:
     interrupted: bool = False
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
+    detect_s: float = 0.0  # wall time in the detector
+    keyframes_s: float = 0.0  # wall time perceiving and storing keyframes
 
     def to_dict(self) -> dict[str, Any]:
         from oculi.core.types import SCHEMA_VERSION
@@ -148,6 +150,7 @@ class WatchReport:
             "tracks": self.tracks, "keyframes": self.keyframes, "problems": self.problems,
             "resumed_from": self.resumed_from, "already_done": self.already_done, "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed_s, 3), "cpu_s": round(self.cpu_s, 3),
+            "detect_s": round(self.detect_s, 3), "keyframes_s": round(self.keyframes_s, 3),
             "speed": round(self.footage_seconds / self.elapsed_s, 2) if self.elapsed_s > 0 else None,
         }
 
@@ -349,7 +352,9 @@ class _Run:
         colours: dict[int, str | None] = {}
         if run_det:
             pil = fr.pil()
+            t_det = time.monotonic()
             raw = self.detector.detect_frames([pil], min_score=self.low)[0]
+            self.report.detect_s += time.monotonic() - t_det
             s = fr.scale
             st.last_detections = [DetectedObject(o.label, o.score, Box(o.box.x1 * s, o.box.y1 * s, o.box.x2 * s, o.box.y2 * s))
                                   for o in raw]
@@ -377,6 +382,7 @@ class _Run:
     def _store_keyframes(self) -> None:
         if not self.pending:
             return
+        t0 = time.monotonic()
         items = keyframe_items(self.engine, self.pending, source_id=self.src.id, camera=self.src.camera, uri=self.src.uri,
                                start_time=self.src.start_time, width=self.src.width, height=self.src.height,
                                tracked_labels=self.options.classes, ocr=self.ocr)
@@ -384,6 +390,7 @@ class _Run:
             self.coll.add_items(items)
         self.report.keyframes += len(items)
         self.pending = []
+        self.report.keyframes_s += time.monotonic() - t0
 
     def _checkpoint(self, status: SourceStatus, *, final: bool = False) -> None:
         st = self.state

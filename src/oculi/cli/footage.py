@@ -70,6 +70,7 @@ def watch(
     reprocess: bool = typer.Option(False, "--reprocess", help="Process again even if this file was done with the same settings."),
     checkpoint: str = typer.Option("60s", "--checkpoint", help="Footage between checkpoints (what an interrupted run redoes at most)."),
     reconnects: int = typer.Option(5, "--reconnects", min=0, max=1000, help="Times in a row a dropped stream is reopened."),
+    ocr: bool = typer.Option(False, "--ocr", help="Read text on keyframes (off: rarely legible at analysis size)."),
     collection: str = COLLECTION_OPT,
     tz: Optional[str] = TZ_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
@@ -90,7 +91,7 @@ def watch(
         loiter_after=parse_duration(loiter_after, name="--loiter-after") or None, crowd_min=crowd or None,
         sample_fps=fps, lost_after=parse_duration(lost_after, name="--lost-after"), motion=not no_motion,
         classes=None if all_classes else DEFAULT_CLASSES, collection=collection, reprocess=reprocess,
-        checkpoint_every=parse_duration(checkpoint, name="--checkpoint"), max_reconnects=reconnects,
+        checkpoint_every=parse_duration(checkpoint, name="--checkpoint"), max_reconnects=reconnects, ocr=ocr,
     )
     progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console, transient=True,

@@ -64,7 +64,8 @@ class WatchOptions:
         classes: Tracked COCO classes (``None``: all 80).
         collection: Where keyframes, tracks and events go.
         reprocess: Process again even if done with the same settings.
-        ocr: Read text on keyframes (default: the engine's setting).
+        ocr: Read text on keyframes (off by default: at analysis size signs and plates are
+            rarely legible, and it costs time per keyframe).
         checkpoint_every: Seconds of footage between checkpoints (what a killed run redoes at
             most); results do not depend on it.
         max_reconnects: A stream that drops is reopened this many times in a row before the
@@ -84,7 +85,7 @@ class WatchOptions:
     classes: frozenset[str] | None = DEFAULT_CLASSES
     collection: str = DEFAULT_COLLECTION
     reprocess: bool = False
-    ocr: bool | None = None
+    ocr: bool = False
     checkpoint_every: float = CHECKPOINT_FOOTAGE
     max_reconnects: int = 5
 
@@ -313,7 +314,7 @@ class _Run:
         self.engine, self.coll, self.vs, self.src, self.state = engine, coll, vs, src, state
         self.options, self.report, self.detector, self.progress = options, report, detector, progress
         self.pending: list[PendingKeyframe] = []
-        self.ocr = engine.settings.ocr if options.ocr is None else options.ocr
+        self.ocr = options.ocr
         self.low = state.tracker.low_threshold
         self.events_total = 0
         self.t0 = time.monotonic()

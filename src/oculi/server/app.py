@@ -1,8 +1,10 @@
 """The oculi HTTP server: ``create_app(settings, engine=None, *, auth=True) -> FastAPI``.
 
 One ``Engine`` per process, warmed up in a background thread at startup (``/readyz`` says
-when); model calls run in the thread pool, at most ``inference_concurrency`` at a time, so the
-event loop keeps answering. Every endpoint except ``/healthz`` and ``/readyz`` (and the static
+when); model calls run in two lanes of worker threads (``oculi.server.lanes``): image models
+at most ``inference_concurrency`` at a time and at a lower OS priority, text search and text
+embeddings in a lane of their own, so the event loop keeps answering and search never
+queues behind image work. Every endpoint except ``/healthz`` and ``/readyz`` (and the static
 UI shell and API docs, which hold no data) needs an API key unless the app is built with
 ``auth=False`` (``oculi serve --no-auth``, loopback only).
 
@@ -33,9 +35,10 @@ from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
 from oculi.server.auth import KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
+from oculi.server.lanes import Lane, Lanes
 from oculi.server.limits import BodySizeLimitMiddleware, HTTPProblem, RateLimiter, input_error_status
 from oculi.server.metrics import Metrics
-from oculi.server.state import ServerState, get_state, require, scrub
+from oculi.server.state import ERROR_RESPONSES, ServerState, get_state, require, scrub
 
 log = logging.getLogger("oculi.server")
 
@@ -96,7 +99,8 @@ class GuardMiddleware:
                 ]
                 if html:
                     hs.append((b"content-security-policy", CSP.encode()))
-                if not path.startswith("/static/"):
+                # API answers are not cached unless the route says otherwise (thumbnails do)
+                if not path.startswith("/static/") and not any(k.lower() == b"cache-control" for k, _ in hs):
                     hs.append((b"cache-control", b"no-store"))
                 msg = {**msg, "headers": hs}
             await send(msg)
@@ -123,19 +127,39 @@ def _host_name(host: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-def _error(status: int, message: str, type_: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_}}, status_code=status, headers=headers)
+def _body(message: str, type_: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_}}
 
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          405: "invalid_request_error", 413: "request_too_large", 415: "unsupported_media_type", 422: "invalid_request_error",
-          429: "rate_limit_error", 503: "service_unavailable"}
+          405: "invalid_request_error", 409: "conflict_error", 413: "request_too_large", 415: "unsupported_media_type",
+          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
+
+
+def _validation_message(first: dict[str, Any]) -> tuple[str, str | None]:
+    """A client-facing message and ``param`` for FastAPI's first validation error."""
+    loc = [str(x) for x in first.get("loc", ())]
+    kind = first.get("type", "")
+    if kind == "json_invalid":  # FastAPI's own parser (normally ``GuardedRoute`` parses first)
+        detail = (first.get("ctx") or {}).get("error", "")
+        return f"the request body is not valid JSON{': ' + detail if detail else ''}", None
+    if loc == ["body"] and kind == "missing":
+        return "a JSON request body is required", None
+    param = ".".join(x for x in (loc[1:] if loc[:1] == ["body"] else loc))
+    msg = str(first.get("msg", "invalid request"))
+    return (f"{param}: {msg}" if param else msg), (param or None)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    def respond(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
+        if request.url.path.startswith("/v1/"):  # the OpenAI error object always has param and code
+            body["error"].setdefault("param", None)
+            body["error"].setdefault("code", None)
+        return JSONResponse(body, status_code=status, headers=headers or None)
+
     @app.exception_handler(HTTPProblem)
     async def _problem(request: Request, e: HTTPProblem) -> JSONResponse:
-        return JSONResponse(e.body(), status_code=e.status, headers=e.headers or None)
+        return respond(request, e.status, e.body(), e.headers)
 
     @app.exception_handler(OculiError)
     async def _oculi(request: Request, e: OculiError) -> JSONResponse:
@@ -143,24 +167,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.warning("%s on %s: %s", type(e).__name__, request.url.path, e)
         msg = scrub(str(e), get_state(request).settings.home) if status < 500 or status in (502, 503) else "internal error"
-        return _error(status, msg, _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"))
+        return respond(request, status, _body(msg, _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
         errs = e.errors()
-        first = errs[0] if errs else {}
-        loc = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        msg = f"{loc}: {first.get('msg', 'invalid request')}" if loc else str(first.get("msg", "invalid request"))
-        return JSONResponse({"error": {"message": msg, "type": "invalid_request_error", "param": loc or None}}, status_code=400)
+        msg, param = _validation_message(errs[0] if errs else {})
+        return respond(request, 400, {"error": {"message": msg, "type": "invalid_request_error", "param": param}})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
-        return _error(e.status_code, str(e.detail), _TYPES.get(e.status_code, "invalid_request_error"), getattr(e, "headers", None))
+        body = _body(str(e.detail), _TYPES.get(e.status_code, "invalid_request_error"))
+        return respond(request, e.status_code, body, getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, e: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, "internal error", "server_error")
+        return respond(request, 500, _body("internal error", "server_error"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,8 +254,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         n = config.inference_concurrency or (os.cpu_count() or 1)
-        state.model_limiter = anyio.CapacityLimiter(n)
-        state.light_limiter = anyio.CapacityLimiter(max(1, config.light_concurrency))
+        state.lanes = Lanes(n, config.light_concurrency, config.model_nice)
+        if state.collections:
+            # open the store from a normal-priority thread before the (lower-priority)
+            # ingestion worker can: the threads the store's runtime starts inherit priority
+            await state.lanes.run(Lane.LIGHT, _open_store_quietly, state)
         if warmup:
             threading.Thread(target=_warm, args=(state,), name="oculi-warmup", daemon=True).start()
         else:
@@ -248,6 +274,7 @@ def create_app(
                 await anyio.to_thread.run_sync(state.jobs.stop)
             if state.footage_jobs is not None:
                 await anyio.to_thread.run_sync(state.footage_jobs.stop)
+            state.lanes.shutdown()
 
     app = FastAPI(
         title="oculi",
@@ -288,10 +315,26 @@ def create_app(
     return app
 
 
-def _warm(state: ServerState) -> None:
-    t0 = time.perf_counter()
+WARMUP_TEXTS = ["warm up"]
+
+
+def _open_store_quietly(state: ServerState) -> None:
     try:
-        state.engine.warmup()
+        state.library().collections()
+    except Exception as e:  # the routes report it when they need the store
+        log.warning("collections store did not open: %s", e)
+
+
+def _warm(state: ServerState) -> None:
+    """Load the models, each in the lane that will run it, so their thread pools get its priority."""
+    t0 = time.perf_counter()
+    lanes = state.lanes
+    try:
+        if lanes is None:
+            state.engine.warmup()
+        else:
+            lanes.submit(Lane.LIGHT, state.engine.embed_texts, WARMUP_TEXTS).result()
+            lanes.submit(Lane.MODEL, state.engine.warmup).result()
         state.ready = True
         state.warmup_seconds = time.perf_counter() - t0
         log.info("models warm in %.1f s", state.warmup_seconds)
@@ -322,13 +365,20 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
             return JSONResponse({"status": "error", "message": f"models failed to load: {kind}{hint}"}, status_code=503)
         return JSONResponse({"status": "loading"}, status_code=503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (admin key)", response_class=PlainTextResponse)
+    auth_errors = {k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403, 429)}
+    # a plain-text route's errors are still JSON: say so, or the schema would claim text/plain
+    json_errors = {k: {"description": v["description"], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+                   for k, v in auth_errors.items()}
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics (admin key)", response_class=PlainTextResponse, responses=json_errors)
     async def metrics(_: Principal = Depends(require(Scope.ADMIN))) -> PlainTextResponse:
         return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/api/v1/whoami", tags=["auth"], summary="The calling key's scope and collection")
+    @app.get("/api/v1/whoami", tags=["auth"], summary="The calling key's scope and collection", responses=auth_errors)
     async def whoami(p: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
-        return {**p.to_dict(), "auth": state.auth, "collections": state.collections}
+        # ``scopes``: every scope the key holds, so a client (the web UI) offers only what will work
+        scopes = [str(s) for s in Scope if p.can(s)]
+        return {**p.to_dict(), "scopes": scopes, "auth": state.auth, "collections": state.collections}
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def ui(request: Request) -> HTMLResponse:

@@ -5,8 +5,10 @@ is what ``oculi keys list`` shows and ``revoke`` takes); ``secret`` is 32 random
 URL-safe base64. Only ``sha256(salt || secret)`` with a per-key random salt is stored, in a
 SQLite file under ``<home>/server/keys.db``; the secret is printed once at creation and can
 never be read back. Verification looks the row up by id and compares the hashes with
-``hmac.compare_digest`` (constant time). A 256-bit random secret makes a slow password hash
-unnecessary, and SHA-256 keeps verification off the request's critical path.
+``hmac.compare_digest`` (constant time); an unknown id is compared against a dummy hash, so it
+takes the same path as a wrong secret. The file is 0600 in a 0700 folder. A 256-bit random
+secret makes a slow password hash unnecessary, and SHA-256 keeps verification off the
+request's critical path.
 
 Scopes are ordered ``read < write < admin``:
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from oculi.core.errors import InputError, NotFoundError
+from oculi.server.private import connect_private
 from oculi.store.base import validate_collection_name
 
 SCHEMA_VERSION = 1
@@ -102,7 +105,11 @@ class KeyInfo:
 
 
 def _hash(salt: bytes, secret: str) -> bytes:
-    return hashlib.sha256(salt + secret.encode("utf-8")).digest()
+    return hashlib.sha256(salt + secret.encode("utf-8", "surrogatepass")).digest()
+
+
+_DUMMY_SALT = secrets.token_bytes(16)
+_DUMMY_HASH = _hash(_DUMMY_SALT, secrets.token_urlsafe(32))
 
 
 class KeyStore:
@@ -110,9 +117,8 @@ class KeyStore:
 
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / "server" / "keys.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10, isolation_level=None)
+        self._db = connect_private(self.path, check_same_thread=False, timeout=10, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._init()
         self._touched: dict[str, float] = {}
@@ -177,22 +183,20 @@ class KeyStore:
     def verify(self, presented: str) -> Principal | None:
         """The principal a presented key stands for, or None if it is unknown/revoked/wrong."""
         m = _KEY_RE.fullmatch(presented.strip()) if presented else None
-        if not m:
-            # Still spend a hash so a malformed key is not measurably faster to refuse.
-            _hash(b"\0" * 16, presented or "")
-            return None
-        key_id, secret = m.group(1), m.group(2)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT name, scope, collection, salt, hash, revoked FROM keys WHERE key_id=?", (key_id,)
-            ).fetchone()
-        if row is None:
-            _hash(b"\0" * 16, secret)
-            return None
-        name, scope, collection, salt, stored, revoked = row
+        key_id, secret = (m.group(1), m.group(2)) if m else (None, presented or "")
+        row = None
+        if key_id is not None:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT name, scope, collection, salt, hash, revoked FROM keys WHERE key_id=?", (key_id,)
+                ).fetchone()
+        # An unknown id is checked against a dummy hash: every refusal hashes and compares
+        # once, so the time taken does not tell whether a key id exists.
+        salt, stored = (row[3], row[4]) if row is not None else (_DUMMY_SALT, _DUMMY_HASH)
         ok = hmac.compare_digest(_hash(salt, secret), stored)
-        if not ok or revoked is not None:
+        if row is None or not ok or row[5] is not None:  # unknown, wrong secret, revoked
             return None
+        name, scope, collection = row[0], row[1], row[2]
         self._touch(key_id)
         return Principal(key_id=key_id, scope=Scope(scope), collection=collection, name=name)
 

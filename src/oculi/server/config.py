@@ -35,6 +35,8 @@ class ServerConfig(BaseSettings):
         rate_burst: Bucket size: requests a key may make at once before being limited.
         inference_concurrency: Image-model calls run at once (the rest wait in line); 0 = CPU count.
         light_concurrency: Text searches and text embeddings run at once, in their own lane.
+        model_nice: How many nice levels lower the image-model threads and the ingestion
+            worker run than the light lane (Linux, per thread); 0 = the same priority.
         cors_origins: Origins allowed cross-origin access; empty (the default) = CORS off.
         allowed_hosts: Host headers accepted when running without auth (DNS-rebinding guard).
         remote_images: Whether ``image_url`` may name an http(s) URL (off by default).
@@ -53,6 +55,7 @@ class ServerConfig(BaseSettings):
     rate_burst: int = 120
     inference_concurrency: int = 0
     light_concurrency: int = 2
+    model_nice: int = Field(default=10, ge=0, le=19)
     cors_origins: list[str] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "[::1]", "::1"])
     remote_images: bool = False

@@ -9,20 +9,21 @@ Remote fetching is off unless the server was started with it, and then:
   addresses are refused unless ``remote_allow_private`` is set; the connection then goes to
   the address that was checked (no second lookup for DNS rebinding to race);
 * redirects are followed only to the same host (at most 3), each one checked again;
-* the body is read in chunks and cut off past ``remote_max_bytes``; the whole fetch has a
-  deadline of ``remote_timeout_s``.
+* the body is read in chunks and cut off past ``remote_max_bytes``; the whole fetch (lookup,
+  connection, redirects, headers, body) has one deadline of ``remote_timeout_s``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import re
 import socket
-import time
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import anyio
 import httpx
 
 from oculi.server.config import ServerConfig
@@ -120,12 +121,23 @@ def check_url(url: str, cfg: ServerConfig) -> tuple[str, str, int]:
     return scheme, host, port
 
 
-def fetch_remote(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
-    """Fetch an image URL under every rule in the module docstring (blocking; run in a thread)."""
+async def fetch_remote(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
+    """Fetch an image URL under every rule in the module docstring.
+
+    ``remote_timeout_s`` bounds the whole fetch -- name resolution, connecting, every
+    redirect, the headers and the body -- as one deadline (``anyio.fail_after``), so a host
+    that answers one byte at a time is cut off like one that does not answer (504).
+    """
     if not cfg.remote_images:
         raise HTTPProblem(400, "remote image URLs are disabled on this server; send the image as a data: URL")
-    limit = min(max_bytes, cfg.remote_max_bytes)
-    deadline = time.monotonic() + cfg.remote_timeout_s
+    try:
+        with anyio.fail_after(cfg.remote_timeout_s):
+            return await _fetch(url, cfg, min(max_bytes, cfg.remote_max_bytes))
+    except TimeoutError:
+        raise HTTPProblem(504, f"image URL fetch took longer than {cfg.remote_timeout_s:g} s", "timeout_error") from None
+
+
+async def _fetch(url: str, cfg: ServerConfig, limit: int) -> bytes:
     first_host = None
     for _ in range(MAX_REDIRECTS + 1):
         scheme, host, port = check_url(url, cfg)
@@ -133,25 +145,23 @@ def fetch_remote(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
             first_host = host.lower()
         elif host.lower() != first_host:
             raise HTTPProblem(400, "image URL redirects to another host; refused")
-        ip = resolve_checked(host, port, allow_private=cfg.remote_allow_private)
+        ip = await anyio.to_thread.run_sync(
+            functools.partial(resolve_checked, host, port, allow_private=cfg.remote_allow_private), abandon_on_cancel=True
+        )
         parts = urlsplit(url)
         netloc_ip = f"[{ip}]" if ":" in ip else ip
         target = urlunsplit((scheme, f"{netloc_ip}:{port}", parts.path or "/", parts.query, ""))
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise HTTPProblem(504, "image URL fetch timed out", "timeout_error")
         host_header = host if parts.port is None else f"{host}:{port}"
         try:
-            with httpx.Client(timeout=httpx.Timeout(remaining), follow_redirects=False, trust_env=False) as client:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.remote_timeout_s), follow_redirects=False, trust_env=False) as client:
                 req = client.build_request(
-                    "GET", target, headers={"Host": host_header, "Accept": "image/*"},
+                    "GET", target, headers={"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity"},
                     extensions={"sni_hostname": host},
                 )
-                resp = client.send(req, stream=True)
+                resp = await client.send(req, stream=True)
                 try:
                     if resp.is_redirect:
-                        loc = resp.headers.get("location", "")
-                        url = urljoin(url, loc)
+                        url = urljoin(url, resp.headers.get("location", ""))
                         continue
                     if resp.status_code != 200:
                         raise HTTPProblem(400, f"image URL answered HTTP {resp.status_code}")
@@ -159,15 +169,13 @@ def fetch_remote(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
                     if cl and cl.isdigit() and int(cl) > limit:
                         raise HTTPProblem(413, f"remote image is over the limit of {limit:,} bytes", "request_too_large")
                     buf = bytearray()
-                    for chunk in resp.iter_bytes(65536):
+                    async for chunk in resp.aiter_raw():
                         buf += chunk
                         if len(buf) > limit:
                             raise HTTPProblem(413, f"remote image is over the limit of {limit:,} bytes", "request_too_large")
-                        if time.monotonic() > deadline:
-                            raise HTTPProblem(504, "image URL fetch timed out", "timeout_error")
                     return bytes(buf)
                 finally:
-                    resp.close()
+                    await resp.aclose()
         except HTTPProblem:
             raise
         except httpx.TimeoutException:
@@ -177,10 +185,18 @@ def fetch_remote(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
     raise HTTPProblem(400, "image URL redirected too many times")
 
 
-def image_bytes_from_url(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+async def image_bytes_from_url(url: str, cfg: ServerConfig, *, max_bytes: int) -> bytes:
     """Bytes of an ``image_url``: a data: URL always; http(s) only when enabled."""
-    if not isinstance(url, str) or not url:
-        raise HTTPProblem(400, "image_url.url is empty")
+    if not isinstance(url, str) or not url.strip():
+        raise HTTPProblem(400, "the image URL is empty; expected a data: URL (data:image/png;base64,...)")
     if url[:5].lower() == "data:":
         return decode_data_url(url, max_bytes=max_bytes)
-    return fetch_remote(url, cfg, max_bytes=max_bytes)
+    if not _SCHEME_RE.match(url):
+        raise HTTPProblem(
+            400, "expected an image: a data: URL (data:image/png;base64,...)"
+            + (" or an http(s) URL from an allowed host" if cfg.remote_images else "") + ", not plain text"
+        )
+    return await fetch_remote(url, cfg, max_bytes=max_bytes)

@@ -17,7 +17,6 @@ import logging
 import re
 import secrets
 import shutil
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from oculi.core.errors import NotFoundError
+from oculi.server.lanes import lower_thread_priority
+from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.jobs")
 
@@ -159,14 +160,14 @@ class JobWorker:
 class JobQueue(JobWorker):
     """Jobs of one oculi home. ``start()`` launches the worker (and resumes unfinished jobs)."""
 
-    def __init__(self, home: Path, run_chunk: RunChunk, *, chunk: int = 8) -> None:
+    def __init__(self, home: Path, run_chunk: RunChunk, *, chunk: int = 8, nice: int = 0) -> None:
         self.root = Path(home) / "server"
-        self.spool = self.root / "spool"
-        self.spool.mkdir(parents=True, exist_ok=True)
+        self.spool = private_dir(self.root / "spool")
         self.run_chunk = run_chunk
         self.chunk = max(1, int(chunk))
+        self.nice = nice  # the worker's priority below the server's light lane (oculi.server.lanes)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.root / "jobs.db"), check_same_thread=False, timeout=30, isolation_level=None)
+        self._db = connect_private(self.root / "jobs.db", check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._init()
@@ -298,6 +299,7 @@ class JobQueue(JobWorker):
         return row[0] if row else None
 
     def _loop(self) -> None:
+        lower_thread_priority(self.nice)  # ingestion is image work: searches go first
         while not self._stop.is_set():
             job_id = self._next_job()
             if job_id is None:

@@ -8,6 +8,9 @@
   (415 otherwise). The client's Content-Type is never trusted.
 * ``check_image`` adds the byte limit (413) and reads the image header to refuse too many
   pixels (413) before anything is decoded.
+* ``parse_json`` reads a JSON body with the errors a client can act on: not JSON (where),
+  nested deeper than ``MAX_JSON_DEPTH``, or text that is not Unicode (a lone surrogate such as
+  ``"\\ud800"``, which no encoder downstream could take) -- each a 400, never a 500.
 * ``RateLimiter`` is a token bucket per key: ``rate_per_minute`` sustained, ``burst`` at once;
   over it, 429 with ``Retry-After``.
 """
@@ -90,28 +93,41 @@ class BodySizeLimitMiddleware:
                 return
 
         seen = 0
+        exceeded = False
         started = False
 
         async def limited_receive() -> dict:
-            nonlocal seen
+            nonlocal seen, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _BodyTooLarge()
             return msg
 
-        async def tracking_send(msg: dict) -> None:
+        async def guarded_send(msg: dict) -> None:
+            # Once the body went over the limit, whatever the app answers (a parser that
+            # caught the exception and says 400, a generic 500) is replaced by the 413.
             nonlocal started
+            if exceeded:
+                if not started:
+                    started = True
+                    await self._reply(send, 413, f"request body is over the limit of {limit:,} bytes", "request_too_large")
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _BodyTooLarge:
-            if not started:
-                await self._reply(send, 413, f"request body is over the limit of {limit:,} bytes", "request_too_large")
+            pass
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._reply(send, 413, f"request body is over the limit of {limit:,} bytes", "request_too_large")
 
     @staticmethod
     async def _reply(send: Any, status: int, message: str, type_: str) -> None:
@@ -124,6 +140,62 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON bodies
+MAX_JSON_DEPTH = 64  # no request oculi takes nests deeper than 6; Python's parser recurses
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON, or ``HTTPProblem(400)`` saying what is wrong with it.
+
+    Refuses an empty body, malformed JSON (with line and column), nesting deeper than
+    ``MAX_JSON_DEPTH`` and strings that are not valid Unicode (lone surrogates); ``param``
+    names the top-level field that held the bad string.
+    """
+    if not body or not body.strip():
+        raise HTTPProblem(400, "the request body is empty; send a JSON object")
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError as e:
+        raise HTTPProblem(400, f"the request body is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except UnicodeDecodeError:
+        raise HTTPProblem(400, "the request body is not valid UTF-8 JSON") from None
+    except RecursionError:
+        raise HTTPProblem(400, f"the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    check_json_value(doc)
+    return doc
+
+
+def check_json_value(doc: Any) -> None:
+    """Depth and Unicode checks over a parsed JSON value (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int, str | None]] = [(doc, 1, None)]
+    while stack:
+        v, depth, top = stack.pop()
+        if isinstance(v, str):
+            _check_text(v, top)
+        elif isinstance(v, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise HTTPProblem(400, f"the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    key_top = top if top is not None else (k if depth == 1 else None)
+                    _check_text(k, key_top)
+                    stack.append((x, depth + 1, key_top))
+            else:
+                stack.extend((x, depth + 1, top) for x in v)
+
+
+def _check_text(s: str, param: str | None) -> None:
+    if s.isascii():
+        return
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        where = f"'{param}'" if param else "a string"
+        raise HTTPProblem(400, f"{where} contains an unpaired surrogate (such as \\ud800); text must be valid Unicode",
+                          param=param) from None
 
 
 # ----------------------------------------------------------------------------------------------

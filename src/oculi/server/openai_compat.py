@@ -35,9 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from oculi.server.auth import Principal, Scope
 from oculi.server.fetch import image_bytes_from_url
 from oculi.server.limits import HTTPProblem, check_image
-from oculi.server.state import get_state, require, run_blocking, run_model
+from oculi.server.state import ERROR_RESPONSES, ErrorBody, GuardedRoute, get_state, require, run_model
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 CHAT_MODEL = "oculi-builtin"
 TEXT_EMBED_MODEL = "oculi-text-embed"
@@ -162,13 +162,15 @@ def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: st
     return f"data: {json.dumps(doc, ensure_ascii=False)}\n\n"
 
 
-async def _image_bytes(st: Any, url: str) -> bytes:
+async def _image_bytes(st: Any, url: str, param: str) -> bytes:
+    """Checked image bytes of an image URL; errors name ``param`` (the request field)."""
     max_bytes = st.settings.max_image_bytes
-    if url[:5].lower() == "data:":
-        data = image_bytes_from_url(url, st.config, max_bytes=max_bytes)
-    else:
-        data = await run_blocking(image_bytes_from_url, url, st.config, max_bytes=max_bytes)
-    check_image(data, max_bytes=max_bytes, max_pixels=st.settings.max_image_pixels)
+    try:
+        data = await image_bytes_from_url(url, st.config, max_bytes=max_bytes)
+        check_image(data, max_bytes=max_bytes, max_pixels=st.settings.max_image_pixels)
+    except HTTPProblem as e:
+        e.param = e.param or param
+        raise
     return data
 
 
@@ -189,7 +191,10 @@ async def get_model(model_id: str, _: Principal = Depends(require(Scope.READ))) 
     return _model(model_id)
 
 
-@router.post("/chat/completions", summary="Chat about an image (OpenAI-compatible)", response_model=None)
+_REMOTE = {504: {"model": ErrorBody, "description": "a remote image URL took longer than the server's limit"}}
+
+
+@router.post("/chat/completions", summary="Chat about an image (OpenAI-compatible)", response_model=None, responses=_REMOTE)
 async def chat_completions(body: ChatCompletionRequest, request: Request, _: Principal = Depends(require(Scope.READ))) -> Any:
     st = get_state(request)
     if body.model not in CHAT_ALIASES:
@@ -197,7 +202,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, _: Pri
     if body.n not in (None, 1):
         raise HTTPProblem(400, "only n=1 is supported", param="n")
     task, text, detailed, url = plan_chat(body.messages)
-    data = await _image_bytes(st, url)
+    data = await _image_bytes(st, url, "messages")
     if task == "caption":
         res = await run_model(st, "caption", st.engine.caption, data, detailed=detailed)
         content = res.caption
@@ -237,7 +242,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, _: Pri
     }
 
 
-@router.post("/embeddings", summary="Embed text or images (OpenAI-compatible)")
+@router.post("/embeddings", summary="Embed text or images (OpenAI-compatible)", responses=_REMOTE)
 async def embeddings(body: EmbeddingRequest, request: Request, _: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
     st = get_state(request)
     inputs = body.input
@@ -259,7 +264,7 @@ async def embeddings(body: EmbeddingRequest, request: Request, _: Principal = De
     elif body.model == IMAGE_EMBED_MODEL:
         if len(inputs) > MAX_IMAGE_INPUTS:
             raise HTTPProblem(400, f"at most {MAX_IMAGE_INPUTS} images per request", param="input")
-        images = [await _image_bytes(st, u) for u in inputs]
+        images = [await _image_bytes(st, u, "input") for u in inputs]
         vecs = await run_model(st, "embed_image", st.engine.embed_images, images)
         usage = 85 * len(images)
     else:

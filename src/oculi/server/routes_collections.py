@@ -16,15 +16,18 @@ from typing import Any, Sequence
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from oculi.core.errors import InputError, NotFoundError, OculiError
 from oculi.library import Library
 from oculi.server.auth import Principal, Scope
 from oculi.server.jobs import PENDING, JobQueue, safe_item_name
-from oculi.server.limits import HTTPProblem, check_image
+from oculi.server.limits import HTTPProblem, check_image, parse_json
 from oculi.server.state import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    GuardedRoute,
     ServerState,
     check_collection,
     field_int,
@@ -37,7 +40,7 @@ from oculi.server.state import (
     scrub,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["collections"])
+router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 ITEM_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 LIST_COLUMNS = ["id", "name", "caption", "width", "height"]
@@ -53,7 +56,7 @@ def make_job_queue(st: ServerState) -> JobQueue:
         report = st.library().ingest(collection, items, should_stop=should_stop, progress=progress)
         return [scrub(r, st.settings.home) if isinstance(r, str) else r for r in item_results(report, items)]
 
-    queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk)
+    queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk, nice=st.config.model_nice)
     return queue
 
 
@@ -138,12 +141,29 @@ async def list_collections(request: Request, p: Principal = Depends(require(Scop
     return {"collections": [_info_dict(i) for i in infos if p.may_see(i.name)]}
 
 
-@router.post("/collections", status_code=201, summary="Create a collection")
+@router.post(
+    "/collections",
+    status_code=201,
+    summary="Create a collection",
+    description="201 with the new collection; 409 if one of that name already exists (nothing is changed).",
+    responses={409: {"model": ErrorBody, "description": "a collection of that name already exists"}},
+)
 async def create_collection(body: CreateCollection, request: Request, p: Principal = Depends(require(Scope.WRITE))) -> dict[str, Any]:
     st = get_state(request)
     name = check_collection(p, body.name)
 
-    return _info_dict(await run_blocking(lambda: st.library().create(name)))
+    def go() -> Any:
+        lib = st.library()
+        if lib.exists(name):
+            raise HTTPProblem(409, f"collection {name!r} already exists", "conflict_error")
+        try:
+            return lib.create(name, exist_ok=False)
+        except InputError:
+            if lib.exists(name):  # created by a concurrent request in between
+                raise HTTPProblem(409, f"collection {name!r} already exists", "conflict_error") from None
+            raise
+
+    return _info_dict(await run_blocking(go))
 
 
 @router.get("/collections/{name}", summary="One collection's size and dates")
@@ -224,6 +244,8 @@ async def thumbnail(name: str, item_id: str, request: Request, p: Principal = De
     data = await run_blocking(lambda: _library(st, name).thumbnail(name, item_id))
     if not data:
         raise NotFoundError(f"no thumbnail for item {item_id}")
+    # An item id names fixed content, so the browser may keep its thumbnail for an hour; only
+    # this client (``private``): the request carried a key.
     return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -310,10 +332,11 @@ async def search_collection(name: str, request: Request, p: Principal = Depends(
         )
     elif ctype == "application/json":
         try:
-            req = SearchRequest.model_validate_json(await request.body())
-        except Exception as e:
-            msg = e.errors()[0]["msg"] if hasattr(e, "errors") and e.errors() else "invalid search request"
-            raise HTTPProblem(400, f"invalid search request: {msg}") from None
+            req = SearchRequest.model_validate(parse_json(await request.body()))
+        except ValidationError as e:
+            first = e.errors()[0] if e.errors() else {}
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            raise HTTPProblem(400, f"invalid search request: {loc + ': ' if loc else ''}{first.get('msg', 'invalid')}", param=loc or None) from None
         if req.image:
             from oculi.server.fetch import decode_base64, decode_data_url
 

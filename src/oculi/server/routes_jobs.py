@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from oculi.core.errors import NotFoundError
 from oculi.server.auth import Principal, Scope
 from oculi.server.limits import HTTPProblem
-from oculi.server.state import ServerState, check_collection, get_state, require, run_blocking, scrub
+from oculi.server.state import ERROR_RESPONSES, GuardedRoute, ServerState, check_collection, get_state, require, run_blocking, scrub
 
-router = APIRouter(prefix="/api/v1", tags=["jobs"])
+router = APIRouter(prefix="/api/v1", tags=["jobs"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 
 def _queue(st: ServerState) -> Any:

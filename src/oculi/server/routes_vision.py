@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends, Request
 from oculi.tasks.ask import MAX_QUESTION_CHARS
 from oculi.server.auth import Principal, Scope
 from oculi.server.state import (
+    ERROR_RESPONSES,
+    GuardedRoute,
     field_bool,
     field_float,
     field_str,
@@ -24,7 +26,7 @@ from oculi.server.state import (
     run_model,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["images"])
+router = APIRouter(prefix="/api/v1", tags=["images"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 
 @router.post(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 import threading
@@ -12,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import anyio
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from oculi.config import Settings
@@ -22,8 +23,9 @@ from oculi.library import Library
 from oculi.store.base import validate_collection_name
 from oculi.server.auth import ANONYMOUS_ADMIN, KeyStore, Principal, Scope
 from oculi.server.config import ServerConfig
-from oculi.server.fetch import decode_base64, image_bytes_from_url
-from oculi.server.limits import HTTPProblem, RateLimiter, check_image
+from oculi.server.fetch import decode_base64, decode_data_url
+from oculi.server.lanes import Lane, Lanes
+from oculi.server.limits import HTTPProblem, RateLimiter, check_image, parse_json
 from oculi.server.metrics import Metrics
 
 
@@ -37,8 +39,7 @@ class ServerState:
     limiter: RateLimiter
     fail_limiter: RateLimiter
     metrics: Metrics
-    model_limiter: anyio.CapacityLimiter | None = None
-    light_limiter: anyio.CapacityLimiter | None = None
+    lanes: Lanes | None = None  # created at startup (oculi.server.lanes)
     jobs: Any = None  # JobQueue, once collections are available
     footage_jobs: Any = None  # FootageJobQueue, likewise
     ready: bool = False
@@ -77,6 +78,68 @@ def scrub(message: str, home: Any) -> str:
 
 def get_state(request: Request) -> ServerState:
     return request.app.state.oculi
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="what went wrong and, where it helps, how to fix it")
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, not_found_error, "
+                      "conflict_error, request_too_large, unsupported_media_type, rate_limit_error, timeout_error, "
+                      "service_unavailable, server_error")
+    param: str | None = Field(default=None, description="the request field at fault (always present on /v1)")
+    code: str | None = Field(default=None, description="a machine-readable code where there is one (always present on /v1)")
+
+
+class ErrorBody(BaseModel):
+    """Every error the server sends, REST and ``/v1`` alike (the OpenAI error object)."""
+
+    error: ErrorDetail
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _err("bad input: malformed JSON or field, unreadable image"),
+    401: _err("no key, or an invalid or revoked one"),
+    403: _err("the key's scope or collection does not allow it, or a cross-origin write"),
+    404: _err("no such collection, item, job or model"),
+    413: _err("body, image bytes or pixels over the limit"),
+    415: _err("not an image, or an unsupported content type"),
+    429: _err("rate limited (see Retry-After)"),
+    503: _err("models not loaded, or collections not available"),
+}
+"""The errors every API route may answer, documented in the OpenAPI schema."""
+
+
+class JSONRequest(Request):
+    """A request whose ``json()`` is ``oculi.server.limits.parse_json``: clear 400s, no RecursionError."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_json(await self.body())
+        return self._json
+
+
+class GuardedRoute(APIRoute):
+    """Every API route: JSON bodies are parsed (and refused) by ``parse_json`` before FastAPI sees them.
+
+    FastAPI turns any error while parsing a body into a generic 400, and a JSON syntax error
+    into ``"10: JSON decode error"``; parsing here first gives the client the real reason.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            req = JSONRequest(request.scope, request.receive)
+            ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+            if req.method in ("POST", "PUT", "PATCH") and (ctype == "application/json" or ctype.endswith("+json")):
+                if await req.body():  # an empty body is the route's to refuse ("body is required")
+                    await req.json()
+            return await handler(req)
+
+        return guarded
 
 
 bearer = HTTPBearer(auto_error=False, description="An oculi API key (`oculi keys create`), sent as `Authorization: Bearer <key>`.")
@@ -135,19 +198,22 @@ def check_collection(p: Principal, name: str) -> str:
 
 
 LIGHT_TASKS = frozenset({"search", "embed_text"})
+"""Tasks of the light lane; every other model task (image models, image search) is in the model lane."""
 
 
 async def run_model(st: ServerState, task: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking model call in the thread pool.
+    """Run a blocking model call in its lane (``oculi.server.lanes``) and time it.
 
-    Two lanes: image models (caption, ask, detect, ...) run at most ``inference_concurrency``
-    at once; light work (text search, text embeddings: tens of milliseconds) has its own lane
-    of ``light_concurrency``, so it is never queued behind a crowd of image requests.
+    Image models (caption, ask, detect, read, classify, image embeddings, image search) run in
+    the model lane, at most ``inference_concurrency`` at once and at a lower OS priority; text
+    search and text embeddings run in the light lane, so they never wait behind image work.
     """
     t0 = time.perf_counter()
-    limiter = st.light_limiter if task in LIGHT_TASKS else st.model_limiter
+    lane = Lane.LIGHT if task in LIGHT_TASKS else Lane.MODEL
     try:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
+        if st.lanes is None:  # outside the app's lifespan (tests calling routes directly)
+            return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        return await st.lanes.run(lane, fn, *args, **kwargs)
     finally:
         st.metrics.observe_model(task, time.perf_counter() - t0)
 
@@ -202,17 +268,14 @@ async def read_image_input(request: Request, st: ServerState) -> tuple[bytes, di
             if k != "image" and isinstance(v, str):
                 fields[k] = v
     elif ctype == "application/json":
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise HTTPProblem(400, "request body is not valid JSON") from None
+        body = parse_json(await request.body())
         if not isinstance(body, dict):
             raise HTTPProblem(400, "JSON body must be an object")
         raw = body.pop("image", None)
         if not isinstance(raw, str) or not raw:
             raise HTTPProblem(400, "JSON body needs 'image': base64 bytes or a data: URL")
         if raw[:5].lower() == "data:":
-            data = image_bytes_from_url(raw, st.config, max_bytes=max_bytes)
+            data = decode_data_url(raw, max_bytes=max_bytes)
         else:
             data = decode_base64(raw, max_bytes=max_bytes)
         fields = body

@@ -36,6 +36,7 @@ from oculi.core.types import (
     TextLine,
 )
 from oculi.imageio import LoadedImage, load_image_bytes
+from oculi.server.lanes import thread_nice
 
 
 class FakeEngine:
@@ -44,6 +45,7 @@ class FakeEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.calls: list[str] = []
+        self.threads: list[tuple[str, int, str]] = []  # (call, nice value and name of the thread it ran in)
         self.warmed = False
         self.lock = threading.Lock()
 
@@ -64,6 +66,7 @@ class FakeEngine:
     def observe(self, source: Any, *, ocr: bool = True) -> Observation:
         li = self.load_image(source)
         self._record("observe")
+        self.threads.append(("observe", thread_nice(), threading.current_thread().name))
         w, h = li.info.width, li.info.height
         dog = DetectedObject("dog", 0.9, Box(0, 0, w / 2, h / 2), colour="brown")
         v = self._image_vec(li)
@@ -117,7 +120,11 @@ class FakeEngine:
         return Classification(tuple(ClassScore(lab, s) for lab, s in zip(labs, p)))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        self._record("embed_texts")
+        from oculi.server.app import WARMUP_TEXTS
+
+        self.threads.append(("embed_texts", thread_nice(), threading.current_thread().name))
+        if list(texts) != WARMUP_TEXTS:  # the server's own warm-up is not a request's call
+            self._record("embed_texts")
         out = []
         for t in texts:
             v = np.frombuffer(hashlib.sha256(t.encode()).digest() * 12, dtype=np.uint8).astype(np.float32)[:384] - 127.5

@@ -56,7 +56,10 @@ def test_missing_and_bad_keys_get_401(make_client, keys):
 
 def test_scopes_are_ordered(make_client, keys):
     c = make_client()
-    assert c.get("/api/v1/whoami", headers=bearer(keys["read"])).json()["scope"] == "read"
+    me = c.get("/api/v1/whoami", headers=bearer(keys["read"])).json()
+    assert me["scope"] == "read" and me["scopes"] == ["read"]
+    assert c.get("/api/v1/whoami", headers=bearer(keys["write"])).json()["scopes"] == ["read", "write"]
+    assert c.get("/api/v1/whoami", headers=bearer(keys["admin"])).json()["scopes"] == ["read", "write", "admin"]
     # metrics: admin only
     assert c.get("/metrics", headers=bearer(keys["read"])).status_code == 403
     assert c.get("/metrics", headers=bearer(keys["write"])).status_code == 403

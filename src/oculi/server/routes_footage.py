@@ -26,9 +26,18 @@ from oculi.core.types import SCHEMA_VERSION
 from oculi.server.auth import Principal, Scope
 from oculi.server.footage_jobs import FootageJobQueue
 from oculi.server.limits import HTTPProblem
-from oculi.server.state import ServerState, check_collection, get_state, require, run_blocking, scrub
+from oculi.server.state import (
+    ERROR_RESPONSES,
+    GuardedRoute,
+    ServerState,
+    check_collection,
+    get_state,
+    require,
+    run_blocking,
+    scrub,
+)
 
-router = APIRouter(prefix="/api/v1", tags=["footage"])
+router = APIRouter(prefix="/api/v1", tags=["footage"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 SOURCE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 VIDEO_MAGIC = (b"ftyp", b"\x1aE\xdf\xa3", b"RIFF", b"\x00\x00\x01\xba", b"G", b"FLV", b"0&\xb2u")

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-footage eval eval-footage browser clean
+.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage eval eval-footage browser clean
 
 setup: $(STAMP) models
 
@@ -50,6 +50,9 @@ bench-server: setup
 
 bench-footage: setup        # 720p/1080p speed, question latency over a day of events, memory on a 2-hour file
 	$(BIN)/python benchmarks/bench_footage.py
+
+bench-integrity: setup       # checksum cost per write; `collections check` time per 10k items
+	$(BIN)/python benchmarks/bench_integrity.py
 
 eval: setup
 	$(BIN)/python benchmarks/eval_vqa.py

@@ -7,7 +7,8 @@
 - the visual embedding is the image shrunk to 8×8 RGB (so a resized copy is near-identical);
 - the text embedding hashes words into 64 dimensions (texts sharing words are similar).
 
-``OCULI_FAKE_DELAY`` (seconds per image) slows perception down for interrupt tests.
+``OCULI_FAKE_DELAY`` (seconds per image) slows perception down for interrupt tests;
+``OCULI_FAKE_LOG`` (a file) gets one line per image perceived, so a test can count perception work.
 Use ``fake_engine(home)`` for an ``Engine`` wired to it.
 """
 
@@ -56,6 +57,7 @@ class FakeBackend:
         self.settings = settings
         self.dim = TEXT_DIM
         self.delay = float(os.environ.get("OCULI_FAKE_DELAY", "0") or 0)
+        self.log = os.environ.get("OCULI_FAKE_LOG")
         self.perceiver = self
 
     def load(self) -> None:
@@ -70,6 +72,9 @@ class FakeBackend:
         for img, info in zip(images, infos):
             if self.delay:
                 time.sleep(self.delay)
+            if self.log:
+                with open(self.log, "a", encoding="utf-8") as f:
+                    f.write(f"{info.path}\n")
             meta = img.info or {}
             if meta.get("fake_crash"):
                 raise RuntimeError("fake model crash")

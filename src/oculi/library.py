@@ -27,8 +27,10 @@ from oculi.config import Settings
 from oculi.core.errors import InputError
 from oculi.imageio import ImageLimits, ImageSource
 from oculi.store.base import DEFAULT_COLLECTION, Collection, CollectionInfo, Filter, Store
+from oculi.store.integrity import CheckReport, RepairReport
 from oculi.tasks.evaluate import KS, RetrievalQuery, RetrievalReport, evaluate_retrieval, load_queries
 from oculi.tasks.index import BATCH_SIZE, IndexReport, ProgressFn, StopFn, index_paths, ingest_images, refresh_documents
+from oculi.tasks.integrity import check_collections, repair_collection
 from oculi.tasks.search import (
     DUPLICATE_THRESHOLD,
     DuplicatesReport,
@@ -99,8 +101,27 @@ class Library:
         return self.open(name).stats()
 
     def drop(self, name: str) -> None:
-        """Delete a collection and everything stored in it (not the original image files)."""
+        """Delete a collection and everything stored in it (not the original image files);
+        a damaged collection can be dropped too."""
         self.store.drop_collection(name)
+
+    # --- integrity -----------------------------------------------------------------------------
+    def check(self, name: str | None = None, *, on_collection: Any = None) -> CheckReport:
+        """Verify one collection or all: checksums of every stored file, every table version,
+        every table read to the end, every index. See ``oculi.tasks.integrity``.
+
+        Raises:
+            NotFoundError: ``name`` is not a collection.
+            InputError: ``name`` is being written (check it when that finishes).
+        """
+        return check_collections(self.store, name, on_collection=on_collection)
+
+    def repair(self, name: str, *, progress: ProgressFn | None = None,
+               should_stop: StopFn | None = None) -> RepairReport:
+        """Repair a damaged collection and re-index the source files whose items were lost;
+        says what was lost. A healthy collection is left alone (``nothing_to_do``)."""
+        return repair_collection(self.store, name, reindex=lambda paths: self.index(
+            paths, name, progress=progress, should_stop=should_stop))
 
     # --- indexing ------------------------------------------------------------------------------
     def index(

@@ -5,6 +5,7 @@ Registered on the main app by ``oculi.cli.main`` through ``register(app)``.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from datetime import datetime, timezone
@@ -19,7 +20,8 @@ from oculi.core.types import SCHEMA_VERSION
 if TYPE_CHECKING:
     from oculi.library import Library
 
-collections_app = typer.Typer(help="List, inspect and drop collections.", invoke_without_command=True, no_args_is_help=False)
+collections_app = typer.Typer(help="List, inspect, check, repair and drop collections.", invoke_without_command=True,
+                              no_args_is_help=False)
 eval_app = typer.Typer(help="Measure quality.", no_args_is_help=True)
 
 COLLECTION_OPT = typer.Option("default", "--collection", "-c", help="Collection name.")
@@ -227,8 +229,13 @@ def _list(as_json: bool) -> None:
 
     t = Table("name", "items", "files", "on disk", "updated")
     for c in infos:
-        t.add_row(c.name, str(c.items), str(c.files), _size(c.bytes_on_disk), _when(c.updated_at))
+        name = c.name if c.status == "ok" else f"{c.name} [bold red]({c.status})[/]"
+        t.add_row(name, "?" if c.items is None else str(c.items), "?" if c.files is None else str(c.files),
+                  _size(c.bytes_on_disk), _when(c.updated_at))
     console.print(t)
+    for c in infos:
+        if c.status != "ok":
+            err_console.print(f"[bold red]{c.name}:[/] {shown(c.problem)}", highlight=False)
 
 
 @collections_app.command("show")
@@ -258,12 +265,121 @@ def collections_show(name: str = typer.Argument(..., help="Collection name."),
 def collections_drop(name: str = typer.Argument(..., help="Collection name."),
                      yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Delete a collection and everything stored in it (not the original image files)."""
+    from oculi.core.errors import StoreCorruptError
+    from oculi.store.base import validate_collection_name
+
     lib = _library()
-    coll = lib.open(name)
+    shown = validate_collection_name(name)
     if not yes:
-        typer.confirm(f"drop collection {coll.name!r} with {coll.count()} items?", abort=True, err=True)
-    lib.drop(coll.name)
-    console.print(f"dropped collection {coll.name!r}")
+        try:
+            what = f"with {lib.open(name).count()} items"
+        except StoreCorruptError:  # a damaged collection can be dropped too
+            what = "(damaged; its contents cannot be counted)"
+        typer.confirm(f"drop collection {shown!r} {what}?", abort=True, err=True)
+    lib.drop(name)
+    console.print(f"dropped collection {shown!r}")
+
+
+@collections_app.command("check")
+@handle_errors
+def collections_check(name: Optional[str] = typer.Argument(None, help="Collection name (default: all)."),
+                      as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Verify collections: every stored file against the checksums recorded when it was written,
+    every table version, every table read to the end, every index queried, every upload.
+
+    Exit 0 when all is well, 5 when damage is found (`oculi collections repair NAME` fixes it),
+    2 when a collection could not be checked because it is being written.
+    """
+    from oculi.core.errors import StoreCorruptError
+
+    with err_console.status("checking", spinner="dots") if err_console.is_terminal else contextlib.nullcontext() as st:
+        rep = _library().check(name, on_collection=lambda n: st and st.update(f"checking {n}"))
+    if as_json:
+        print_json(rep.to_dict())
+    else:
+        if not rep.collections:
+            console.print("no collections yet; create one with `oculi index PATH`")
+        for c in rep.collections:
+            _render_check(c)
+    if rep.damaged:
+        raise typer.Exit(StoreCorruptError.exit_code)
+    if not rep.ok:
+        raise typer.Exit(2)
+
+
+def _render_check(c: Any) -> None:
+    if c.skipped:
+        console.print(f"[bold]{c.name}[/]: [yellow]not checked[/] ({shown(c.skipped)})", highlight=False)
+        return
+    size = _size(c.bytes_checked)
+    if c.ok:
+        console.print(f"[bold]{c.name}[/]: [green]ok[/] ({c.files_checked} files, {size} verified"
+                      + (f", {c.blobs_checked} uploads" if c.blobs_checked else "") + f", {c.elapsed_s:.1f} s)",
+                      highlight=False)
+    else:
+        console.print(f"[bold]{c.name}[/]: [bold red]damaged[/]", highlight=False)
+        for d in c.damage:
+            console.print(f"  {d.kind} [bold]{shown(d.path)}[/]: {shown(d.problem)}", highlight=False, soft_wrap=True)
+            console.print(f"    affects {shown(d.affects)}", highlight=False, soft_wrap=True)
+        console.print(f"  fix: oculi collections repair {c.name}", highlight=False)
+    for n in c.notes:
+        console.print(f"  [dim]note: {shown(n)}[/]", highlight=False, soft_wrap=True)
+
+
+@collections_app.command("repair")
+@handle_errors
+def collections_repair(name: str = typer.Argument(..., help="Collection name."),
+                       as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Repair a damaged collection: set damaged files aside (kept, never deleted), go back to
+    the last good table version, rebuild indexes and collection.json, re-index the source files
+    whose items were lost, and say exactly what was lost. Running it again does nothing.
+
+    Exit 0 when the collection is healthy afterwards, 5 when damage remains.
+    """
+    from oculi.core.errors import StoreCorruptError
+
+    status = err_console.status(f"repairing {name}", spinner="dots") if err_console.is_terminal else contextlib.nullcontext()
+    with _Stopper() as stopper, status:
+        rep = _library().repair(name, should_stop=stopper.event.is_set)
+    if as_json:
+        print_json(rep.to_dict())
+    else:
+        _render_repair(rep)
+    if not rep.ok:
+        raise typer.Exit(StoreCorruptError.exit_code)
+
+
+def _render_repair(r: Any) -> None:
+    if r.nothing_to_do:
+        console.print(f"[bold]{r.name}[/]: nothing to repair", highlight=False)
+        return
+    state = "[green]repaired[/]" if r.ok else "[bold red]still damaged[/]"
+    console.print(f"[bold]{r.name}[/]: {state}", highlight=False)
+    for a in r.actions:
+        console.print(f"  - {shown(a)}", highlight=False, soft_wrap=True)
+    lost = []
+    if r.lost_paths:
+        lost.append(f"{len(r.lost_paths)} item(s) whose source files are gone")
+    if r.lost_unknown:
+        lost.append(f"{r.lost_unknown} item(s) whose sources are not known")
+    if r.lost_originals:
+        lost.append(f"{len(r.lost_originals)} uploaded original(s) (their items are kept)")
+    if r.rederive_failed:
+        lost.append(f"{len(r.rederive_failed)} item(s) whose source files could not be indexed again")
+    console.print("  lost: " + ("; ".join(lost) if lost else "nothing"), highlight=False)
+    for p in r.lost_paths[:20]:
+        console.print(f"    {shown(p)}", highlight=False, soft_wrap=True)
+    if len(r.lost_paths) > 20:
+        console.print(f"    … and {len(r.lost_paths) - 20} more (use --json for all)", highlight=False)
+    for f in r.rederive_failed[:20]:
+        console.print(f"    {shown(f['error'])}", highlight=False, soft_wrap=True)
+    if r.quarantine:
+        console.print(f"  damaged files kept in {shown(r.quarantine)} (inside the collection; delete them when no "
+                      "longer needed)", highlight=False)
+    if r.after is not None and not r.after.ok:
+        for d in r.after.damage:
+            console.print(f"  [red]remaining:[/] {d.kind} {shown(d.path)}: {shown(d.problem)}", highlight=False,
+                          soft_wrap=True)
 
 
 @eval_app.command("retrieval")

@@ -1,7 +1,8 @@
 """What every CLI command shares: settings/engine, JSON output, and error → exit-code mapping.
 
 Exit codes: 0 success; 1 unexpected failure; 2 bad input (some item of a batch failed, or
-the arguments were unusable); 3 a model asset is missing/corrupt; 130 interrupted; 141 the
+the arguments were unusable); 3 a model asset is missing/corrupt; 5 a collection is damaged
+(``oculi collections repair``); 6 the disk is full; 130 interrupted; 141 the
 reader of the output went away (``oculi search cat | head -1``), as other Unix tools do on
 SIGPIPE: nothing more is written and nothing is printed about it.
 

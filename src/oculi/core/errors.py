@@ -48,6 +48,40 @@ class BackendError(OculiError):
     http_status = 502
 
 
+class StoreCorruptError(OculiError):
+    """A collection's stored data cannot be read or fails its checksums.
+
+    Never treated as "empty": nothing is overwritten or re-created on top of it. The message
+    names the collection and the fix (``oculi collections repair NAME``). HTTP 503: the
+    collection is unavailable until it is repaired.
+    """
+
+    exit_code = 5
+    http_status = 503
+
+    def __init__(self, message: str, *, collection: str | None = None) -> None:
+        super().__init__(message)
+        self.collection = collection
+
+
+class StoreFullError(OculiError):
+    """The disk holding a collection is full (or too full for the next write).
+
+    The message names the path and the free space needed; what was written before is kept.
+    HTTP 507 (Insufficient Storage).
+    """
+
+    exit_code = 6
+    http_status = 507
+
+    def __init__(self, message: str, *, path: str | None = None, needed: int | None = None,
+                 free: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.needed = needed
+        self.free = free
+
+
 def input_error_from_os(name: str, e: OSError, *, missing: str = "no such file or directory") -> InputError:
     """One clear sentence for a file or folder that could not be opened or read.
 

@@ -133,7 +133,8 @@ def _body(message: str, type_: str) -> dict[str, Any]:
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           405: "invalid_request_error", 409: "conflict_error", 413: "request_too_large", 415: "unsupported_media_type",
-          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
+          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error",
+          507: "insufficient_storage"}
 
 
 def _validation_message(first: dict[str, Any]) -> tuple[str, str | None]:
@@ -166,7 +167,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = input_error_status(e) if isinstance(e, InputError) else getattr(e, "http_status", 500)
         if status >= 500:
             log.warning("%s on %s: %s", type(e).__name__, request.url.path, e)
-        msg = scrub(str(e), get_state(request).settings.home) if status < 500 or status in (502, 503) else "internal error"
+        msg = scrub(str(e), get_state(request).settings.home) if status < 500 or status in (502, 503, 507) \
+            else "internal error"
         return respond(request, status, _body(msg, _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")))
 
     @app.exception_handler(RequestValidationError)

@@ -366,6 +366,32 @@ async def search_collection(name: str, request: Request, p: Principal = Depends(
     return doc
 
 
+@router.get("/collections/{name}/check", summary="Verify a collection's stored files, versions and indexes (admin)")
+async def collection_check(name: str, request: Request, p: Principal = Depends(require(Scope.ADMIN))) -> dict[str, Any]:
+    """``oculi collections check NAME``: ``{"ok", "damaged", "collections": [{"status", "damage", ...}]}``.
+    Damage is reported with 200 (the check worked); 400 while the collection is being written."""
+    st = get_state(request)
+    check_collection(p, name)
+    rep = await run_blocking(lambda: _library(st, name).check(name))
+    doc = rep.to_dict()
+    for c in doc["collections"]:
+        c.pop("path", None)
+    return doc
+
+
+@router.post("/collections/{name}/repair", summary="Repair a damaged collection; re-index lost items (admin)")
+async def collection_repair(name: str, request: Request, p: Principal = Depends(require(Scope.ADMIN))) -> dict[str, Any]:
+    """``oculi collections repair NAME``: what was done, what was lost, the check after."""
+    st = get_state(request)
+    check_collection(p, name)
+    rep = await run_model(st, "index", lambda: _library(st, name).repair(name))
+    doc = json.loads(scrub(json.dumps(rep.to_dict()), st.settings.home))
+    for part in ("before", "after"):
+        if doc.get(part):
+            doc[part].pop("path", None)
+    return doc
+
+
 def _is_server_path(p: Any, home: str) -> bool:
     """A stored path inside the oculi home (an uploaded blob): not shown to clients."""
     return isinstance(p, str) and (p == home or p.startswith(home.rstrip("/") + "/"))

@@ -10,7 +10,12 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
+
+# before any module of this package imports Lance: its Rust logger warns on stderr otherwise
+os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 from oculi.store.base import (
     DEFAULT_COLLECTION,

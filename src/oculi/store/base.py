@@ -182,20 +182,28 @@ class Hit:
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """What ``oculi collections`` lists."""
+    """What ``oculi collections`` lists.
+
+    A damaged collection is listed with ``status="damaged"``, a one-line ``problem`` and
+    ``items``/``files`` of ``None`` when they cannot be counted: never as an empty collection.
+    """
 
     name: str
-    items: int
-    files: int
+    items: int | None
+    files: int | None
     bytes_on_disk: int
     created_at: float | None
     updated_at: float | None
-    schema_version: int
+    schema_version: int | None
     path: str
+    status: str = "ok"
+    problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "status": self.status,
+            "problem": self.problem,
             "items": self.items,
             "files": self.files,
             "bytes_on_disk": self.bytes_on_disk,
@@ -456,6 +464,9 @@ class Collection(Protocol):
         ...
 
     def optimize(self) -> None: ...
+    def ensure_space(self, items: int) -> None:
+        """Raise ``StoreFullError`` unless ``items`` more items fit (called before perceiving them)."""
+        ...
 
     # footage records (``oculi.store.records``): sources, tracks, events
     def upsert_records(self, records: Sequence[Record]) -> None:
@@ -502,5 +513,18 @@ class Store(Protocol):
     def exists(self, name: str) -> bool: ...
     def create_collection(self, name: str, *, exist_ok: bool = True) -> Collection: ...
     def open_collection(self, name: str) -> Collection: ...
-    def drop_collection(self, name: str) -> None: ...
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection, damaged or not (a garbled description must not block it)."""
+        ...
     def blob_dir(self, name: str) -> "Any": ...
+
+    # integrity (``oculi.store.integrity``): damage is detected, reported and repaired, never
+    # mistaken for emptiness
+    def check_collection(self, name: str, *, hashes: bool = True) -> "Any":
+        """Verify one collection (checksums, every version, every table read, every index);
+        returns a ``CollectionCheck``. Never raises for damage."""
+        ...
+    def repair_collection(self, name: str) -> "Any":
+        """Bring a damaged collection back to a readable, checksummed state; returns a
+        ``RepairReport`` saying what was lost and which source files to re-index."""
+        ...

@@ -11,12 +11,24 @@ Layout under ``Settings.collections_dir``::
     <name>/.locks/           named locks (``LanceCollection.lock``: one watcher per source)
     <name>/blobs/            originals of images ingested as bytes (uploads)
     <name>/.lock             writer lock (one writer per collection, any number of readers)
+    <name>/integrity.json    SHA-256 of every file each committed write added (``store.integrity``),
+                             with ``integrity.json.journal`` for the writes since its last snapshot
+    <name>/.damaged/         damaged files set aside by ``oculi collections repair`` (never deleted)
 
 Why this is crash-safe: every Lance write (append, merge, delete, index build, compaction)
 writes new data files first and then commits a new table version by writing one manifest; a
 process killed at any moment leaves the previous version intact and a few unreferenced files
 (removed by a later cleanup). A collection directory appears by an atomic rename of a fully
 written temporary directory, and is dropped by renaming it away before deleting it.
+
+Why damage is never mistaken for emptiness: a table whose directory holds data but cannot be
+opened raises ``StoreCorruptError`` (naming ``oculi collections repair``); nothing is ever
+created with ``mode="overwrite"``. After every committed write the files it added are hashed
+into ``integrity.json``; ``optimize`` keeps every version from the one the record vouched for
+before it ran, so repair always has a known-good version to go back to. The write session (lock,
+checks on entry, checksums after each commit) is ``lance_session.WriteSession``; the store of
+collections is ``lance_store.LanceStore``; check and repair are ``lance_check`` and
+``lance_repair``.
 
 Indexes: a full-text (BM25) index on the document, built with the first batch and kept up to
 date by ``optimize``; IVF-HNSW-SQ vector indexes on both vector columns once a collection holds
@@ -27,31 +39,23 @@ it holds ``SCALAR_INDEX_MIN_ROWS``.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import logging
 import math
 import os
 import shutil
 import threading
-import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-os.environ.setdefault("LANCE_LOG", "error")  # Lance's Rust logger warns on stderr otherwise
-os.environ.setdefault("LANCEDB_LOG", "error")
+import lancedb  # (``oculi.store`` has set LANCE_LOG/LANCEDB_LOG before any Lance import)
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS, BTree, IvfHnswSq, LabelList
 
-import lancedb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from lancedb.index import FTS, BTree, IvfHnswSq, LabelList  # noqa: E402
-
-from oculi.core.errors import InputError, NotFoundError, OculiError  # noqa: E402
-from oculi.store.base import (  # noqa: E402
+from oculi.core.errors import InputError, NotFoundError, OculiError
+from oculi.store.base import (
     TABLE_FILTER_FIELDS,
     SEARCH_COLUMNS,
     STORE_SCHEMA_VERSION,
@@ -64,10 +68,21 @@ from oculi.store.base import (  # noqa: E402
     Op,
     check_filter_table,
     glob_to_regex,
-    validate_collection_name,
 )
-from oculi.store.lance_records import LanceRecords, record_schema  # noqa: E402
-from oculi.store.records import RecordTable  # noqa: E402
+from oculi.store.integrity import RECORD_FILE, IntegrityRecord
+from oculi.store.lance_check import cleanup_window, forget_missing, read_meta, record_tables, table_dirs
+from oculi.store.lance_errors import corrupt, guarded, store_error
+from oculi.store.lance_records import LanceRecords, record_schema
+from oculi.store.lance_session import (
+    WriteSession,
+    committing,
+    dir_size,
+    directory_lock,
+    has_rows_data,
+    has_versions,
+    write_json_atomic,
+)
+from oculi.store.records import RecordTable
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +102,9 @@ NPROBES = 24
 HNSW_EF = 100
 #: Items per IVF partition of the HNSW indexes (one graph per partition).
 HNSW_PARTITION_ROWS = 250_000
-#: Old table versions are removed by ``optimize`` once older than this.
+#: Old table versions are removed by ``optimize`` once older than this (and than the restore point).
 CLEANUP_AFTER = timedelta(minutes=5)
+KEEP_ALL = timedelta(days=36500)
 #: Rows per ``IN (...)`` list in deletes and look-ups.
 IN_CHUNK = 512
 
@@ -97,6 +113,7 @@ DEFAULT_COLUMNS = SEARCH_COLUMNS
 def _create_record_tables(coll: "LanceCollection") -> None:
     for table in RecordTable:
         coll._records(table)
+    coll._note_write()
 
 
 # Migrations from version v to v+1, applied in order on open (under the writer lock).
@@ -182,7 +199,7 @@ def sql_in(column: str, values: Sequence[str]) -> str:
 INT_COLUMNS = frozenset({"width", "height", "file_size", "frame_index", "track_id", "count", "ongoing"})
 
 
-def compile_filter(f: Filter | None, table: str = ITEMS) -> str | None:
+def compile_filter(f: Filter | None, table: str = "items") -> str | None:
     """Compile a ``Filter`` on ``table`` to a Lance (DataFusion) SQL predicate with escaped literals.
 
     Raises:
@@ -228,40 +245,6 @@ def compile_filter(f: Filter | None, table: str = ITEMS) -> str | None:
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _dir_size(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for fn in files:
-            try:
-                total += os.lstat(os.path.join(root, fn)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedSizeListArray:
     np_dtype = np.float16 if dtype == pa.float16() else np.float32
     mat = np.zeros((len(vectors), dim), dtype=np_dtype)
@@ -273,34 +256,9 @@ def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedS
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1), type=dtype), dim)
 
 
-def _flock_or_holder(fd: int, wait: bool) -> str | None:
-    """Take an exclusive ``flock`` on ``fd`` and write this process's pid into the file; when
-    another process holds it (and ``wait`` is False) take nothing and return that pid's text."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        try:
-            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-        except OSError:
-            return "?"
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return None
-
-
-_PROCESS_LOCKS: dict[str, threading.Lock] = {}
-_PROCESS_LOCKS_GUARD = threading.Lock()
-
-
-def _process_lock(path: Path) -> threading.Lock:
-    key = str(path.resolve())
-    with _PROCESS_LOCKS_GUARD:
-        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
-
-
 # --- collection ----------------------------------------------------------------------------
 
-class LanceCollection(LanceRecords):
+class LanceCollection(WriteSession, LanceRecords):
     """A collection stored as Lance tables in one directory. Thread-safe for readers."""
 
     _compile_filter = staticmethod(compile_filter)
@@ -313,6 +271,10 @@ class LanceCollection(LanceRecords):
         self._tables: dict[str, Any] = {}
         self._tlock = threading.RLock()
         self._writer_owner: int | None = None
+        self._record: IntegrityRecord | None = None  # loaded while writing
+        self._wrote = False  # whether this write session committed anything
+        self._swept_blobs = False
+        self._item_bytes: float | None = None
         self._migrate_if_needed()
 
     # --- meta ---------------------------------------------------------------------------
@@ -321,12 +283,11 @@ class LanceCollection(LanceRecords):
         return self.path / META_FILE
 
     def _read_meta(self) -> dict[str, Any]:
-        try:
-            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NotFoundError(f"collection {self.name!r} has no {META_FILE}; it is not an oculi collection") from None
-        except (OSError, ValueError) as e:
-            raise OculiError(f"collection {self.name!r}: cannot read {META_FILE} ({e})") from None
+        meta, problem = read_meta(self.path)
+        if meta is None:
+            if problem == "missing" and not table_dirs(self.path):
+                raise NotFoundError(f"collection {self.name!r} has no {META_FILE}; it is not an oculi collection")
+            raise corrupt(self.name, f"its {META_FILE} is {problem}")
         version = int(meta.get("schema_version", 0))
         if version > STORE_SCHEMA_VERSION:
             raise InputError(
@@ -361,25 +322,49 @@ class LanceCollection(LanceRecords):
 
     # --- tables ---------------------------------------------------------------------------
     def _table(self, name: str) -> Any | None:
+        """The open table, or ``None`` only when it was never written.
+
+        Raises:
+            StoreCorruptError: the table holds data but cannot be opened (never "empty").
+        """
         with self._tlock:
             t = self._tables.get(name)
             if t is not None:
                 return t
-            if name == ITEMS and "text_dim" not in self._meta:
+            tdir = self.path / f"{name}.lance"
+            if not has_versions(tdir):
+                expected = "text_dim" in self._meta and name in (ITEMS, FILES)
+                if has_rows_data(tdir) or expected:
+                    raise corrupt(self.name, f"its {name} table is missing or has no version left")
                 return None
             try:
                 t = self._db.open_table(name)
-            except Exception:  # noqa: BLE001 - missing or never committed
-                return None
+            except Exception as e:  # noqa: BLE001 - Lance reports damage as assorted exceptions
+                raise store_error(e, self.name, self.path, f"its {name} table cannot be opened") from None
+            vouched = self._vouched_version(name)
+            if vouched is not None and int(t.version) < vouched:
+                # the newest version's manifest is gone: Lance would quietly serve an older one
+                raise corrupt(self.name, f"the latest version ({vouched}) of its {name} table is missing")
             self._tables[name] = t
             return t
+
+    def _create_table(self, name: str, schema: pa.Schema) -> Any:
+        """Create a table that was never written. Never overwrites: a directory holding data
+        is damage, not an empty table."""
+        tdir = self.path / f"{name}.lance"
+        if tdir.exists():
+            if has_versions(tdir) or has_rows_data(tdir):
+                raise corrupt(self.name, f"its {name} table exists but cannot be used")
+            shutil.rmtree(tdir)  # a creation killed before its first commit (no data in it)
+        t = self._db.create_table(name, schema=schema, mode="create")
+        self._tables[name] = t
+        return t
 
     def _files(self) -> Any:
         t = self._table(FILES)
         if t is None:
             with self._tlock:
-                t = self._db.create_table(FILES, schema=FILES_SCHEMA, mode="overwrite")
-                self._tables[FILES] = t
+                t = self._create_table(FILES, FILES_SCHEMA)
         return t
 
     def _ensure_items(self, text_dim: int, image_dim: int) -> Any:
@@ -395,23 +380,24 @@ class LanceCollection(LanceRecords):
                 if t is not None:
                     return t
             # first write (or a creation that was killed before its first commit)
-            t = self._db.create_table(ITEMS, schema=items_schema(text_dim, image_dim), mode="overwrite")
-            self._tables[ITEMS] = t
+            t = self._table(ITEMS) or self._create_table(ITEMS, items_schema(text_dim, image_dim))
             self._meta.update(text_dim=text_dim, image_dim=image_dim)
             self._write_meta()
             return t
 
     # --- reading ---------------------------------------------------------------------------
+    @guarded("its data cannot be read")
     def count(self) -> int:
         t = self._table(ITEMS)
         return 0 if t is None else int(t.count_rows())
 
+    @guarded("its data cannot be read")
     def file_count(self) -> int:
         t = self._table(FILES)
         return 0 if t is None else int(t.count_rows())
 
     def bytes_on_disk(self) -> int:
-        return _dir_size(self.path)
+        return dir_size(self.path)
 
     def info(self) -> CollectionInfo:
         return CollectionInfo(
@@ -425,9 +411,10 @@ class LanceCollection(LanceRecords):
             path=str(self.path),
         )
 
+    @guarded("its data cannot be read")
     def indices(self) -> list[dict[str, Any]]:
         out = []
-        for tname in (ITEMS, FILES, *(t.value for t in RecordTable)):
+        for tname in (ITEMS, FILES, *(r.value for r in RecordTable)):
             t = self._table(tname)
             if t is None:
                 continue
@@ -465,12 +452,14 @@ class LanceCollection(LanceRecords):
         doc["top_labels"] = dict(sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))[:10])
         return doc
 
+    @guarded("its data cannot be read")
     def item_ids(self) -> set[str]:
         out: set[str] = set()
         for rows in self.iter_items(["id"]):
             out.update(r["id"] for r in rows)
         return out
 
+    @guarded("its data cannot be read")
     def file_states(self) -> dict[str, FileRecord]:
         t = self._table(FILES)
         if t is None:
@@ -479,6 +468,7 @@ class LanceCollection(LanceRecords):
         cols = [tab.column(c).to_pylist() for c in ("path", "id", "size", "mtime_ns", "seen_at")]
         return {p: FileRecord(p, i, s, m, a or 0.0) for p, i, s, m, a in zip(*cols)}
 
+    @guarded("its data cannot be read")
     def files_of(self, ids: Sequence[str]) -> dict[str, list[str]]:
         """Every indexed path of each item id."""
         t = self._table(FILES)
@@ -494,6 +484,7 @@ class LanceCollection(LanceRecords):
             v.sort()
         return out
 
+    @guarded("its data cannot be read")
     def iter_items(self, columns: Sequence[str], *, batch_size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         t = self._table(ITEMS)
         if t is None:
@@ -503,6 +494,7 @@ class LanceCollection(LanceRecords):
             if batch.num_rows:
                 yield batch.to_pylist()
 
+    @guarded("its data cannot be read")
     def iter_vectors(self, column: str, *, batch_size: int = 10_000) -> Iterator[tuple[list[str], np.ndarray]]:
         """``(ids, matrix)`` batches of a vector column, as float32."""
         if column not in ("text_vec", "image_vec"):
@@ -519,6 +511,7 @@ class LanceCollection(LanceRecords):
             mat = col.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
             yield ids, mat
 
+    @guarded("its data cannot be read")
     def get_items(self, ids: Sequence[str], *, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         t = self._table(ITEMS)
         if t is None or not ids:
@@ -541,6 +534,7 @@ class LanceCollection(LanceRecords):
         return bytes(rows[0]["thumbnail"])
 
     # --- searching ---------------------------------------------------------------------------
+    @guarded("its data cannot be read")
     def vector_search(
         self,
         vector: np.ndarray,
@@ -570,6 +564,7 @@ class LanceCollection(LanceRecords):
         tab = builder.select(cols + ["_distance"] if "_distance" not in cols else cols).to_arrow()
         return self._hits(tab, lambda d: 1.0 - float(d), "_distance")
 
+    @guarded("its data cannot be read")
     def keyword_search(
         self, query: str, *, k: int, filter: Filter | None = None, columns: Sequence[str] | None = None
     ) -> list[Hit]:
@@ -596,6 +591,7 @@ class LanceCollection(LanceRecords):
             out.append(Hit(id=row["id"], score=conv(s), fields=row, ref=ref))
         return out
 
+    @guarded("its data cannot be read")
     def neighbours(self, vectors: np.ndarray, *, column: str, k: int) -> list[tuple[int, str, float]]:
         """Approximate ``k`` nearest items of each row of ``vectors``: ``(row, id, score)``."""
         t = self._table(ITEMS)
@@ -611,6 +607,7 @@ class LanceCollection(LanceRecords):
         return [(q, i, 1.0 - d) for q, i, d in zip(tab.column("query_index").to_pylist(), tab.column("id").to_pylist(),
                                                      tab.column("_distance").to_pylist())]
 
+    @guarded("its data cannot be read")
     def fetch(self, hits: Sequence[Hit], *, columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         """Stored fields of search hits by id, read by row id (one random-access read).
 
@@ -644,49 +641,13 @@ class LanceCollection(LanceRecords):
         return {c: kind for c, kind in self._index_names(t).items() if c.endswith("_vec")}
 
     # --- writing -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def writer(self, *, wait: bool = False) -> Iterator[None]:
-        """Hold the collection's writer lock (one writer per collection across processes).
-
-        Raises:
-            InputError: another process (or, with ``wait=False``, another thread) is writing.
-        """
-        if self._writer_owner == threading.get_ident():  # re-entrant for the holding thread
-            yield
-            return
-        tlock = _process_lock(self.path)
-        if not tlock.acquire(blocking=wait):
-            raise InputError(f"collection {self.name!r} is being written by another job; try again when it finishes")
-        fd = -1
-        try:
-            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            holder = _flock_or_holder(fd, wait)
-            if holder is not None:
-                raise InputError(
-                    f"collection {self.name!r} is being written by another process (pid {holder}); "
-                    "wait for it to finish"
-                )
-            self._writer_owner = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._writer_owner = None
-                self._meta["updated_at"] = time.time()
-                with contextlib.suppress(OSError):
-                    self._write_meta()
-        finally:
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-            tlock.release()
-
     def set_models(self, models: dict[str, str]) -> None:
         """Record which models produced the stored observations and vectors."""
         if self._meta.get("models") != models:
             self._meta["models"] = dict(models)
             self._write_meta()
 
+    @committing
     def add_items(self, items: Sequence[ItemRecord]) -> None:
         """Append items in one commit. Ids already present are skipped (no duplicates)."""
         if not items:
@@ -725,6 +686,7 @@ class LanceCollection(LanceRecords):
         cols["image_vec"] = _vec_array([it.image_vec for it in items], image_t.list_size, image_t.value_type)
         return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
 
+    @committing
     def update_items(self, items: Sequence[ItemRecord]) -> None:
         """Replace stored items (matched by id) in one commit; ids not stored are ignored."""
         if not items:
@@ -735,6 +697,7 @@ class LanceCollection(LanceRecords):
         data = self._items_table(list({it.id: it for it in items}.values()), t.schema)
         t.merge_insert("id").when_matched_update_all().execute(data)
 
+    @committing
     def upsert_files(self, files: Sequence[FileRecord]) -> None:
         """Insert or replace file records by path, in one commit."""
         if not files:
@@ -753,6 +716,7 @@ class LanceCollection(LanceRecords):
         )
         t.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
+    @committing
     def delete_files(self, paths: Sequence[str]) -> int:
         t = self._table(FILES)
         if t is None or not paths:
@@ -765,6 +729,7 @@ class LanceCollection(LanceRecords):
             t.delete(where)
         return n
 
+    @committing
     def delete_orphan_items(self) -> int:
         """Delete items that no file record points to any more and that are not frames of a
         stored source (a source owns its keyframes); returns how many."""
@@ -784,6 +749,7 @@ class LanceCollection(LanceRecords):
             t.delete(sql_in("id", orphans[i : i + IN_CHUNK]))
         return len(orphans)
 
+    @committing
     def repoint_items(self, moves: dict[str, str]) -> None:
         """Set the display path of items whose path was forgotten but which have other files."""
         t = self._table(ITEMS)
@@ -792,24 +758,6 @@ class LanceCollection(LanceRecords):
         for iid, path in moves.items():
             t.update(where=f"id = {sql_str(iid)}", values={"path": path, "name": os.path.basename(path)})
 
-    @contextlib.contextmanager
-    def lock(self, name: str, *, wait: bool = False) -> Iterator[None]:
-        """An exclusive named lock within the collection, across processes (``flock`` on a file
-        under ``.locks/``; released by the OS if the holder dies)."""
-        safe = hashlib.sha256(name.encode()).hexdigest()[:24]
-        d = self.path / ".locks"
-        d.mkdir(exist_ok=True)
-        fd = os.open(d / f"{safe}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            holder = _flock_or_holder(fd, wait)
-            if holder is not None:
-                raise InputError(f"{name} is being processed by another process (pid {holder}); wait for it to finish")
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
     # --- maintenance -------------------------------------------------------------------------
     def _create_fts(self, t: Any) -> None:
         t.create_index("doc", config=FTS(with_position=False, stem=True, remove_stop_words=True, ascii_folding=True),
@@ -817,7 +765,58 @@ class LanceCollection(LanceRecords):
 
     def optimize(self, *, force_ann: bool = False) -> dict[str, Any]:
         """Compact small fragments, bring indexes up to date, build the ANN/scalar indexes once the
-        collection is big enough, and remove table versions older than ``CLEANUP_AFTER``."""
+        collection is big enough, and remove old table versions.
+
+        Versions are removed once older than ``CLEANUP_AFTER`` *and* older than the restore
+        point: the latest version when ``optimize`` started, which the integrity record vouches
+        for. So a later damaged version can always be rolled back to a complete, checksummed
+        one. Files no version references (left by a write that was killed or hit a full disk)
+        are removed too: the caller holds the writer lock, so no write is in progress. The
+        files the cleanup removed are dropped from the record, the new ones added.
+        """
+        try:
+            return self._optimize(force_ann)
+        except OculiError:
+            raise
+        except (RuntimeError, OSError, ValueError) as e:
+            raise store_error(e, self.name, self.path, "compacting it failed") from None
+
+    def _optimize(self, force_ann: bool) -> dict[str, Any]:
+        rec = self._load_record()
+        before = set(rec.files)
+        restore_points: dict[str, int] = {}
+        tables = (ITEMS, FILES, *(r.value for r in RecordTable))
+        for name in tables:
+            tt = self._table(name)
+            if tt is not None:
+                restore_points[name] = int(tt.version)
+                rec.tables.setdefault(name, {})["fallback_version"] = restore_points[name]
+        done = self._build_indexes(force_ann)
+        locked = self._writer_owner == threading.get_ident()  # no write of ours or anyone's in flight
+        for name in tables:
+            tt = self._table(name)
+            if tt is None:
+                continue
+            # compaction and index updates first, removing nothing; then the removal alone, with a
+            # window computed just before it, so the restore point cannot age out in between
+            tt.optimize(cleanup_older_than=KEEP_ALL)
+            tt.optimize(cleanup_older_than=cleanup_window(tt.list_versions(), restore_points.get(name), CLEANUP_AFTER),
+                        delete_unverified=locked)
+        forget_missing(self.path, rec, before)
+        record_tables(self.path, rec, self._versions())
+        rec.save(self.path / RECORD_FILE)  # a new snapshot: the journal folded in, removed files forgotten
+        self._wrote = True
+        return done
+
+    def ensure_indexes(self) -> list[str]:
+        """Build the indexes this collection should have and lacks (after a repair went back to
+        a version without them). Returns the columns indexed."""
+        done = self._build_indexes(False)
+        if done:
+            self._note_write()
+        return sorted(done)
+
+    def _build_indexes(self, force_ann: bool) -> dict[str, Any]:
         done: dict[str, Any] = {}
         t = self._table(ITEMS)
         if t is not None:
@@ -825,9 +824,9 @@ class LanceCollection(LanceRecords):
             have = self._index_names(t)
             if n and "doc" not in have:
                 self._create_fts(t)
-                done["fts"] = "built"
-            if n >= ANN_MIN_ROWS or (force_ann and n >= 256):
-                trained = self._meta.get("ann_trained_rows") or {}
+                done["doc"] = "built"
+            trained = self._meta.get("ann_trained_rows") or {}
+            if n >= ANN_MIN_ROWS or (force_ann and n >= 256) or (trained and n >= 256):
                 for col in ("text_vec", "image_vec"):
                     grown = col in have and n >= ANN_RETRAIN_GROWTH * max(1, int(trained.get(col, n)))
                     if col not in have or grown:
@@ -842,16 +841,11 @@ class LanceCollection(LanceRecords):
                     if col not in have:
                         t.create_index(col, config=cfg, replace=True)
                         done[col] = "built"
-            t.optimize(cleanup_older_than=CLEANUP_AFTER)
         f = self._table(FILES)
         if f is not None:
             if f.count_rows() >= SCALAR_INDEX_MIN_ROWS and "path" not in self._index_names(f):
                 f.create_index("path", config=BTree(), replace=True)
-            f.optimize(cleanup_older_than=CLEANUP_AFTER)
-        for table in RecordTable:
-            r = self._table(table.value)
-            if r is not None:
-                r.optimize(cleanup_older_than=CLEANUP_AFTER)
+                done["path"] = "built"
         return done
 
     def _create_ann(self, t: Any, column: str, n: int) -> None:
@@ -866,106 +860,6 @@ class LanceCollection(LanceRecords):
         t.create_index(column, config=IvfHnswSq(distance_type="cosine", num_partitions=parts), replace=True)
 
 
-# --- store ---------------------------------------------------------------------------------
+from oculi.store.lance_store import LanceStore  # noqa: E402  (re-exported: the store of these collections)
 
-class LanceStore:
-    """Collections under one directory (``Settings.collections_dir``)."""
-
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
-        self._open: dict[str, LanceCollection] = {}
-        self._lock = threading.Lock()
-
-    def _dir(self, name: str) -> Path:
-        return self.root / validate_collection_name(name)
-
-    def exists(self, name: str) -> bool:
-        return (self._dir(name) / META_FILE).is_file()
-
-    def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file())
-
-    def list_collections(self) -> list[CollectionInfo]:
-        out = []
-        for n in self.names():
-            try:
-                out.append(self.open_collection(n).info())
-            except OculiError as e:
-                log.warning("skipping collection %s: %s", n, e)
-        return out
-
-    def open_collection(self, name: str) -> LanceCollection:
-        d = self._dir(name)
-        with self._lock:
-            c = self._open.get(d.name)
-            if c is not None and (d / META_FILE).is_file():
-                return c
-            if not (d / META_FILE).is_file():
-                known = ", ".join(self.names()) or "none yet"
-                raise NotFoundError(f"no collection named {name!r} (collections: {known}); create one with `oculi index PATH --collection {d.name}`")
-            c = LanceCollection(d, d.name)
-            self._open[d.name] = c
-            return c
-
-    def create_collection(self, name: str, *, exist_ok: bool = True) -> LanceCollection:
-        d = self._dir(name)
-        if (d / META_FILE).is_file():
-            if not exist_ok:
-                raise InputError(f"collection {d.name!r} already exists")
-            return self.open_collection(d.name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._sweep()
-        tmp = self.root / f".tmp-{d.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            now = time.time()
-            write_json_atomic(tmp / META_FILE, {
-                "name": d.name, "schema_version": STORE_SCHEMA_VERSION, "store": "lance",
-                "created_at": now, "updated_at": now, "models": {},
-            })
-            db = lancedb.connect(str(tmp))
-            db.create_table(FILES, schema=FILES_SCHEMA)
-            for table in RecordTable:
-                db.create_table(table.value, schema=record_schema(table))
-            (tmp / "blobs").mkdir()
-            try:
-                os.rename(tmp, d)  # atomic; fails if another process created it meanwhile
-            except OSError:
-                if not (d / META_FILE).is_file():
-                    if d.exists() and not any(d.iterdir()):
-                        d.rmdir()
-                        os.rename(tmp, d)
-                    else:
-                        raise InputError(f"{d} exists and is not an oculi collection; move it away") from None
-            _fsync_dir(self.root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return self.open_collection(d.name)
-
-    def drop_collection(self, name: str) -> None:
-        c = self.open_collection(name)
-        with c.writer():
-            trash = self.root / f".trash-{c.name}-{uuid.uuid4().hex[:8]}"
-            os.rename(c.path, trash)
-            _fsync_dir(self.root)
-        with self._lock:
-            self._open.pop(c.name, None)
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def blob_dir(self, name: str) -> Path:
-        return self.open_collection(name).path / "blobs"
-
-    def _sweep(self) -> None:
-        """Remove leftovers of creations/drops that were killed half-way (older than an hour)."""
-        cutoff = time.time() - 3600
-        for p in self.root.iterdir():
-            if p.name.startswith((".tmp-", ".trash-")):
-                try:
-                    if p.name.startswith(".trash-") or p.stat().st_mtime < cutoff:
-                        shutil.rmtree(p, ignore_errors=True)
-                except OSError:
-                    pass
+__all__ = ["LanceCollection", "LanceStore", "compile_filter", "directory_lock", "items_schema", "write_json_atomic"]

@@ -210,3 +210,33 @@ def test_not_found_never_lists_other_collections(client, keys, settings):
         assert r.status_code == 404 and "beta" not in r.text, path
     assert scrub("no collection named 'x' (collections: a, b); create one", settings.home) == "no collection named 'x'; create one"
     assert str(settings.home) not in scrub(f"{settings.home}/collections/a/blobs/ab.jpg: perception failed", settings.home)
+
+
+def test_damaged_collection_is_503_with_the_fix_and_admin_can_check_and_repair(client, keys, settings):
+    """A damaged collection answers 503 naming the repair, not an empty list; an admin key can
+    check (damage reported with 200) and repair it over HTTP; other keys cannot."""
+    from pathlib import Path
+
+    c = client
+    r = _upload(c, keys["write"], "dmg", [("a.png", png_bytes()), ("b.png", png_bytes(colour=(20, 40, 220)))])
+    assert r.status_code == 202, r.text
+    assert _wait_job(c, keys["write"], r.json()["id"])["state"] == "done"
+    coll = Path(settings.collections_dir) / "dmg"
+    newest = sorted((coll / "items.lance" / "_versions").glob("*.manifest"))[0]
+    newest.write_bytes(newest.read_bytes()[:64])
+    r = c.post("/api/v1/collections/dmg/search", json={"text": "red"}, headers=bearer(keys["read"]))
+    assert r.status_code == 503 and "oculi collections repair dmg" in r.json()["error"]["message"]
+    assert "lance error" not in r.text and str(settings.home) not in r.text
+    listed = c.get("/api/v1/collections", headers=bearer(keys["read"])).json()["collections"]
+    assert [(x["name"], x["status"]) for x in listed] == [("dmg", "damaged")]
+    for key in ("read", "write"):
+        assert c.get("/api/v1/collections/dmg/check", headers=bearer(keys[key])).status_code == 403
+        assert c.post("/api/v1/collections/dmg/repair", headers=bearer(keys[key])).status_code == 403
+    r = c.get("/api/v1/collections/dmg/check", headers=bearer(keys["admin"]))
+    assert r.status_code == 200 and r.json()["damaged"] == ["dmg"] and "path" not in r.json()["collections"][0]
+    r = c.post("/api/v1/collections/dmg/repair", headers=bearer(keys["admin"]))
+    assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+    assert str(settings.home) not in r.text
+    r = c.post("/api/v1/collections/dmg/search", json={"text": "red"}, headers=bearer(keys["read"]))
+    assert r.status_code == 200
+    assert c.get("/api/v1/collections/dmg/check", headers=bearer(keys["admin"])).json()["ok"] is True

@@ -139,9 +139,8 @@ def test_version_1_collection_is_migrated_to_have_record_tables(tmp_path: Path) 
     with c.writer():
         c.add_items([item(1)])
         c.upsert_files(files_for([item(1)]))
-    for t in RecordTable:  # make it look like a version-1 collection
-        c._db.drop_table(t.value)
-    meta = json.loads((c.path / "collection.json").read_text())
+    assert not set(c._db.list_tables().tables) & {"sources", "tracks", "events"}  # made on first use
+    meta = json.loads((c.path / "collection.json").read_text())  # make it look like a version-1 collection
     meta["schema_version"] = 1
     (c.path / "collection.json").write_text(json.dumps(meta))
     c2 = LanceStore(store.root).open_collection("old")
@@ -183,3 +182,21 @@ def test_record_validation() -> None:
     with pytest.raises(ValueError, match="camera"):
         SourceRecord(id="x", kind="file", uri="/a", camera="", fingerprint="f", start_time=0)
     assert FileRecord  # file records are untouched by footage
+
+
+def test_footage_tables_are_checksummed_and_checked(tmp_path: Path) -> None:
+    from tests.footage_records import fill_collection
+
+    store = LanceStore(tmp_path / "c")
+    fill_collection(store.create_collection("cams"))
+    ok = store.check_collection("cams")
+    assert ok.status == "ok" and {"sources", "tracks", "events"} <= set(ok.tables)
+    assert ok.tables["events"]["rows_read"] > 0
+    frag = next((tmp_path / "c" / "cams" / "events.lance" / "data").glob("*.lance"))
+    data = bytearray(frag.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    frag.write_bytes(bytes(data))
+    bad = store.check_collection("cams")
+    assert bad.status == "damaged"
+    d = bad.damage[0]
+    assert d.table == "events" and "footage events" in d.affects and "oculi watch --reprocess" in d.affects

@@ -233,7 +233,7 @@
       const res = await api("/api/v1/collections");
       const ul = $("collection-list"); clear(ul);
       res.collections.forEach((c) => {
-        const li = el("li", { "data-name": c.name, tabindex: "0" }, [el("span", { text: c.name }), el("span", { cls: "n", text: String(c.items) })]);
+        const li = el("li", { "data-name": c.name, tabindex: "0" }, [el("span", { text: c.name }), el("span", { cls: "n", text: c.status && c.status !== "ok" ? c.status : String(c.items) })]);
         if (c.name === currentCollection) li.classList.add("active");
         li.addEventListener("click", () => openCollection(c.name));
         li.addEventListener("keydown", (e) => { if (e.key === "Enter") openCollection(c.name); });

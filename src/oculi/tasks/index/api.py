@@ -103,12 +103,16 @@ def index_paths(
                 and not is_under(p, walk.unreadable_dirs)]
         pipe = IndexPipeline(vision, coll, report, ImagePreparer(limits, KnownItems(ids)), ocr=ocr,
                              batch_size=batch_size, workers=workers, progress=progress, should_stop=should_stop)
+        completed = False
         try:
             if todo:
                 pipe.run(todo)
+            completed = True
         finally:
             report.changed = sum(1 for p, old in old_ids.items() if report.ids.get(p, old) != old)
-            if not report.interrupted:
+            # a run that failed (a full disk, a second Ctrl-C) does not go on to compact: what
+            # was written is kept, and the next run finishes the job
+            if completed and not report.interrupted:
                 if progress:
                     progress(IndexProgress("finishing", pipe.done, pipe.total, len(report.failed)))
                 if prune and gone:

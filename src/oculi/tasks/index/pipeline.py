@@ -76,7 +76,15 @@ class IndexPipeline:
         self.writer.add_files([file_record(prep)])
 
     def process(self, batch: list[PreparedImage]) -> None:
-        """Perceive a batch of decoded images, build their items and queue them for writing."""
+        """Perceive a batch of decoded images, build their items and queue them for writing.
+
+        First the store is asked whether this batch and what is queued will fit on disk
+        (``Collection.ensure_space``): a full disk stops the run here, with what was queued
+        still written, instead of after perceiving images that could not be saved.
+        """
+        ensure_space = getattr(self.writer.coll, "ensure_space", None)
+        if ensure_space is not None:
+            ensure_space(len(batch) + len(self.writer.items))
         t0 = time.monotonic()
         results = perceive_batch(self.vision, batch, ocr=self.ocr)
         self.report.perceive_s += time.monotonic() - t0

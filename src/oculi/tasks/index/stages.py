@@ -31,10 +31,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from oculi.core.errors import InputError, ModelAssetError, OculiError
+from oculi.core.errors import InputError, ModelAssetError, OculiError, StoreFullError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, read_regular_file, sniff_format
 from oculi.store.base import Collection, FileRecord, ItemRecord, item_id
+from oculi.store.integrity import write_bytes_atomic
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.metadata import ExifMeta, make_thumbnail, read_exif
 from oculi.tasks.index.walk import FoundFile
@@ -136,6 +137,8 @@ class ImagePreparer:
             return prep
         except InputError as e:
             return PrepareFailure(src, str(e))
+        except StoreFullError:
+            raise  # the disk, not the file: stop the run
         except Exception as e:  # noqa: BLE001 - one bad file never aborts the batch
             log.debug("preparing %s failed", src.path, exc_info=True)
             return PrepareFailure(src, f"{src.path}: {type(e).__name__}: {e}")
@@ -148,12 +151,7 @@ class ImagePreparer:
         dest = self.blob_dir / prep.sha[:2] / f"{prep.sha}{ext}"
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
+            write_bytes_atomic(dest, data)  # no temporary file left behind; a full disk is StoreFullError
         st = dest.stat()
         src = replace(prep.src, path=str(dest), size=st.st_size, mtime_ns=st.st_mtime_ns)
         loaded = prep.loaded

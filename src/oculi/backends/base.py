@@ -47,6 +47,14 @@ class Detector(Protocol):
 
 
 @runtime_checkable
+class FrameDetector(Protocol):
+    """Finds objects in video frames: the detector alone (no colours, no face finder), down to
+    ``min_score`` so a tracker can continue tracks on weak detections. Footage calls this."""
+
+    def detect_frames(self, images: Sequence[Image.Image], *, min_score: float) -> list[list[DetectedObject]]: ...
+
+
+@runtime_checkable
 class Reader(Protocol):
     """Reads text (OCR): lines in reading order."""
 

@@ -93,6 +93,11 @@ class BuiltinBackend:
     def detect(self, image: Image.Image) -> list[DetectedObject]:
         return self.perceiver.detect_objects(image)
 
+    # FrameDetector
+    def detect_frames(self, images: Sequence[Image.Image], *, min_score: float) -> list[list[DetectedObject]]:
+        self.perceiver.detector.load()
+        return self.perceiver.detector.detect_batch(images, threshold=min_score)
+
     # Reader
     def read(self, image: Image.Image) -> list[TextLine]:
         self.perceiver.reader.load()

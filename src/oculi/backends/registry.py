@@ -14,7 +14,7 @@ from oculi.core.errors import ConfigError
 
 BackendFactory = Callable[[Settings], Any]
 
-CAPABILITIES = ("observe", "describe", "answer", "detect", "read", "embed_image", "embed_text")
+CAPABILITIES = ("observe", "describe", "answer", "detect", "detect_frames", "read", "embed_image", "embed_text")
 
 
 def _builtin(settings: Settings) -> Any:

@@ -331,8 +331,9 @@ class CenterNetDetector:
         path = self._cache_path(".onnx")
         return _OrtRunner(cached_session(path, lambda target: _export_onnx(json_path, target), self.settings.threads, what="CenterNet"))
 
-    def detect(self, image: Image.Image) -> list[DetectedObject]:
-        """Objects in ``image`` scoring at least ``settings.detector_threshold``.
+    def detect(self, image: Image.Image, *, threshold: float | None = None) -> list[DetectedObject]:
+        """Objects in ``image`` scoring at least ``threshold`` (default ``settings.detector_threshold``;
+        footage tracking asks for lower-scoring boxes too, to continue tracks through partial occlusion).
 
         Returns:
             Objects with lower-case COCO labels and boxes in the image's pixel coordinates
@@ -358,7 +359,7 @@ class CenterNetDetector:
             kp, wh = self._runner(pixels[None])  # [1, 128, 128, 80], [1, 128, 128, 4]
         except Exception as exc:
             raise BackendError(f"CenterNet failed on a {image.size[0]}x{image.size[1]} image: {exc}") from exc
-        det = decode(kp[0], wh[0], self.settings.detector_threshold)  # [M, 6], 512-input pixels
+        det = decode(kp[0], wh[0], self.settings.detector_threshold if threshold is None else threshold)  # [M, 6], 512-input pixels
         w, h = image.size
         boxes = (det[:, :4] - np.array([dx, dy, dx, dy], np.float32)) / np.array([sx, sy, sx, sy], np.float32)
         boxes = np.clip(boxes, 0, [w, h, w, h])  # [M, 4] original pixels
@@ -371,7 +372,7 @@ class CenterNetDetector:
                 for i in keep]
         return objs, kp[0].reshape(-1, kp.shape[-1]).max(axis=0)  # [80]
 
-    def detect_batch(self, images: Sequence[Image.Image]) -> list[list[DetectedObject]]:
+    def detect_batch(self, images: Sequence[Image.Image], *, threshold: float | None = None) -> list[list[DetectedObject]]:
         """``detect`` for each image, in order (one forward pass per image; the ONNX graph is
         exported for batch 1)."""
-        return [self.detect(im) for im in images]
+        return [self.detect(im, threshold=threshold) for im in images]

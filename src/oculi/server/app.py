@@ -249,6 +249,9 @@ def create_app(
 
     if state.collections:
         state.jobs = routes_collections.make_job_queue(state)
+        from oculi.server import routes_footage
+
+        state.footage_jobs = routes_footage.make_footage_queue(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -264,11 +267,15 @@ def create_app(
             state.ready = True
         if state.jobs is not None and start_jobs:
             state.jobs.start()
+        if state.footage_jobs is not None and start_jobs:
+            state.footage_jobs.start()
         try:
             yield
         finally:
             if state.jobs is not None:
                 await anyio.to_thread.run_sync(state.jobs.stop)
+            if state.footage_jobs is not None:
+                await anyio.to_thread.run_sync(state.footage_jobs.stop)
             state.lanes.shutdown()
 
     app = FastAPI(
@@ -386,6 +393,9 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
     app.include_router(routes_vision.router)
     app.include_router(routes_collections.router)
     app.include_router(routes_jobs.router)
+    from oculi.server import routes_footage
+
+    app.include_router(routes_footage.router)
     app.include_router(openai_compat.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -106,7 +106,58 @@ def safe_item_name(name: str | None, index: int, fmt: str | None = None) -> str:
     return base
 
 
-class JobQueue:
+class JobWorker:
+    """One worker thread over a SQLite ``jobs`` table (with ``state`` and ``cancel_requested``):
+    start / stop / close, counts by state, the cancel check. A queue sets ``_db``, ``_lock``,
+    ``_wake``, ``_stop`` and ``_thread`` and implements ``_loop``; ``_before_start`` runs first."""
+
+    thread_name = "oculi-jobs"
+    _db: sqlite3.Connection
+    _lock: threading.Lock
+    _wake: threading.Event
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def _loop(self) -> None:  # pragma: no cover - every queue has its own
+        raise NotImplementedError
+
+    def _before_start(self) -> None:
+        """Called once before the worker starts."""
+
+    def start(self) -> None:
+        """Start the worker; unfinished jobs (queued, or running when the server died) resume."""
+        if self._thread is not None:
+            return
+        self._before_start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop at the next safe point; an unfinished job stays resumable."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        with self._lock:
+            self._db.close()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+
+    def _cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+
+class JobQueue(JobWorker):
     """Jobs of one oculi home. ``start()`` launches the worker (and resumes unfinished jobs)."""
 
     def __init__(self, home: Path, run_chunk: RunChunk, *, chunk: int = 8, nice: int = 0) -> None:
@@ -226,33 +277,9 @@ class JobQueue:
         self._wake.set()
         return self.get(job_id)
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-
     # --- worker ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the worker; unfinished jobs (queued, or running when the server died) resume."""
-        if self._thread is not None:
-            return
+    def _before_start(self) -> None:
         self._clean_orphans()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="oculi-jobs", daemon=True)
-        self._thread.start()
-        self._wake.set()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the chunk in progress; an unfinished job stays resumable."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def close(self) -> None:
-        self.stop()
-        with self._lock:
-            self._db.close()
 
     def _clean_orphans(self) -> None:
         with self._lock:
@@ -288,11 +315,6 @@ class JobQueue:
             finally:
                 self._live.pop(job_id, None)
                 self.current = None
-
-    def _cancelled(self, job_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return bool(row and row[0])
 
     def _run(self, job_id: str) -> None:
         self.current = job_id

@@ -41,6 +41,7 @@ class ServerState:
     metrics: Metrics
     lanes: Lanes | None = None  # created at startup (oculi.server.lanes)
     jobs: Any = None  # JobQueue, once collections are available
+    footage_jobs: Any = None  # FootageJobQueue, likewise
     ready: bool = False
     ready_error: str | None = None
     library_factory: Callable[[], Library] | None = None  # None: collections are off

@@ -32,14 +32,25 @@ from oculi.store.base import (
     item_id,
     validate_collection_name,
 )
+from oculi.store.records import (
+    EventRecord,
+    EventType,
+    RecordTable,
+    SourceRecord,
+    TrackRecord,
+    event_id,
+    source_id_for,
+    track_key,
+)
 
 if TYPE_CHECKING:
     from oculi.config import Settings
     from oculi.store.lance import LanceStore
 
 __all__ = [
-    "DEFAULT_COLLECTION", "STORE_SCHEMA_VERSION", "Collection", "CollectionInfo", "Condition", "FileRecord",
-    "Filter", "Hit", "ItemRecord", "Op", "Store", "item_id", "open_store", "validate_collection_name",
+    "DEFAULT_COLLECTION", "STORE_SCHEMA_VERSION", "Collection", "CollectionInfo", "Condition", "EventRecord",
+    "EventType", "FileRecord", "Filter", "Hit", "ItemRecord", "Op", "RecordTable", "SourceRecord", "Store",
+    "TrackRecord", "event_id", "item_id", "open_store", "source_id_for", "track_key", "validate_collection_name",
 ]
 
 

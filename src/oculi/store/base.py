@@ -6,8 +6,15 @@ A ``Store`` holds named ``Collection``\\ s. A collection has two kinds of record
   its stable id, the Observation perception made of it, the text document and caption written
   from that Observation, the two embeddings (sentence embedding of the document and the visual
   embedding), a JPEG thumbnail and metadata (size, capture time, camera, GPS).
-- ``FileRecord`` — one per file path that was indexed: which item it holds, and the size and
-  modification time seen, so a re-run can skip unchanged files without reading them.
+- ``FileRecord`` — one per image file path that was indexed: which item it holds, and the size
+  and modification time seen, so a re-run can skip unchanged files without reading them.
+
+and three *record tables* for footage (``oculi.store.records``): ``sources`` (a video file or
+stream) owning ``tracks`` and ``events`` with time ranges, and owning their keyframes, which are
+items of kind ``frame``. A video file is never a ``FileRecord``: its frames belong to its source,
+so pruning files cannot take them away. The record tables are read and written through four
+generic methods (``upsert_records``, ``query_records``, ``count_records``, ``delete_records``)
+over typed records, filtered with the same ``Filter`` as items.
 
 Item ids are derived from content (``item_id``): the same bytes get the same id wherever they
 are found, so evidence references survive renames and re-indexing. Two identical files are one
@@ -26,14 +33,18 @@ import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ContextManager, Iterator, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from oculi.core.errors import InputError
 
+if TYPE_CHECKING:
+    from oculi.store.records import Record, RecordTable
+
 #: Version of the on-disk collection layout. Bumped with an entry in the backend's migrations.
-STORE_SCHEMA_VERSION = 1
+#: 1: items + files. 2: + the footage record tables (sources, tracks, events).
+STORE_SCHEMA_VERSION = 2
 
 #: Collection names: letters, digits, ``_ . -``; 1–64 characters; not starting with a dot.
 COLLECTION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -268,6 +279,44 @@ FILTER_FIELDS: dict[str, FieldType] = {
     "track_ids": FieldType.LIST,
 }
 
+#: Filterable columns of the footage record tables (``oculi.store.records``). A name means the
+#: same type in every table it appears in, so one ``Condition`` validates for all of them.
+RECORD_FILTER_FIELDS: dict[str, dict[str, FieldType]] = {
+    "sources": {
+        "id": FieldType.STR, "kind": FieldType.STR, "uri": FieldType.STR, "camera": FieldType.STR,
+        "fingerprint": FieldType.STR, "status": FieldType.STR, "start_time": FieldType.NUM,
+        "end_time": FieldType.NUM, "updated_at": FieldType.NUM,
+    },
+    "tracks": {
+        "id": FieldType.STR, "source_id": FieldType.STR, "camera": FieldType.STR, "track_id": FieldType.NUM,
+        "label": FieldType.STR, "colour": FieldType.STR, "start_time": FieldType.NUM, "end_time": FieldType.NUM,
+        "score": FieldType.NUM, "zones": FieldType.LIST, "ongoing": FieldType.NUM,
+    },
+    "events": {
+        "id": FieldType.STR, "source_id": FieldType.STR, "camera": FieldType.STR, "type": FieldType.STR,
+        "start_time": FieldType.NUM, "end_time": FieldType.NUM, "track_id": FieldType.NUM, "label": FieldType.STR,
+        "zone": FieldType.STR, "count": FieldType.NUM, "value": FieldType.NUM, "ongoing": FieldType.NUM,
+    },
+}
+
+#: Every table's filterable columns: ``items`` (``FILTER_FIELDS``) and the record tables.
+TABLE_FILTER_FIELDS: dict[str, dict[str, FieldType]] = {"items": FILTER_FIELDS, **RECORD_FILTER_FIELDS}
+
+_ANY_FIELD: dict[str, FieldType] = {}
+for _t in TABLE_FILTER_FIELDS.values():
+    for _name, _ftype in _t.items():
+        if _ANY_FIELD.setdefault(_name, _ftype) is not _ftype:  # pragma: no cover - a schema mistake
+            raise TypeError(f"filter field {_name!r} has two types")
+
+
+def check_filter_table(f: "Filter | None", table: str) -> None:
+    """Raise ``InputError`` if a condition names a column ``table`` does not have."""
+    known = TABLE_FILTER_FIELDS[table]
+    for c in (f.conditions if f else ()):
+        if c.field not in known:
+            raise InputError(f"cannot filter {table} on {c.field!r}; filterable: {', '.join(sorted(known))}")
+
+
 _OPS_FOR_TYPE: dict[FieldType, frozenset[Op]] = {
     FieldType.STR: frozenset({Op.EQ, Op.NE, Op.GLOB, Op.CONTAINS}),
     FieldType.NUM: frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE}),
@@ -277,14 +326,16 @@ _OPS_FOR_TYPE: dict[FieldType, frozenset[Op]] = {
 
 @dataclass(frozen=True)
 class Condition:
-    """``field op value``; validated against ``FILTER_FIELDS`` on construction."""
+    """``field op value``; validated against the filterable fields of every table on
+    construction (``FILTER_FIELDS`` for items, ``RECORD_FILTER_FIELDS`` for footage records) and
+    against the table it is used on when compiled (``check_filter_table``)."""
 
     field: str
     op: Op
     value: str | float | int
 
     def __post_init__(self) -> None:
-        ftype = FILTER_FIELDS.get(self.field)
+        ftype = _ANY_FIELD.get(self.field)
         if ftype is None:
             raise InputError(f"cannot filter on {self.field!r}; filterable: {', '.join(sorted(FILTER_FIELDS))}")
         op = Op(self.op)
@@ -407,10 +458,50 @@ class Collection(Protocol):
     def update_items(self, items: Sequence[ItemRecord]) -> None: ...
     def upsert_files(self, files: Sequence[FileRecord]) -> None: ...
     def delete_files(self, paths: Sequence[str]) -> int: ...
-    def delete_orphan_items(self) -> int: ...
+    def delete_orphan_items(self) -> int:
+        """Delete the items that no file record points to and that are not frames of a stored
+        source; returns how many."""
+        ...
+
     def optimize(self) -> None: ...
     def ensure_space(self, items: int) -> None:
         """Raise ``StoreFullError`` unless ``items`` more items fit (called before perceiving them)."""
+        ...
+
+    # footage records (``oculi.store.records``): sources, tracks, events
+    def upsert_records(self, records: Sequence[Record]) -> None:
+        """Insert or replace records (all of one table) by ``id``, in one commit. Call inside
+        ``writer()``. Writing the same record again leaves one copy."""
+        ...
+
+    def query_records(
+        self, table: RecordTable | str, filter: Filter | None = None, *, order_by: str | None = None,
+        descending: bool = False, limit: int | None = None,
+    ) -> list[Any]:
+        """Records of ``table`` matching ``filter`` (conditions on ``RECORD_FILTER_FIELDS[table]``),
+        ordered by a filterable column (then by ``id``, so the order is stable), at most ``limit``.
+
+        Raises:
+            InputError: a condition or ``order_by`` names a column the table does not have.
+        """
+        ...
+
+    def count_records(self, table: RecordTable | str, filter: Filter | None = None) -> int:
+        """How many records of ``table`` match ``filter``."""
+        ...
+
+    def delete_records(self, table: RecordTable | str, filter: Filter) -> int:
+        """Delete the records matching ``filter`` (never all: an empty filter is refused); returns
+        how many. Call inside ``writer()``."""
+        ...
+
+    def lock(self, name: str, *, wait: bool = False) -> ContextManager[None]:
+        """An exclusive named lock within the collection, across processes (e.g. one watcher per
+        source), independent of the writer lock.
+
+        Raises:
+            InputError: another process holds it (with ``wait=False``).
+        """
         ...
 
 

@@ -5,6 +5,10 @@ Layout under ``Settings.collections_dir``::
     <name>/collection.json   schema version, dims, models, created/updated times
     <name>/items.lance/      one row per item: metadata, document, vectors, thumbnail
     <name>/files.lance/      one row per indexed file: path -> item id, size, mtime
+    <name>/sources.lance/    footage: one row per watched video file or stream (``oculi.store.records``)
+    <name>/tracks.lance/     footage: one row per tracked object
+    <name>/events.lance/     footage: one row per event, with its time range
+    <name>/.locks/           named locks (``LanceCollection.lock``: one watcher per source)
     <name>/blobs/            originals of images ingested as bytes (uploads)
     <name>/.lock             writer lock (one writer per collection, any number of readers)
     <name>/integrity.json    SHA-256 of every file each committed write added (``store.integrity``),
@@ -52,7 +56,7 @@ from lancedb.index import FTS, BTree, IvfHnswSq, LabelList
 
 from oculi.core.errors import InputError, NotFoundError, OculiError
 from oculi.store.base import (
-    FILTER_FIELDS,
+    TABLE_FILTER_FIELDS,
     SEARCH_COLUMNS,
     STORE_SCHEMA_VERSION,
     CollectionInfo,
@@ -62,11 +66,13 @@ from oculi.store.base import (
     Hit,
     ItemRecord,
     Op,
+    check_filter_table,
     glob_to_regex,
 )
 from oculi.store.integrity import RECORD_FILE, IntegrityRecord
 from oculi.store.lance_check import cleanup_window, forget_missing, read_meta, record_tables, table_dirs
 from oculi.store.lance_errors import corrupt, guarded, store_error
+from oculi.store.lance_records import LanceRecords, record_schema
 from oculi.store.lance_session import (
     WriteSession,
     committing,
@@ -76,6 +82,7 @@ from oculi.store.lance_session import (
     has_versions,
     write_json_atomic,
 )
+from oculi.store.records import RecordTable
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +110,16 @@ IN_CHUNK = 512
 
 DEFAULT_COLUMNS = SEARCH_COLUMNS
 
+def _create_record_tables(coll: "LanceCollection") -> None:
+    for table in RecordTable:
+        coll._records(table)
+    coll._note_write()
+
+
 # Migrations from version v to v+1, applied in order on open (under the writer lock).
-MIGRATIONS: dict[int, Callable[["LanceCollection"], None]] = {}
+MIGRATIONS: dict[int, Callable[["LanceCollection"], None]] = {
+    1: _create_record_tables,  # 1 -> 2: the footage record tables (sources, tracks, events)
+}
 
 
 def items_schema(text_dim: int, image_dim: int) -> pa.Schema:
@@ -181,17 +196,23 @@ def sql_in(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
 
 
-INT_COLUMNS = frozenset({"width", "height", "file_size", "frame_index"})
+INT_COLUMNS = frozenset({"width", "height", "file_size", "frame_index", "track_id", "count", "ongoing"})
 
 
-def compile_filter(f: Filter | None) -> str | None:
-    """Compile a ``Filter`` to a Lance (DataFusion) SQL predicate with escaped literals."""
+def compile_filter(f: Filter | None, table: str = "items") -> str | None:
+    """Compile a ``Filter`` on ``table`` to a Lance (DataFusion) SQL predicate with escaped literals.
+
+    Raises:
+        InputError: a condition names a column ``table`` does not have.
+    """
     if not f:
         return None
+    check_filter_table(f, table)
+    fields = TABLE_FILTER_FIELDS[table]
     parts: list[str] = []
     for c in f.conditions:
         col = c.field
-        ftype = FILTER_FIELDS[col]  # validated by Condition
+        ftype = fields[col]
         if ftype is FieldType.NUM:
             fv = float(c.value)
             if col in INT_COLUMNS:
@@ -237,8 +258,10 @@ def _vec_array(vectors: Sequence[np.ndarray], dim: int, dtype: Any) -> pa.FixedS
 
 # --- collection ----------------------------------------------------------------------------
 
-class LanceCollection(WriteSession):
-    """A collection stored as two Lance tables in one directory. Thread-safe for readers."""
+class LanceCollection(WriteSession, LanceRecords):
+    """A collection stored as Lance tables in one directory. Thread-safe for readers."""
+
+    _compile_filter = staticmethod(compile_filter)
 
     def __init__(self, path: Path, name: str) -> None:
         self.path = path
@@ -391,7 +414,7 @@ class LanceCollection(WriteSession):
     @guarded("its data cannot be read")
     def indices(self) -> list[dict[str, Any]]:
         out = []
-        for tname in (ITEMS, FILES):
+        for tname in (ITEMS, FILES, *(r.value for r in RecordTable)):
             t = self._table(tname)
             if t is None:
                 continue
@@ -708,12 +731,20 @@ class LanceCollection(WriteSession):
 
     @committing
     def delete_orphan_items(self) -> int:
-        """Delete items that no file record points to any more; returns how many."""
+        """Delete items that no file record points to any more and that are not frames of a
+        stored source (a source owns its keyframes); returns how many."""
         t = self._table(ITEMS)
         if t is None:
             return 0
         referenced = {f.id for f in self.file_states().values()}
-        orphans = sorted(self.item_ids() - referenced)
+        sources = {r.id for r in self.query_records(RecordTable.SOURCES)}
+        orphans: list[str] = []
+        for rows in self.iter_items(["id", "kind", "source_id"]):
+            for r in rows:
+                if r["id"] in referenced or (r["kind"] == "frame" and r["source_id"] in sources):
+                    continue
+                orphans.append(r["id"])
+        orphans.sort()
         for i in range(0, len(orphans), IN_CHUNK):
             t.delete(sql_in("id", orphans[i : i + IN_CHUNK]))
         return len(orphans)
@@ -754,14 +785,15 @@ class LanceCollection(WriteSession):
         rec = self._load_record()
         before = set(rec.files)
         restore_points: dict[str, int] = {}
-        for name in (ITEMS, FILES):
+        tables = (ITEMS, FILES, *(r.value for r in RecordTable))
+        for name in tables:
             tt = self._table(name)
             if tt is not None:
                 restore_points[name] = int(tt.version)
                 rec.tables.setdefault(name, {})["fallback_version"] = restore_points[name]
         done = self._build_indexes(force_ann)
         locked = self._writer_owner == threading.get_ident()  # no write of ours or anyone's in flight
-        for name in (ITEMS, FILES):
+        for name in tables:
             tt = self._table(name)
             if tt is None:
                 continue

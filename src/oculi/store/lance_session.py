@@ -79,6 +79,22 @@ def has_rows_data(tdir: Path) -> bool:
     return any((tdir / d).is_dir() and any((tdir / d).iterdir()) for d in ("data", "_deletions", "_indices"))
 
 
+def flock_or_holder(fd: int, wait: bool) -> str | None:
+    """Take an exclusive ``flock`` on ``fd`` and write this process's pid into the file; when
+    another process holds it (and ``wait`` is False) take nothing and return that pid's text."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        try:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        except OSError:
+            return "?"
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return None
+
+
 @contextlib.contextmanager
 def directory_lock(path: Path, name: str, *, wait: bool = False) -> Iterator[None]:
     """The writer lock of a collection directory (threads of this process, then other processes).
@@ -97,19 +113,11 @@ def directory_lock(path: Path, name: str, *, wait: bool = False) -> Iterator[Non
     fd = -1
     try:
         fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            try:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            except OSError:
-                holder = "?"
+        holder = flock_or_holder(fd, wait)
+        if holder is not None:
             raise InputError(
-                f"collection {name!r} is being written by another process (pid {holder or '?'}); wait for it to finish"
-            ) from None
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+                f"collection {name!r} is being written by another process (pid {holder}); wait for it to finish"
+            )
         _LOCK_OWNERS[key] = me
         try:
             yield

@@ -110,6 +110,7 @@
     showTab(t.dataset.tab);
     if (t.dataset.tab === "collections") loadCollections();
     if (t.dataset.tab === "jobs") loadJobs();
+    document.dispatchEvent(new CustomEvent("oculi:tab", { detail: t.dataset.tab }));
   }));
 
   // --- drawing ------------------------------------------------------------------------------
@@ -448,6 +449,9 @@
       if (!res.jobs.length) body.appendChild(el("tr", null, [el("td", { text: "no jobs yet", colspan: "6", cls: "muted" })]));
     } catch (e) { body.appendChild(el("tr", null, [el("td", { text: e.message, colspan: "6", cls: "error" })])); }
   }
+
+  // shared with the other views' scripts (footage.js)
+  window.oculiUI = { api: api, el: el, clear: clear, setError: setError, COLOURS: COLOURS };
 
   start();
 })();

@@ -345,7 +345,9 @@ class CenterNetDetector:
         """
         return self.detect_with_signal(image, threshold=threshold)[0]
 
-    def detect_with_signal(self, image: Image.Image, *, threshold: float | None = None) -> tuple[list[DetectedObject], np.ndarray]:
+    def detect_with_signal(
+        self, image: Image.Image, *, threshold: float | None = None
+    ) -> tuple[list[DetectedObject], np.ndarray]:
         """``detect``, plus each class's strongest heat-map response anywhere in the image.
 
         Returns:

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage eval eval-footage browser clean
+.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage eval eval-footage eval-easy-vqa browser clean
 
 setup: $(STAMP) models
 
@@ -60,6 +60,11 @@ eval: setup
 
 eval-footage: setup         # event precision/recall on generated clips with known ground truth
 	$(BIN)/python benchmarks/eval_footage.py
+
+# oculi train vqa on easy-VQA's train split, oculi eval vqa on its test split (image features
+# cached under out/easy-vqa-home: the first run reads 5,000 images)
+eval-easy-vqa: setup
+	$(BIN)/python benchmarks/eval_easy_vqa.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

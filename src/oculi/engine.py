@@ -49,6 +49,7 @@ class Engine:
         self.settings = settings or Settings()
         self._backends: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._heads: Any = None
 
     # --- wiring ------------------------------------------------------------------------------
     def backend(self, capability: str) -> Any:
@@ -58,6 +59,26 @@ class Engine:
             if name not in self._backends:
                 self._backends[name] = create_backend(name, self.settings)
             return self._backends[name]
+
+    @property
+    def heads(self) -> Any:
+        """The trained classifier heads of this home (``oculi.perception.heads.HeadSet``)."""
+        if self._heads is None:
+            from oculi.perception.heads import HeadSet
+            from oculi.store.trained import TrainedStore
+
+            self._heads = HeadSet(TrainedStore.for_home(self.settings.home))
+        return self._heads
+
+    def perceiver(self) -> Any:
+        """The perceiver, with the trained heads' verdicts added to every observation."""
+        from oculi.perception.heads import HeadedPerceiver
+        from oculi.tasks.train.features import image_space
+
+        inner = self.backend("observe")
+        if not self.heads:
+            return inner
+        return HeadedPerceiver(inner, self.heads, {image_space(self)["model"]: self.embed_images})
 
     def load_image(self, source: ImageSource, *, draft: bool = False) -> LoadedImage:
         """Decode an image from a path, bytes, a PIL image or a ``LoadedImage``, with limits.
@@ -93,7 +114,7 @@ class Engine:
     def observe(self, source: ImageSource, *, ocr: bool = True) -> Observation:
         """What perception finds in an image."""
         li = self.load_image(source)
-        return self.backend("observe").observe(li.image, li.info, ocr=ocr)
+        return self.perceiver().observe(li.image, li.info, ocr=ocr)
 
     def observe_many(
         self, sources: Iterable[ImageSource], *, batch_size: int = 8, ocr: bool = True, draft: bool = False
@@ -111,7 +132,7 @@ class Engine:
             ocr: Read text too.
             draft: Decode large JPEGs at reduced size (see ``load_image``).
         """
-        perceiver = self.backend("observe")
+        perceiver = self.perceiver()  # with the trained heads' verdicts
 
         def load(src: ImageSource) -> LoadedImage | OculiError:
             try:
@@ -157,7 +178,7 @@ class Engine:
 
     def caption(self, source: ImageSource, *, detailed: bool = False) -> Caption:
         """One grounded sentence (or paragraph with ``detailed``) about an image."""
-        return caption_task.caption(self.load_image(source), self.backend("observe"), self.backend("describe"), detailed=detailed)
+        return caption_task.caption(self.load_image(source), self.perceiver(), self.backend("describe"), detailed=detailed)
 
     def describe_observation(self, observation: Observation, *, detailed: bool = False) -> str:
         """A caption written from a stored observation (no pixels needed for the built-in model)."""
@@ -168,7 +189,7 @@ class Engine:
     def ask(self, source: ImageSource, question: str) -> Answer:
         """Answer a question about an image, with evidence."""
         ask_task.validate_question(question)
-        return ask_task.ask(self.load_image(source), question, self.backend("observe"), self.backend("answer"))
+        return ask_task.ask(self.load_image(source), question, self.perceiver(), self.backend("answer"))
 
     def detect(self, source: ImageSource, *, min_score: float = 0.0) -> Detections:
         """Objects with label, score, box and colour."""
@@ -179,9 +200,34 @@ class Engine:
         return read_task.read(self.load_image(source), self.backend("read"))
 
     def classify(self, source: ImageSource, labels: str | list[str]) -> Classification:
-        """Zero-shot classification over the caller's labels."""
+        """Classification over the caller's labels: by a trained head whose classes include
+        them all (``oculi train classifier``), else zero-shot."""
         labs = classify_task.parse_labels(labels)
+        head = self.heads.covering(labs) if self.heads else None
+        if head is not None:
+            return self.classify_with_head(source, head.name, labs)
         return classify_task.classify(self.load_image(source), labs, self.backend("observe"), self.backend("embed_text"))
+
+    def classify_with_head(self, source: ImageSource, head: str, labels: Sequence[str] | None = None) -> Classification:
+        """Scores of a trained classifier head's classes (or of ``labels`` among them), best first.
+
+        Raises:
+            NotFoundError: no trained model ``head``; ModelAssetError: it is damaged;
+            ConfigError: it needs features of another image embedder than the configured one.
+        """
+        from oculi.core.errors import ConfigError
+        from oculi.core.types import ClassScore
+        from oculi.tasks.train.features import image_space
+
+        h = self.heads.get(head)
+        if labels is not None and not h.covers(labels):
+            raise InputError(f"trained head {h.name!r} knows the classes {', '.join(h.classes)}; not all of {', '.join(labels)}")
+        space = image_space(self)
+        if space["model"] != h.feature_space["model"]:
+            raise ConfigError(f"trained head {h.name!r} takes {h.feature_space['model']} features; the configured image "
+                              f"embedder gives {space['model']}: configure that embedder again or retrain the head")
+        feats = self.embed_images([source])[0]
+        return Classification(tuple(ClassScore(c, p) for c, p in h.scores(feats, labels)))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings ``[N, D]``, L2-normalised."""

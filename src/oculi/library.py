@@ -190,9 +190,11 @@ class Library:
         after: Any = None,
         before: Any = None,
         path_glob: str | None = None,
+        adapter: str | None = None,
     ) -> SearchResults:
         """Search a collection by text (hybrid), by image (visual similarity), or both.
-        See ``oculi.tasks.search.SearchQuery.build`` for the arguments.
+        See ``oculi.tasks.search.SearchQuery.build`` for the arguments; ``adapter`` names a
+        trained retrieval adapter (``oculi train adapter``) that text queries also go through.
 
         Raises:
             InputError: no query, an empty query, a bad filter, a query image that is not one.
@@ -200,7 +202,8 @@ class Library:
         """
         query = SearchQuery.build(text=text, image=image, top_k=top_k, where=where, after=after,
                                   before=before, path_glob=path_glob)
-        return search(self.engine, self.open(collection), query)
+        coll = self.open(collection)
+        return search(self.engine, coll, query, adapter_vec=self._adapter_vec(coll, adapter, query.text))
 
     def duplicates(self, collection: str = DEFAULT_COLLECTION, *, threshold: float = DUPLICATE_THRESHOLD) -> DuplicatesReport:
         """Groups of near-duplicate images and of identical files."""
@@ -213,10 +216,30 @@ class Library:
         queries: Sequence[RetrievalQuery] | str | Path,
         *,
         ks: Sequence[int] = KS,
+        adapter: str | None = None,
     ) -> RetrievalReport:
-        """Recall@K and MRR of search over labelled queries (a JSONL file or ``RetrievalQuery``s)."""
+        """Recall@K and MRR of search over labelled queries (a JSONL file or ``RetrievalQuery``s),
+        through a trained retrieval adapter when ``adapter`` names one."""
         qs = load_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
-        return evaluate_retrieval(self.engine, self.open(collection), qs, ks=ks)
+        coll = self.open(collection)
+        adapt = (lambda text: self._adapter_vec(coll, adapter, text)) if adapter else None
+        return evaluate_retrieval(self.engine, coll, qs, ks=ks, adapter=adapt)
+
+    def _adapter_vec(self, coll: Collection, adapter: str | None, text: str | None) -> Any:
+        """The text query projected by a trained adapter, after checking the collection's image
+        vectors are in the adapter's space (``InputError`` naming the re-index otherwise)."""
+        if adapter is None or text is None:
+            return None
+        from oculi.store.trained import TrainedStore
+        from oculi.tasks.train.adapter import Adapter
+
+        ad = Adapter(TrainedStore.for_home(self.settings.home).load(adapter))
+        space = collection_image_space(coll)
+        if space is not None and space != ad.feature_space["model"]:
+            raise InputError(f"adapter {ad.name!r} maps text onto {ad.feature_space['model']} image vectors; collection "
+                             f"{coll.name!r} holds {space} vectors: re-index it with that image embedder, or train the "
+                             "adapter with this one")
+        return ad.project(self.engine.embed_texts([text]))[0]
 
     # --- browsing ------------------------------------------------------------------------------
     def items(self, collection: str, *, columns: Sequence[str], offset: int = 0,
@@ -302,6 +325,17 @@ class Library:
 
     def _ocr(self, ocr: bool | None) -> bool:
         return self.settings.ocr if ocr is None else ocr
+
+
+def collection_image_space(coll: Collection) -> str | None:
+    """The model id of a collection's stored image vectors, when the collection records it."""
+    spaces = getattr(coll, "vector_spaces", None)
+    if callable(spaces):
+        image = spaces().get("image") or {}
+        if image.get("model"):
+            return str(image["model"])
+    models = (getattr(coll, "_meta", None) or {}).get("models") or {}  # collections written before spaces were recorded
+    return f"builtin/{models['classifier']}" if "classifier" in models else None
 
 
 _default: Library | None = None

@@ -158,6 +158,7 @@ def search(
     after: Optional[str] = typer.Option(None, "--after", help="Captured on or after (e.g. 2021-06-01)."),
     before: Optional[str] = typer.Option(None, "--before", help="Captured before (e.g. 2022-01-01)."),
     path_glob: Optional[str] = typer.Option(None, "--path-glob", help='Only paths matching, e.g. "*/holiday/*.jpg".'),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="A trained retrieval adapter (oculi train adapter) for the text query."),
     as_json: bool = typer.Option(False, "--json", help='Print JSON: {"results": [{"path", "score", "why", ...}]}.'),
 ) -> None:
     """Search a collection by text (semantic + keyword over what was seen) or by image."""
@@ -166,7 +167,7 @@ def search(
     if query is None and image is None:
         raise InputError('give a query, e.g. oculi search "a cat", or an image with --image')
     res = _library().search(collection, text=query, image=image, top_k=top_k, where=where,
-                            after=after, before=before, path_glob=path_glob)
+                            after=after, before=before, path_glob=path_glob, adapter=adapter)
     if as_json:
         print_json(res.to_dict())
         return
@@ -387,10 +388,11 @@ def _render_repair(r: Any) -> None:
 def eval_retrieval(
     queries: Path = typer.Option(..., "--queries", "-q", help="JSONL file: {\"query\": \"...\", \"relevant\": [\"id-or-path\", ...]} per line."),
     collection: str = COLLECTION_OPT,
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="Search through this trained retrieval adapter."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Recall@1/5/10 and MRR of `oculi search` over a labelled query file."""
-    rep = _library().evaluate_retrieval(collection, queries)
+    rep = _library().evaluate_retrieval(collection, queries, adapter=adapter)
     if as_json:
         print_json(rep.to_dict())
         return

@@ -96,3 +96,11 @@ def input_error_from_os(name: str, e: OSError, *, missing: str = "no such file o
     if isinstance(e, IsADirectoryError):
         return InputError(f"{name}: is a directory")
     return InputError(f"{name}: cannot be read ({e.strerror or e})")
+
+
+class Interrupted(OculiError):
+    """Long work was stopped on request (Ctrl-C, SIGTERM); what was done is kept and the
+    message says how to go on (e.g. ``--resume``)."""
+
+    exit_code = 130
+    http_status = 503

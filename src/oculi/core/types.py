@@ -169,6 +169,41 @@ class Label:
 
 
 @dataclass(frozen=True)
+class Attribute:
+    """What a trained classifier head (``oculi train classifier``) says about the image.
+
+    Attributes:
+        head: The trained model's name (``defect-type``).
+        title: What it tells, in words (``defect type``).
+        value: The class it chose (``crack``).
+        score: Its probability in [0, 1].
+    """
+
+    head: str
+    title: str
+    value: str
+    score: float
+
+    def __post_init__(self) -> None:
+        if not self.head or not self.value:
+            raise ValueError("an attribute needs a head and a value")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"score must lie in [0, 1], got {self.score}")
+
+    @property
+    def phrase(self) -> str:
+        """``"defect type: crack"``."""
+        return f"{self.title}: {self.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"head": self.head, "title": self.title, "value": self.value, "score": _r(self.score)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Attribute":
+        return cls(head=d["head"], title=d.get("title") or d["head"], value=d["value"], score=float(d["score"]))
+
+
+@dataclass(frozen=True)
 class TextLine:
     """One line of text read by OCR, with its box and recognition confidence."""
 
@@ -252,6 +287,8 @@ class Observation:
         colours: Dominant colours of the whole image.
         embedding: Visual embedding (``[D]`` float32, L2-normalised) or ``None``.
         models: Which model produced each part, e.g. ``{"detector": "centernet-mbv3"}``.
+        attributes: What trained classifier heads said (``defect type: crack``), one per head;
+            in JSON only when there is one.
     """
 
     image: ImageInfo
@@ -261,9 +298,11 @@ class Observation:
     colours: tuple[ColourShare, ...] = ()
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
     models: dict[str, str] = field(default_factory=dict, compare=False)
+    attributes: tuple[Attribute, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", tuple(self.objects))
+        object.__setattr__(self, "attributes", tuple(self.attributes))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "text", tuple(self.text))
         object.__setattr__(self, "colours", tuple(self.colours))
@@ -306,6 +345,8 @@ class Observation:
             "colours": [c.to_dict() for c in self.colours],
             "models": dict(self.models),
         }
+        if self.attributes:
+            d["attributes"] = [a.to_dict() for a in self.attributes]
         if include_embedding and self.embedding is not None:
             d["embedding"] = [float(x) for x in self.embedding]
         return d
@@ -321,6 +362,7 @@ class Observation:
             colours=tuple(ColourShare.from_dict(x) for x in d.get("colours", [])),
             embedding=np.asarray(emb, dtype=np.float32) if emb is not None else None,
             models=dict(d.get("models", {})),
+            attributes=tuple(Attribute.from_dict(x) for x in d.get("attributes", [])),
         )
 
 

@@ -8,6 +8,7 @@ too weak, the answer is ``answerable=False`` and says so instead of guessing.
 from __future__ import annotations
 
 from oculi.core.types import Answer, AnswerKind, DetectedObject, Evidence, Label, Observation
+from oculi.language.attributes import answer_from_attributes
 from oculi.language.describe import LABEL_CONFIDENT, LABEL_HEDGED, describe, join_words, position_words
 from oculi.language.kinds import FINE_MIN, fine_name, kind_of, labels_of_kind
 from oculi.language.questions import ParsedQuestion, Resolver, Target, parse_question
@@ -314,6 +315,9 @@ def answer(obs: Observation, question: str, resolve: Resolver | None = None) -> 
         >>> answer(Observation(ImageInfo(640, 480)), "Is there a cat?").answer
         'No — I see no cats.'
     """
+    from_head = answer_from_attributes(obs, question)
+    if from_head is not None:
+        return from_head
     pq = parse_question(question, resolve)
     if pq.kind is AnswerKind.TEXT:
         return _answer_text(question, obs)

@@ -130,6 +130,8 @@ def describe(obs: Observation, detailed: bool = False) -> str:
     if snippet:
         parts[-1] += f', with text reading "{snippet}"'
     first = parts[0] + "."
+    if obs.attributes:  # what trained heads said (oculi train classifier): stated as theirs
+        first += " " + " ".join(f"{a.phrase[0].upper()}{a.phrase[1:]}." for a in obs.attributes)
     if not detailed:
         return first
 
@@ -144,6 +146,8 @@ def describe(obs: Observation, detailed: bool = False) -> str:
             worn = labels_of_kind(o.labels, wearable_kinds(), WORN_MIN) if label == "person" else []
             if worn:
                 more.append(f"The person may be wearing {article(gloss(worn[0].name))} {gloss(worn[0].name)} ({worn[0].score:.0%}).")
+    for a in obs.attributes:
+        more.append(f"Trained head {a.head!r}: {a.value} ({a.score:.0%}).")
     if obs.labels:
         labs = ", ".join(f"{gloss(lab.name)} {lab.score:.0%}" for lab in obs.labels[:3])
         more.append(f"The classifier's top labels: {labs}.")

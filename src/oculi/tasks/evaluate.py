@@ -25,12 +25,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
 from oculi.store.base import Collection
 from oculi.tasks.search import SearchQuery, search
+from oculi.tasks.train.data import iter_json_lines
 from oculi.tasks.vision import Embedder
 
 KS = (1, 5, 10)
@@ -55,16 +56,7 @@ def load_queries(path: str | Path) -> list[RetrievalQuery]:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot be read ({e})") from None
     out: list[RetrievalQuery] = []
-    for n, line in enumerate(lines, 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        try:
-            d = json.loads(s)
-        except ValueError as e:
-            raise InputError(f"{path}:{n}: not JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise InputError(f"{path}:{n}: each line must be a JSON object")
+    for n, d in iter_json_lines("\n".join(lines), str(path)):
         q, img, rel = d.get("query"), d.get("image"), d.get("relevant")
         if q is None and img is None:
             raise InputError(f"{path}:{n}: needs \"query\" (text) or \"image\"")
@@ -160,8 +152,11 @@ def evaluate_retrieval(
     queries: Sequence[RetrievalQuery] | str | Path = (),
     *,
     ks: Sequence[int] = KS,
+    adapter: Callable[[str], Any] | None = None,
 ) -> RetrievalReport:
     """Run every query through ``search`` and score the rankings.
+
+    ``adapter`` maps a text query to its image-space vector (a trained retrieval adapter).
 
     Queries whose relevant entries match no item of the collection are listed in
     ``unresolved`` and left out of the averages.
@@ -183,7 +178,8 @@ def evaluate_retrieval(
             rel |= got
         if not rel:
             continue
-        res = search(embedder, coll, SearchQuery.build(text=q.query, image=q.image, top_k=depth, **q.filters))
+        res = search(embedder, coll, SearchQuery.build(text=q.query, image=q.image, top_k=depth, **q.filters),
+                     adapter_vec=adapter(q.query) if adapter is not None and q.query else None)
         ranked = [r.id for r in res.results]
         ranks = [i + 1 for i, iid in enumerate(ranked) if iid in rel]
         recall = {k: len([r for r in ranks if r <= k]) / len(rel) for k in ks_t}

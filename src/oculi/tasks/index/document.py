@@ -70,11 +70,16 @@ def observation_document(obs: Observation, caption: str | None = None) -> Docume
         parts.append("Objects: " + ", ".join(phrases) + ".")
     if label_phrases:
         parts.append("Labels: " + "; ".join(label_phrases) + ".")
+    attrs = "; ".join(a.phrase for a in obs.attributes)  # trained heads: "defect type: crack"
+    if attrs:
+        parts.append(f"Attributes: {attrs}.")
     if colours_img:
         parts.append("Colours: " + ", ".join(colours_img) + ".")
     if text:
         parts.append(text_kind + " Text: " + text[:MAX_DOC_TEXT])
     summary_parts = [cap]
+    if attrs and attrs not in cap:
+        summary_parts.append(attrs + ".")
     if label_phrases:
         summary_parts.append("; ".join(label_phrases[:3]) + ".")
     if colours_img:

@@ -21,6 +21,7 @@ from oculi.tasks.vision import Embedder
 
 MAX_TOP_K = 1000
 CANDIDATES = 50  # per retriever, before fusion
+ADAPTER_WEIGHT = 0.6  # share of a trained adapter's text → image similarity in a text query's score
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="oculi-search")
 
@@ -72,13 +73,17 @@ class SearchQuery:
         return cls(q, image, top_k, build_filter(where, after=after, before=before, path_glob=path_glob))
 
 
-def search(embedder: Embedder, coll: Collection, query: SearchQuery) -> SearchResults:
+def search(embedder: Embedder, coll: Collection, query: SearchQuery, *, adapter_vec: np.ndarray | None = None) -> SearchResults:
     """Search a collection by text (hybrid), by image (visual similarity), or both.
 
     Args:
         embedder: The sentence encoder for text, the visual embedder for images (an ``Engine``).
         coll: The collection.
         query: What to find (``SearchQuery.build``).
+        adapter_vec: The text query projected into the image space by a trained retrieval
+            adapter (``oculi train adapter``): the stored image vectors are searched with it and
+            its similarity ``A`` joins the text score, ``(1 - w)·hybrid + w·max(A, 0)`` with
+            ``w = ADAPTER_WEIGHT``.
 
     Raises:
         InputError: a query image that is not an image.
@@ -109,9 +114,13 @@ def search(embedder: Embedder, coll: Collection, query: SearchQuery) -> SearchRe
         for h in coll.vector_search(img_vec, column="image_vec", k=k, filter=flt, columns=["id"]):
             hits.setdefault(h.id, h)
             scores.setdefault(h.id, {})["visual"] = h.score
+    if adapter_vec is not None and q is not None:
+        for h in coll.vector_search(adapter_vec, column="image_vec", k=k, filter=flt, columns=["id"]):
+            hits.setdefault(h.id, h)
+            scores.setdefault(h.id, {})["adapter"] = h.score
     # the ANN index scores with quantised vectors (errors up to ~0.3 measured on 1280-d vectors):
     # every candidate is re-scored exactly from its stored vectors, read with its fields
-    extra = (["text_vec"] if q is not None else []) + (["image_vec"] if img_vec is not None else [])
+    extra = (["text_vec"] if q is not None else []) + (["image_vec"] if img_vec is not None or adapter_vec is not None else [])
     cands = coll.fetch(list(hits.values()), columns=_with(extra))
     for iid, fields in cands.items():
         tv = fields.pop("text_vec", None)
@@ -121,6 +130,8 @@ def search(embedder: Embedder, coll: Collection, query: SearchQuery) -> SearchRe
             sc["cos"] = float(np.dot(np.asarray(tv, dtype=np.float32), qvec))
         if img_vec is not None and iv is not None:
             sc["visual"] = float(np.dot(np.asarray(iv, dtype=np.float32), img_vec))
+        if adapter_vec is not None and q is not None and iv is not None:
+            sc["adapter"] = float(np.dot(np.asarray(iv, dtype=np.float32), adapter_vec))
 
     concepts = parse_query(q) if q is not None else QueryConcepts()
     results: list[SearchResult] = []
@@ -145,6 +156,12 @@ def search(embedder: Embedder, coll: Collection, query: SearchQuery) -> SearchRe
                 why.append(f"semantic similarity {sc.get('cos', 0.0):.2f}")
             if kw > 0 and not matched:
                 why.append("keyword match in the description")
+            if adapter_vec is not None:
+                a = max(0.0, sc.get("adapter", 0.0))
+                parts["adapter"] = a
+                total = (1 - ADAPTER_WEIGHT) * total + ADAPTER_WEIGHT * a
+                if a >= 0.3:
+                    why.append(f"trained adapter similarity {a:.2f}")
         if img_vec is not None:
             v = sc.get("visual", 0.0)
             parts["visual"] = v

@@ -56,6 +56,8 @@ class FakeBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dim = TEXT_DIM
+        self.text_dim = TEXT_DIM
+        self.image_dim = IMAGE_DIM
         self.delay = float(os.environ.get("OCULI_FAKE_DELAY", "0") or 0)
         self.log = os.environ.get("OCULI_FAKE_LOG")
         self.perceiver = self

@@ -23,9 +23,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from oculi.backends.registry import backend_for, create_backend
+from oculi.backends.registry import ModelRegistry, capabilities_of
 from oculi.config import Settings
-from oculi.core.errors import InputError, OculiError
+from oculi.core.errors import InputError, ModelConfigError, OculiError
 from oculi.core.types import Answer, Caption, Classification, Detections, Observation, Reading
 from oculi.imageio import ImageSource, LoadedImage, load_image, load_image_bytes
 from oculi.perception.worker import DRAFT_LONG_SIDE
@@ -41,24 +41,75 @@ __all__ = ["Engine", "ImageSource", "default_engine"]
 class Engine:
     """Runs oculi's tasks with the configured backends.
 
+    Which model serves each capability comes from the model configuration (``oculi.toml``
+    ``[tasks]``, see ``oculi.config``); ``settings.model`` (``--model NAME``) serves every
+    capability it can. ``builtin`` serves the rest.
+
     Args:
         settings: Settings to use; ``Settings()`` (environment) when omitted.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self._backends: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._backends: dict[str, Any] = {}  # model name → backend instance
+        self._lock = threading.RLock()
         self._heads: Any = None
+        self._models: ModelRegistry | None = None
 
     # --- wiring ------------------------------------------------------------------------------
-    def backend(self, capability: str) -> Any:
-        """The backend serving a capability (created on first use, then shared)."""
-        name = backend_for(capability, self.settings)
+    @property
+    def models(self) -> ModelRegistry:
+        """The configured models (read from the config files on first use)."""
+        with self._lock:
+            if self._models is None:
+                self._models = ModelRegistry(self.settings)
+            return self._models
+
+    def model(self, name: str) -> Any:
+        """The backend instance of the configured model ``name`` (created on first use, shared).
+
+        Raises:
+            ModelConfigError: no such model, or its table is invalid for its type.
+        """
         with self._lock:
             if name not in self._backends:
-                self._backends[name] = create_backend(name, self.settings)
+                b = self.models.create(name)
+                if hasattr(b, "bind"):
+                    b.bind(self.model)
+                self._backends[name] = b
             return self._backends[name]
+
+    def model_name_for(self, capability: str) -> str:
+        """The name of the model that serves ``capability`` (see the class docstring)."""
+        override = self.settings.model
+        if override is not None and str(capability) in capabilities_of(self.model(override)):
+            return override
+        return self.models.model_for(str(capability))
+
+    def backend(self, capability: str) -> Any:
+        """The backend serving a capability (created on first use, then shared).
+
+        Raises:
+            ModelConfigError: the model named for it is unknown or does not serve it.
+        """
+        name = self.model_name_for(capability)
+        b = self.model(name)
+        if getattr(b, "capabilities", None) is not None and str(capability) not in capabilities_of(b):
+            raise ModelConfigError(f"model {name!r} ({getattr(b, 'type_name', '?')}) is configured for {capability} but does "
+                                   f"not serve it; it serves: {', '.join(sorted(capabilities_of(b))) or 'nothing'}")
+        return b
+
+    def require_model(self, name: str, *capabilities: str) -> None:
+        """Check that the model ``name`` exists and serves at least one of ``capabilities``
+        (what ``--model`` on a command checks before any work).
+
+        Raises:
+            ModelConfigError: naming what the model serves.
+        """
+        caps = capabilities_of(self.model(name))
+        if capabilities and not any(str(c) in caps for c in capabilities):
+            raise ModelConfigError(f"model {name!r} serves {', '.join(sorted(caps)) or 'nothing'}; this needs "
+                                   f"{' or '.join(str(c) for c in capabilities)}")
 
     @property
     def heads(self) -> Any:
@@ -106,9 +157,10 @@ class Engine:
 
     def warmup(self) -> None:
         """Load every model now instead of on the first request (servers call this)."""
-        b = self.backend("observe")
-        b.perceiver.load()
-        self.backend("embed_text").embed_texts(["warm up"])
+        for cap in ("observe", "describe", "answer", "embed_image", "embed_text"):
+            b = self.backend(cap)
+            if hasattr(b, "load"):
+                b.load()
 
     # --- tasks -------------------------------------------------------------------------------
     def observe(self, source: ImageSource, *, ocr: bool = True) -> Observation:

@@ -178,6 +178,31 @@ class Backend:
         return f"<{type(self).__name__} {self.name!r} ({self.type_name})>"
 
 
+@dataclass(frozen=True)
+class VectorSpace:
+    """Which model made a kind of vector, and its size: what collections and trained models
+    record so vectors of two models are never compared."""
+
+    model: str
+    dim: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "dim": int(self.dim)}
+
+
+def vector_space(backend: Any, kind: Literal["image", "text"]) -> VectorSpace:
+    """The space of ``backend``'s image or text vectors: its ``image_space``/``text_space``
+    when it declares one, else its ``model_id`` and ``image_dim``/``text_dim``."""
+    own = getattr(backend, f"{kind}_space", None)
+    if own is not None:
+        return own if isinstance(own, VectorSpace) else VectorSpace(str(own["model"]), int(own["dim"]))
+    model = getattr(backend, "model_id", None) or getattr(backend, "name", type(backend).__name__)
+    dim = getattr(backend, f"{kind}_dim", None)
+    if dim is None:
+        raise ConfigError(f"model {model!r} does not declare {kind}_dim; it cannot embed {kind}s")
+    return VectorSpace(str(model), int(dim))
+
+
 # --- chat messages ---------------------------------------------------------------------------
 @dataclass
 class ChatPart:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from oculi.backends.base import Backend, BackendOptions, Capability
+from oculi.backends.base import Backend, BackendOptions, Capability, VectorSpace
 from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
 from oculi.core.types import Answer, ClassScore, DetectedObject, ImageInfo, Observation, TextLine
@@ -74,13 +74,13 @@ class BuiltinBackend(Backend):
         return int(self.text_encoder.dim)
 
     @property
-    def image_space(self) -> dict[str, object]:
-        """``{"model", "dim"}`` of ``embed_images`` (what trained models and collections record)."""
-        return {"model": f"builtin/{self.perceiver.classifier.name}", "dim": self.image_dim}
+    def image_space(self) -> VectorSpace:
+        """What ``embed_images`` gives (what trained models and collections record)."""
+        return VectorSpace(f"builtin/{self.perceiver.classifier.name}", self.image_dim)
 
     @property
-    def text_space(self) -> dict[str, object]:
-        return {"model": f"builtin/{self.text_encoder.name}", "dim": self.text_dim}
+    def text_space(self) -> VectorSpace:
+        return VectorSpace(f"builtin/{self.text_encoder.name}", self.text_dim)
 
     def _load(self) -> None:
         self.perceiver.load()

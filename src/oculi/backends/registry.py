@@ -63,6 +63,10 @@ _REGISTERED: dict[str, type[Backend] | LegacyFactory] = {}
 _lock = threading.Lock()
 
 
+def _is_backend_class(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, Backend)
+
+
 def _valid_type_name(name: str) -> bool:
     return bool(name) and name.replace("-", "").replace("_", "").isalnum()
 
@@ -114,7 +118,8 @@ def _import_spec(spec: str) -> Any:
 def _resolve_type(type_name: str) -> type[Backend] | LegacyFactory:
     with _lock:
         if type_name in _REGISTERED:
-            return _REGISTERED[type_name]
+            reg = _REGISTERED[type_name]
+            return reg
     known = list_backend_types()
     try:
         if type_name in _BUILTIN_TYPES:
@@ -155,8 +160,8 @@ def backend_type_status(type_name: str) -> dict[str, Any]:
         t = _resolve_type(type_name)
     except ModelConfigError as e:
         return {"type": type_name, "available": False, "detail": str(e), "capabilities": [], "source": source}
-    caps = sorted(str(c) for c in t.capabilities) if isinstance(t, type) else []
-    desc = getattr(t, "description", "") if isinstance(t, type) else ""
+    caps = sorted(str(c) for c in t.capabilities) if _is_backend_class(t) else []
+    desc = getattr(t, "description", "") if _is_backend_class(t) else ""
     return {"type": type_name, "available": True, "detail": desc, "capabilities": caps, "source": source}
 
 
@@ -231,7 +236,7 @@ class ModelRegistry:
 
     def options(self, spec: ModelSpec) -> BackendOptions:
         t = get_backend_type(spec.backend)
-        if not isinstance(t, type):
+        if not _is_backend_class(t):
             return BackendOptions(backend=spec.backend)
         try:
             return t.Options.model_validate(spec.table)
@@ -245,8 +250,8 @@ class ModelRegistry:
         spec = self.spec(name)
         t = get_backend_type(spec.backend)
         opts = self.options(spec)
-        if isinstance(t, type):
-            return t(name, opts, self.settings)
+        if _is_backend_class(t):
+            return t(name, opts, self.settings)  # type: ignore[call-arg]
         return t(self.settings)  # older-style factory
 
     def model_for(self, capability: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import replace
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -127,6 +128,8 @@ class Engine:
         from oculi.tasks.train.features import image_space
 
         inner = self.backend("observe")
+        if not hasattr(inner, "observe_batch"):  # a perceiver with only the Perceiver protocol
+            inner = _OneByOne(inner)
         if not self.heads:
             return inner
         return HeadedPerceiver(inner, self.heads, {image_space(self)["model"]: self.embed_images})
@@ -161,6 +164,32 @@ class Engine:
             b = self.backend(cap)
             if hasattr(b, "load"):
                 b.load()
+
+    def model_id_for(self, capability: str) -> str:
+        """The id of the model serving ``capability`` (what is recorded with its output)."""
+        b = self.backend(capability)
+        return str(getattr(b, "model_id", None) or getattr(b, "name", None) or self.model_name_for(capability))
+
+    def vector_spaces(self) -> dict[str, Any]:
+        """``{"image": VectorSpace, "text": VectorSpace}`` of the configured embedders: what a
+        collection records and checks before vectors of another model are mixed in."""
+        from oculi.backends.base import vector_space
+
+        return {"image": vector_space(self.backend("embed_image"), "image"),
+                "text": vector_space(self.backend("embed_text"), "text")}
+
+    def observation_embeddings_usable(self) -> bool:
+        """Whether the perceiver's observation embeddings are in the image embedder's space (then
+        indexing stores them instead of embedding each image again)."""
+        from oculi.backends.base import vector_space
+
+        obs_b, emb_b = self.backend("observe"), self.backend("embed_image")
+        if obs_b is emb_b:
+            return True
+        try:
+            return vector_space(obs_b, "image") == vector_space(emb_b, "image")
+        except OculiError:
+            return False
 
     # --- tasks -------------------------------------------------------------------------------
     def observe(self, source: ImageSource, *, ocr: bool = True) -> Observation:
@@ -230,18 +259,28 @@ class Engine:
 
     def caption(self, source: ImageSource, *, detailed: bool = False) -> Caption:
         """One grounded sentence (or paragraph with ``detailed``) about an image."""
-        return caption_task.caption(self.load_image(source), self.perceiver(), self.backend("describe"), detailed=detailed)
+        cap = caption_task.caption(self.load_image(source), self.perceiver(), self.backend("describe"), detailed=detailed)
+        return replace(cap, model=self.model_id_for("describe"))
 
-    def describe_observation(self, observation: Observation, *, detailed: bool = False) -> str:
-        """A caption written from a stored observation (no pixels needed for the built-in model)."""
-        from oculi.language.describe import describe
+    def describe_observation(self, observation: Observation, *, image: ImageSource | None = None,
+                             detailed: bool = False) -> str:
+        """A caption from the configured describer, given what perception found (and the image,
+        which a VLM describer needs; the built-in model writes from the observation alone).
 
-        return describe(observation, detailed=detailed)
+        Indexing calls this for every image, so a configured describer writes the stored
+        captions and documents too.
+
+        Raises:
+            InputError: the describer needs the pixels and ``image`` is None.
+        """
+        pil = None if image is None else self.load_image(image).image
+        return self.backend("describe").describe(pil, observation, detailed=detailed)
 
     def ask(self, source: ImageSource, question: str) -> Answer:
         """Answer a question about an image, with evidence."""
         ask_task.validate_question(question)
-        return ask_task.ask(self.load_image(source), question, self.perceiver(), self.backend("answer"))
+        ans = ask_task.ask(self.load_image(source), question, self.perceiver(), self.backend("answer"))
+        return ans if ans.model is not None else replace(ans, model=self.model_id_for("answer"))
 
     def detect(self, source: ImageSource, *, min_score: float = 0.0) -> Detections:
         """Objects with label, score, box and colour."""
@@ -289,6 +328,22 @@ class Engine:
         """Visual embeddings ``[N, D]``, L2-normalised."""
         imgs = [self.load_image(s).image for s in sources]
         return self.backend("embed_image").embed_images(imgs)
+
+
+class _OneByOne:
+    """``observe_batch`` for a perceiver that implements only ``observe``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def observe(self, image: Any, info: Any, *, ocr: bool = True) -> Observation:
+        return self.inner.observe(image, info, ocr=ocr)
+
+    def observe_batch(self, images: Sequence[Any], infos: Sequence[Any], *, ocr: bool = True) -> list[Observation]:
+        return [self.inner.observe(im, inf, ocr=ocr) for im, inf in zip(images, infos)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 _default: Engine | None = None

@@ -20,6 +20,7 @@ from typing import Sequence
 from oculi.core.types import Observation
 from oculi.store.base import Collection
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
+from oculi.tasks.index.spaces import guard_collection
 from oculi.tasks.index.stages import (
     ImagePreparer,
     KnownItems,
@@ -60,7 +61,7 @@ class IndexPipeline:
         self.report = report
         self.preparer = preparer
         self.known: KnownItems = preparer.known
-        self.writer = StoreWriter(coll)
+        self.writer = StoreWriter(coll, spaces=guard_collection(coll, vision))
         self.ocr = ocr
         self.batch_size = max(1, batch_size)
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))

@@ -100,6 +100,36 @@ class Engine:
                                    f"not serve it; it serves: {', '.join(sorted(capabilities_of(b))) or 'nothing'}")
         return b
 
+    def list_models(self, *, health: bool = True) -> dict[str, Any]:
+        """The configured models (``oculi models``): ``{"models": [...], "tasks": {capability:
+        model}, "backend_types": [...], "config_files": [...]}``; each model as
+        ``oculi.backends.registry.model_status`` (with a health check unless ``health`` is False).
+
+        Raises:
+            ModelConfigError: a config file cannot be read (a broken model is listed, not raised).
+        """
+        from oculi.backends.base import CAPABILITIES
+        from oculi.backends.registry import backend_type_status, list_backend_types, model_status
+
+        reg = self.models
+        models = []
+        for name in reg.names():
+            try:
+                inst = self.model(name)
+            except Exception:  # noqa: BLE001 - model_status reports it
+                inst = None
+            models.append(model_status(reg, name, instance=inst, health=health))
+        tasks: dict[str, str | None] = {}
+        for cap in sorted(CAPABILITIES):
+            try:
+                tasks[cap] = self.model_name_for(cap) if str(cap) in capabilities_of(self.backend(cap)) else None
+            except OculiError:
+                tasks[cap] = None
+        for e in models:
+            e["serves"] = [cap for cap, m in tasks.items() if m == e["name"]]
+        return {"models": models, "tasks": tasks, "backend_types": [backend_type_status(t) for t in list_backend_types()],
+                "config_files": [str(p) for p in reg.config.files]}
+
     def require_model(self, name: str, *capabilities: str) -> None:
         """Check that the model ``name`` exists and serves at least one of ``capabilities``
         (what ``--model`` on a command checks before any work).

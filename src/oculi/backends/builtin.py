@@ -82,6 +82,16 @@ class BuiltinBackend(Backend):
     def text_space(self) -> VectorSpace:
         return VectorSpace(f"builtin/{self.text_encoder.name}", self.text_dim)
 
+    def health(self) -> dict[str, object]:
+        """Whether every built-in asset is installed (present; the checksums are checked on
+        load and by ``oculi models``), without loading the models."""
+        from oculi.assets import list_assets
+
+        bad = [s for s in list_assets(self.settings, verify=False) if s.state not in ("ok", "unchecked")]
+        if bad:
+            return {"ok": False, "detail": "; ".join(f"{s.asset.name} is {s.state}" for s in bad) + " (run `oculi models pull`)"}
+        return {"ok": True, "detail": "assets installed"}
+
     def _load(self) -> None:
         self.perceiver.load()
         self.text_encoder.load()

@@ -276,3 +276,30 @@ def create_model(name: str, settings: Settings) -> Any:
 def create_backend(name: str, settings: Settings) -> Any:
     """Older name of ``create_model``."""
     return create_model(name, settings)
+
+
+def model_status(registry: ModelRegistry, name: str, *, instance: Any = None, health: bool = True) -> dict[str, Any]:
+    """What ``oculi models`` shows of one configured model: ``name``, ``backend``, ``model_id``,
+    ``capabilities``, ``serves`` (the capabilities ``[tasks]`` names it for; the engine fills in
+    the effective ones), ``source``, ``ok``
+    (its table is valid and its type available), ``error``, ``health`` (``{"ok", "detail"}``,
+    or None when not checked). Never raises for a broken model: the error is in the entry."""
+    spec = registry.spec(name)
+    entry: dict[str, Any] = {"name": name, "backend": spec.backend, "model_id": None, "capabilities": [],
+                             "serves": sorted(c for c, m in registry.tasks.items() if m == name), "source": spec.source,
+                             "ok": True, "error": None, "health": None, "description": ""}
+    try:
+        b = instance if instance is not None else registry.create(name)
+    except Exception as e:  # noqa: BLE001 - a broken model is listed with its error
+        entry.update(ok=False, error=str(e))
+        return entry
+    entry["model_id"] = str(getattr(b, "model_id", None) or name)
+    entry["capabilities"] = sorted(capabilities_of(b))
+    entry["description"] = getattr(b, "description", "") or ""
+    if health:
+        fn = getattr(b, "health", None)
+        try:
+            entry["health"] = dict(fn()) if callable(fn) else {"ok": True, "detail": "no health check"}
+        except Exception as e:  # noqa: BLE001 - a health check that raises is a failed one
+            entry["health"] = {"ok": False, "detail": f"{type(e).__name__}: {e}"}
+    return entry

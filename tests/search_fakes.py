@@ -118,7 +118,8 @@ class FakeBackend:
 
 
 register_backend("fake", FakeBackend)
-FAKE_BACKENDS = {c: "fake" for c in CAPABILITIES if c not in ("describe", "answer", "detect", "read")}
+FAKE_CAPABILITIES = ("observe", "detect_frames", "embed_image", "embed_text")  # what the fake stands in for
+FAKE_BACKENDS = {c: "fake" for c in FAKE_CAPABILITIES if c in CAPABILITIES}
 
 
 def fake_settings(home: Path, **kw: Any) -> Settings:

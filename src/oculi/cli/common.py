@@ -44,7 +44,7 @@ err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 _engine = None
 _overrides: dict[str, Any] = {}  # --model / --config of this invocation
 
-MODEL_HELP = "A configured model (oculi.toml [models.NAME]; see `oculi models`) for what it can do here."
+MODEL_HELP = "A configured model (a models.NAME table of oculi.toml; see `oculi models`) for what it can do here."
 CONFIG_HELP = "A model configuration file (oculi.toml), read after OCULI_HOME/oculi.toml and ./oculi.toml."
 
 

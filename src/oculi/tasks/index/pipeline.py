@@ -22,6 +22,8 @@ from oculi.store.base import Collection
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
 from oculi.tasks.index.spaces import guard_collection
 from oculi.tasks.index.stages import (
+    DESCRIBER_KEY,
+    describer_id,
     ImagePreparer,
     KnownItems,
     PreparedImage,
@@ -122,7 +124,11 @@ class IndexPipeline:
             else:
                 good.append((p, res))
         if good:
-            self.writer.add_items(build_items(self.vision, good), first_models(o for _, o in good))
+            models = first_models(o for _, o in good)
+            describer = describer_id(self.vision)
+            if describer:
+                models[DESCRIBER_KEY] = describer
+            self.writer.add_items(build_items(self.vision, good), models)
             for p, _ in good:
                 self._add_file(p)
             self.report.added += len(good)

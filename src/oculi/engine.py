@@ -324,6 +324,12 @@ class Engine:
         """Classification over the caller's labels: by a trained head whose classes include
         them all (``oculi train classifier``), else zero-shot."""
         labs = classify_task.parse_labels(labels)
+        b = self.backend("classify")
+        if getattr(b, "type_name", "builtin") != "builtin":  # a configured classifier ([tasks] classify, --model)
+            scores = sorted(b.classify(self.load_image(source).image, labs), key=lambda c: -c.score)
+            if not scores:
+                raise InputError(f"model {self.model_name_for('classify')!r} gave no scores for {', '.join(labs)}")
+            return Classification(tuple(scores))
         head = self.heads.covering(labs) if self.heads else None
         if head is not None:
             return self.classify_with_head(source, head.name, labs)

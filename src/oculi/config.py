@@ -152,6 +152,8 @@ def read_model_config(settings: Settings) -> ModelConfig:
     trained_dir = settings.home / "models"
     if settings.read_config_files and trained_dir.is_dir():
         for p in sorted(trained_dir.glob(f"*/{MODEL_TABLE_FILE}")):
+            if p.parent.name == "builtin":  # the built-in model's name is taken; a trained "builtin" is not a model
+                continue
             try:
                 table = _read_toml(p)
             except ModelConfigError as e:

@@ -120,14 +120,13 @@ def _resolve_type(type_name: str) -> type[Backend] | LegacyFactory:
         if type_name in _REGISTERED:
             reg = _REGISTERED[type_name]
             return reg
-    known = list_backend_types()
     try:
         if type_name in _BUILTIN_TYPES:
             obj = _import_spec(_BUILTIN_TYPES[type_name])
         else:
             eps = _entry_points()
             if type_name not in eps:
-                raise ModelConfigError(f"unknown backend type {type_name!r}; known types: {', '.join(known)} "
+                raise ModelConfigError(f"unknown backend type {type_name!r}; known types: {', '.join(list_backend_types())} "
                                        f"(a plugin adds one through the {ENTRY_POINT_GROUP!r} entry-point group)")
             obj = eps[type_name].load()
     except ModelConfigError:

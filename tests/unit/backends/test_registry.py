@@ -201,3 +201,19 @@ def test_a_perceiver_with_only_observe_works_everywhere(tmp_path: Path) -> None:
     out = list(eng.observe_many(imgs, batch_size=2))
     assert [type(r).__name__ for _, r in out] == ["Observation", "InputError", "Observation"]
     assert eng.model("only-observe").seen == 2
+
+
+def test_a_published_trained_model_is_a_configured_model(tmp_path: Path) -> None:
+    """`oculi train` publishes model.toml beside a head: it is listed and can be named in [tasks]."""
+    from oculi.store.trained import TrainedStore
+    from oculi.tasks.train.publish import publish
+
+    s = _settings(tmp_path, read_config_files=True)
+    t = TrainedStore.for_home(s.home).save("surface", "classifier", {"weights.safetensors": b"0"},
+                                           {"classes": ["crack", "ok"]})
+    assert publish(t) == s.home / "models" / "surface" / "model.toml"
+    eng = Engine(s.model_copy(update={"tasks": {"classify": "surface"}}))
+    by = {m["name"]: m for m in eng.list_models(health=False)["models"]}
+    assert by["surface"]["backend"] == "trained" and by["surface"]["capabilities"] == ["classify"]
+    assert by["surface"]["model_id"] == "trained:surface" and by["surface"]["serves"] == ["classify"]
+    assert eng.model_name_for("classify") == "surface" and eng.model_name_for("answer") == "builtin"

@@ -1,0 +1,77 @@
+"""Factories for the backend conformance test (``test_conformance.py``).
+
+Every backend type gets a fixture ``backend_factory_<type>`` (``-`` written ``_``) that returns
+a function making a fresh, unloaded instance ready to run on this machine: real weights, a
+tiny model built in the test, or a loopback server the fixture starts. A type whose module
+imports but has no factory fails the conformance test, so a new type cannot skip it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from oculi.config import Settings
+from tests.plugin_dist import EXAMPLE_SRC
+
+Factory = Callable[[], object]
+
+
+@pytest.fixture(scope="module")
+def conformance_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A fresh home (no oculi.toml is read) with the real model assets."""
+    return Settings(home=tmp_path_factory.mktemp("conformance-home"), assets_dir=Settings().assets_dir,
+                    read_config_files=False)
+
+
+@pytest.fixture(scope="module")
+def backend_factory_builtin(conformance_settings: Settings) -> Factory:
+    from oculi.backends.builtin import BuiltinBackend, BuiltinOptions
+
+    return lambda: BuiltinBackend("builtin", BuiltinOptions(backend="builtin"), conformance_settings)
+
+
+@pytest.fixture(scope="module")
+def backend_factory_trained(conformance_settings: Settings) -> Factory:
+    """A classifier head (random weights, the built-in 1280-d features) saved as `oculi train` does."""
+    import torch
+    from safetensors.numpy import save
+
+    from oculi.backends.trained_backend import TrainedBackend, TrainedOptions
+    from oculi.store.trained import TrainedStore
+    from oculi.tasks.train.models import MLP
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 1280)).astype(np.float32)
+    torch.manual_seed(0)
+    m = MLP(x.mean(0), x.std(0) + 1e-3, 3, hidden=(8,)).eval()
+    TrainedStore.for_home(conformance_settings.home).save(
+        "surface", "classifier", {"weights.safetensors": save(m.tensors())},
+        {"classes": ["crack", "ok", "scratch"], "title": "surface",
+         "feature_space": {"model": "builtin/efficientnet-lite0", "dim": 1280}})
+    return lambda: TrainedBackend("surface", TrainedOptions(backend="trained"), conformance_settings)
+
+
+@pytest.fixture(scope="module")
+def backend_factory_mean_colour(conformance_settings: Settings) -> Factory:
+    """The example plugin (examples/oculi-plugin-example), imported from its source folder."""
+    if str(EXAMPLE_SRC) not in sys.path:
+        sys.path.insert(0, str(EXAMPLE_SRC))
+    from oculi_plugin_example import MeanColourBackend, MeanColourOptions
+
+    return lambda: MeanColourBackend("mean", MeanColourOptions(backend="mean-colour"), conformance_settings)
+
+
+@pytest.fixture(scope="module")
+def conformance_images(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Two real photos (scikit-image), decoded as every backend receives them."""
+    from oculi.demo import sample_images
+    from oculi.imageio import load_image
+
+    d = tmp_path_factory.mktemp("conformance-images")
+    sample_images(d)
+    return [load_image(d / "astronaut.png").image, load_image(d / "coffee.png").image]

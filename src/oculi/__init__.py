@@ -47,7 +47,7 @@ __all__ = [
     "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "NotFoundError",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
     "default_engine", "default_library", "detect", "index", "observe", "read", "search", "watch", "events",
-    "ask_footage", "footage_report",
+    "ask_footage", "footage_report", "generate",
 ]
 
 
@@ -79,6 +79,19 @@ def classify(image: "ImageSource", labels: str | list[str]) -> Classification:
 def observe(image: "ImageSource") -> Observation:
     """Everything perception finds in an image. See ``Engine.observe``."""
     return default_engine().observe(image)
+
+
+def generate(prompt: str, *, image: "ImageSource | None" = None, steps: int | None = None, seed: int | None = None,
+             width: int | None = None, height: int | None = None, strength: float | None = None,
+             model: str | None = None) -> Any:
+    """Images from a prompt with the configured generator (``[tasks] generate``, e.g. a
+    ``diffusers`` model). See ``Engine.generate``; raises ``NoGeneratorError`` when none is configured.
+
+    Example:
+        >>> oculi.generate("a red bicycle against a brick wall", seed=1).images[0].save("out.png")  # doctest: +SKIP
+    """
+    return default_engine().generate(prompt, image=image, steps=steps, seed=seed, width=width, height=height,
+                                     strength=strength, model=model)
 
 
 def index(paths: "list[str] | str", collection: str = "default", **kw: Any) -> "IndexReport":

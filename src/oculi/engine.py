@@ -365,6 +365,54 @@ class Engine:
         imgs = [self.load_image(s).image for s in sources]
         return self.backend("embed_image").embed_images(imgs)
 
+    def generator(self, model: str | None = None) -> Any:
+        """The model that generates images: ``model``, else ``--model``, else ``[tasks] generate``.
+
+        Raises:
+            NoGeneratorError: none is configured (the message shows the oculi.toml that fixes it);
+            ModelConfigError: ``model`` does not exist or does not generate images.
+        """
+        from oculi.tasks.generate import FIX, NoGeneratorError
+
+        name = model or self.model_name_for("generate_image")
+        b = self.model(name)
+        if "generate_image" not in capabilities_of(b):
+            if model is None and name == "builtin":
+                raise NoGeneratorError(f"no image generator is configured: oculi has no built-in one. To fix it, {FIX}")
+            raise ModelConfigError(f"model {name!r} ({getattr(b, 'type_name', '?')}) does not generate images; it serves "
+                                   f"{', '.join(sorted(capabilities_of(b))) or 'nothing'}. {FIX[0].upper()}{FIX[1:]}")
+        return b
+
+    def generate(self, prompt: str, *, image: ImageSource | None = None, steps: int | None = None, seed: int | None = None,
+                 width: int | None = None, height: int | None = None, strength: float | None = None,
+                 model: str | None = None, progress: Any = None) -> Any:
+        """Images from a prompt (text-to-image), or a start image changed toward it.
+
+        Returns:
+            ``oculi.tasks.generate.Generation`` (images, model, seed, steps).
+
+        Raises:
+            NoGeneratorError: no generator configured; InputError: empty prompt, bad size or steps.
+
+        Example:
+            >>> eng.generate("a red bicycle against a brick wall", seed=1).images[0].save("out.png")  # doctest: +SKIP
+        """
+        from oculi.tasks import generate as generate_task
+
+        if not prompt or not prompt.strip():
+            raise InputError("the prompt is empty; say what to draw, e.g. \"a red bicycle against a brick wall\"")
+        gen = self.generator(model)
+        start = None if image is None else self.load_image(image).image
+        return generate_task.generate(gen, prompt, image=start, steps=steps, seed=seed, width=width, height=height,
+                                      strength=strength, progress=progress)
+
+    def chat_model(self, model: str | None = None) -> Any:
+        """The model that serves multi-turn ``chat`` (``model``, else ``--model``/``[tasks] chat``);
+        ``None`` when that is the built-in model (the server answers each image itself)."""
+        name = model or self.model_name_for("chat")
+        b = self.model(name)
+        return b if "chat" in capabilities_of(b) else None
+
 
 class _OneByOne:
     """``observe_batch`` for a perceiver that implements only ``observe``."""

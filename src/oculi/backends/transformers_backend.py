@@ -36,9 +36,9 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from oculi.backends._seam_interim import Backend, BackendOptions, ChatMessage, ChatOptions, ChatPart, ChatResult
+from oculi.backends.base import Backend, BackendOptions, ChatMessage, ChatOptions, ChatPart, ChatResult
 from oculi.backends.vlm_common import JSON_INSTRUCTION, answer_of, caption_prompt, cut_at_stop
-from oculi.core.errors import BackendError, ConfigError, InputError
+from oculi.core.errors import BackendError, InputError, ModelConfigError
 from oculi.core.types import Answer, ClassScore, Observation
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class TransformersBackend(Backend):
         if folder is not None:
             return str(folder), {"local_files_only": True}
         if Path(self.options.path).expanduser().is_absolute() or self.options.path.startswith("."):
-            raise ConfigError(f"model {self.name!r}: the folder {self.options.path} does not exist")
+            raise ModelConfigError(f"model {self.name!r}: the folder {self.options.path} does not exist")
         return self.options.path, {"revision": self.options.revision}
 
     def _detect_kind(self) -> str:
@@ -109,7 +109,7 @@ class TransformersBackend(Backend):
 
                 model_type = AutoConfig.from_pretrained(src, trust_remote_code=self.options.trust_remote_code, **kw).model_type
         except (OSError, ValueError) as e:
-            raise ConfigError(f"model {self.name!r}: cannot read the config of {self.options.path} ({e})") from None
+            raise ModelConfigError(f"model {self.name!r}: cannot read the config of {self.options.path} ({e})") from None
         return "siglip" if model_type.startswith("siglip") else ("clip" if model_type in EMBEDDER_TYPES else "vlm")
 
     @property
@@ -132,7 +132,7 @@ class TransformersBackend(Backend):
         if dev == "auto":
             dev = "cuda" if torch.cuda.is_available() else "cpu"
         elif dev.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"model {self.name!r}: device {dev!r} was asked for, but torch sees no CUDA GPU; set device = \"cpu\"")
+            raise ModelConfigError(f"model {self.name!r}: device {dev!r} was asked for, but torch sees no CUDA GPU; set device = \"cpu\"")
         if self.options.dtype != "auto":
             dtype = getattr(torch, self.options.dtype)
         elif dev.startswith("cuda"):
@@ -152,10 +152,10 @@ class TransformersBackend(Backend):
             cls = AutoModel if kind in ("clip", "siglip") else AutoModelForImageTextToText
             model = cls.from_pretrained(src, dtype=dtype, trust_remote_code=self.options.trust_remote_code, **kw)
         except ImportError as e:
-            raise ConfigError(f"model {self.name!r} needs transformers: pip install 'oculi[transformers]' ({e})") from None
+            raise ModelConfigError(f"model {self.name!r} needs transformers: pip install 'oculi[transformers]' ({e})") from None
         except (OSError, ValueError, KeyError) as e:
             hint = "" if self._folder() is not None else " (a hub id needs a network; point path at a local folder instead)"
-            raise ConfigError(f"model {self.name!r}: {self.options.path} does not load as a {kind} model{hint}: {e}") from None
+            raise ModelConfigError(f"model {self.name!r}: {self.options.path} does not load as a {kind} model{hint}: {e}") from None
         self.model = model.to(dev).eval()
         self.device, self.dtype = dev, dtype
         log.info("loaded %s (%s) on %s as %s", self.options.path, kind, dev, dtype)
@@ -182,7 +182,7 @@ class TransformersBackend(Backend):
     def _need(self, family: str) -> None:
         if (family == "vlm") != (self.kind == "vlm"):
             what = "an image-text-to-text model (SmolVLM, Qwen2-VL, LLaVA...)" if family == "vlm" else "a CLIP or SigLIP model"
-            raise ConfigError(f"model {self.name!r} is a {self.kind} model; this needs {what}")
+            raise ModelConfigError(f"model {self.name!r} is a {self.kind} model; this needs {what}")
         self.load()
 
     # --- embedder --------------------------------------------------------------------------------

@@ -75,3 +75,27 @@ def conformance_images(tmp_path_factory: pytest.TempPathFactory) -> list:
     d = tmp_path_factory.mktemp("conformance-images")
     sample_images(d)
     return [load_image(d / "astronaut.png").image, load_image(d / "coffee.png").image]
+
+
+@pytest.fixture(scope="module")
+def backend_factory_transformers(conformance_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Factory:
+    """A tiny random-weight LLaVA (image-text-to-text) saved as a model folder."""
+    pytest.importorskip("transformers")
+    from oculi.backends.transformers_backend import TransformersBackend, TransformersOptions
+    from tests.tiny_models import build_tiny_llava
+
+    folder = build_tiny_llava(tmp_path_factory.mktemp("conformance-llava") / "model")
+    return lambda: TransformersBackend("tiny-vlm", TransformersOptions(backend="transformers", path=str(folder), device="cpu",
+                                                                       max_new_tokens=8), conformance_settings)
+
+
+@pytest.fixture(scope="module")
+def backend_factory_diffusers(conformance_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Factory:
+    """A tiny random-weight Stable Diffusion pipeline saved as a pipeline folder."""
+    pytest.importorskip("diffusers")
+    from oculi.backends.diffusers_backend import DiffusersBackend, DiffusersOptions
+    from tests.tiny_models import build_tiny_sd
+
+    folder = build_tiny_sd(tmp_path_factory.mktemp("conformance-sd") / "model")
+    return lambda: DiffusersBackend("tiny-sd", DiffusersOptions(backend="diffusers", path=str(folder), device="cpu", steps=2),
+                                    conformance_settings)

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oculi.backends._seam_interim import ChatMessage, ChatOptions, ChatPart
+from oculi.backends.base import ChatMessage, ChatOptions, ChatPart
 from oculi.backends.transformers_backend import TransformersBackend, TransformersOptions
 from oculi.config import Settings
-from oculi.core.errors import ConfigError
+from oculi.core.errors import ModelConfigError
 
 pytest.importorskip("transformers")
 
@@ -134,18 +134,18 @@ def test_vlm_max_tokens_stop_and_streaming(tiny_llava: Path, tmp_path: Path) -> 
 
 
 def test_wrong_family_missing_folder_and_missing_gpu_say_what_to_do(tiny_clip: Path, tiny_llava: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="is a clip model; this needs an image-text-to-text model"):
+    with pytest.raises(ModelConfigError, match="is a clip model; this needs an image-text-to-text model"):
         _backend(tiny_clip, tmp_path).describe(_images()[0], None)
-    with pytest.raises(ConfigError, match="is a vlm model; this needs a CLIP or SigLIP model"):
+    with pytest.raises(ModelConfigError, match="is a vlm model; this needs a CLIP or SigLIP model"):
         _backend(tiny_llava, tmp_path).embed_texts(["a cat"])
     missing = _backend(tmp_path / "nope", tmp_path, kind="vlm")
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ModelConfigError, match="does not exist"):
         missing.load()
     assert missing.health() == {"ok": False, "detail": missing.health()["detail"]} and "does not exist" in missing.health()["detail"]
     import torch
 
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
+        with pytest.raises(ModelConfigError, match="torch sees no CUDA GPU"):
             _backend(tiny_clip, tmp_path, device="cuda").load()
     with pytest.raises(ValueError):
         TransformersOptions(backend="transformers", path=str(tiny_clip), device="gpu")

@@ -99,3 +99,44 @@ def backend_factory_diffusers(conformance_settings: Settings, tmp_path_factory: 
     folder = build_tiny_sd(tmp_path_factory.mktemp("conformance-sd") / "model")
     return lambda: DiffusersBackend("tiny-sd", DiffusersOptions(backend="diffusers", path=str(folder), device="cpu", steps=2),
                                     conformance_settings)
+
+
+@pytest.fixture(scope="session")
+def oculi_vlm_server(tmp_path_factory: pytest.TempPathFactory):
+    """oculi's own ``serve`` app on a loopback port (uvicorn in a thread), its chat model a tiny
+    random-weight LLaVA and its embedder a tiny CLIP (``transformers`` models from folders): a real
+    OpenAI-compatible server for the ``openai`` backend. Yields ``(base_url, api_key, folder)``,
+    ``folder`` holding the model folders ``tiny-llava`` and ``tiny-clip``."""
+    pytest.importorskip("transformers")
+    from oculi.engine import Engine
+    from oculi.server.app import create_app
+    from oculi.server.auth import KeyStore
+    from oculi.server.config import ServerConfig
+    from tests.serverutil import ServerThread
+    from tests.tiny_models import build_tiny_clip, build_tiny_llava
+
+    root = tmp_path_factory.mktemp("vlm-server")
+    vlm, clip = build_tiny_llava(root / "tiny-llava"), build_tiny_clip(root / "tiny-clip")
+    settings = Settings(home=root / "home", read_config_files=False,
+                        models={"vlm": {"backend": "transformers", "path": str(vlm), "device": "cpu", "max_new_tokens": 12},
+                                "clip": {"backend": "transformers", "path": str(clip), "device": "cpu"}},
+                        tasks={"chat": "vlm", "embed_text": "clip", "embed_image": "clip"})
+    key, _ = KeyStore(settings.home).create("read", name="backend-tests")
+    app = create_app(settings, Engine(settings), config=ServerConfig(rate_per_minute=0), warmup=False, start_jobs=False,
+                     store_factory=None)
+    with ServerThread(app) as url:
+        yield url, key, root
+
+
+@pytest.fixture(scope="module")
+def backend_factory_openai(conformance_settings: Settings, oculi_vlm_server) -> Factory:
+    """The ``openai`` type against oculi's own server on loopback (tiny VLM chat, tiny CLIP embeddings)."""
+    import os
+
+    from oculi.backends.openai_backend import OpenAIBackend, OpenAIOptions
+
+    url, key, _ = oculi_vlm_server
+    os.environ["OCULI_TEST_SERVER_KEY"] = key
+    return lambda: OpenAIBackend("remote", OpenAIOptions(
+        backend="openai", base_url=url + "/v1", model="vlm", api_key_env="OCULI_TEST_SERVER_KEY", max_tokens=8,
+        embed_model="oculi-text-embed", image_embed_model="oculi-image-embed"), conformance_settings)

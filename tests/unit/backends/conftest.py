@@ -104,7 +104,8 @@ def backend_factory_diffusers(conformance_settings: Settings, tmp_path_factory: 
 @pytest.fixture(scope="session")
 def oculi_vlm_server(tmp_path_factory: pytest.TempPathFactory):
     """oculi's own ``serve`` app on a loopback port (uvicorn in a thread), its chat model a tiny
-    random-weight LLaVA and its embedder a tiny CLIP (``transformers`` models from folders): a real
+    random-weight LLaVA, its embedder a tiny CLIP (``transformers`` models from folders) and its
+    generator a tiny Stable Diffusion pipeline (``diffusers``, where installed): a real
     OpenAI-compatible server for the ``openai`` backend. Yields ``(base_url, api_key, folder)``,
     ``folder`` holding the model folders ``tiny-llava`` and ``tiny-clip``."""
     pytest.importorskip("transformers")
@@ -113,14 +114,21 @@ def oculi_vlm_server(tmp_path_factory: pytest.TempPathFactory):
     from oculi.server.auth import KeyStore
     from oculi.server.config import ServerConfig
     from tests.serverutil import ServerThread
-    from tests.tiny_models import build_tiny_clip, build_tiny_llava
+    from tests.tiny_models import build_tiny_clip, build_tiny_llava, build_tiny_sd
 
     root = tmp_path_factory.mktemp("vlm-server")
     vlm, clip = build_tiny_llava(root / "tiny-llava"), build_tiny_clip(root / "tiny-clip")
-    settings = Settings(home=root / "home", read_config_files=False,
-                        models={"vlm": {"backend": "transformers", "path": str(vlm), "device": "cpu", "max_new_tokens": 12},
-                                "clip": {"backend": "transformers", "path": str(clip), "device": "cpu"}},
-                        tasks={"chat": "vlm", "embed_text": "clip", "embed_image": "clip"})
+    models = {"vlm": {"backend": "transformers", "path": str(vlm), "device": "cpu", "max_new_tokens": 12},
+              "clip": {"backend": "transformers", "path": str(clip), "device": "cpu"}}
+    tasks = {"chat": "vlm", "embed_text": "clip", "embed_image": "clip"}
+    try:
+        import diffusers  # noqa: F401
+
+        models["sd"] = {"backend": "diffusers", "path": str(build_tiny_sd(root / "tiny-sd")), "device": "cpu", "steps": 2}
+        tasks["generate"] = "sd"
+    except ImportError:
+        pass
+    settings = Settings(home=root / "home", read_config_files=False, models=models, tasks=tasks)
     key, _ = KeyStore(settings.home).create("read", name="backend-tests")
     app = create_app(settings, Engine(settings), config=ServerConfig(rate_per_minute=0), warmup=False, start_jobs=False,
                      store_factory=None)

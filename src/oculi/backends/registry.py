@@ -120,7 +120,7 @@ def _resolve_type(type_name: str) -> type[Backend] | LegacyFactory:
     with _lock:
         if type_name in _REGISTERED:
             reg = _REGISTERED[type_name]
-            return reg
+            return _named(reg, type_name) if _is_backend_class(reg) else reg
     try:
         if type_name in _BUILTIN_TYPES:
             obj = _import_spec(_BUILTIN_TYPES[type_name])

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
@@ -119,7 +120,7 @@ def _resolve_type(type_name: str) -> type[Backend] | LegacyFactory:
     with _lock:
         if type_name in _REGISTERED:
             reg = _REGISTERED[type_name]
-            return reg
+            return _named(reg, type_name) if _is_backend_class(reg) else reg
     try:
         if type_name in _BUILTIN_TYPES:
             obj = _import_spec(_BUILTIN_TYPES[type_name])
@@ -134,13 +135,18 @@ def _resolve_type(type_name: str) -> type[Backend] | LegacyFactory:
     except Exception as e:  # noqa: BLE001 - ImportError, or anything a plugin raises on import
         raise ModelConfigError(f"backend type {type_name!r} is unavailable: {type(e).__name__}: {e}") from e
     if isinstance(obj, type) and issubclass(obj, Backend):
-        if obj.type_name != type_name:
-            # one class may serve under several names; the registry's name wins
-            obj = type(obj.__name__, (obj,), {"type_name": type_name, "__module__": obj.__module__})
-        return obj
+        return _named(obj, type_name)
     if isinstance(obj, type) or not callable(obj):
         raise ModelConfigError(f"backend type {type_name!r} ({obj!r}) is not a subclass of oculi.backends.base.Backend")
     return obj
+
+
+@functools.lru_cache(maxsize=None)
+def _named(cls: type[Backend], type_name: str) -> type[Backend]:
+    """``cls`` under the registry's name: one class may serve under several names (made once)."""
+    if cls.type_name == type_name:
+        return cls
+    return type(cls.__name__, (cls,), {"type_name": type_name, "__module__": cls.__module__})
 
 
 def get_backend_type(type_name: str) -> type[Backend] | LegacyFactory:

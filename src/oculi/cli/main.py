@@ -223,6 +223,12 @@ def models(
                      else f"[green]ok[/] {shown(h['detail'])}" if h["ok"] else f"[red]failing[/] {shown(h['detail'])}")
             m.add_row(shown(e["name"]), shown(e["backend"]), ", ".join(e["capabilities"]), ", ".join(e["serves"]) or "-", state)
         console.print(m)
+        types = listing["backend_types"]
+        avail = [f"{t['type']}" + (" (plugin)" if t["source"] == "plugin" else "") for t in types if t["available"]]
+        missing = [t["type"] for t in types if not t["available"]]
+        console.print(f"backend types: {shown(', '.join(avail))}"
+                      + (f"  [dim](not installed: {shown(', '.join(missing))}; see --json)[/]" if missing else ""),
+                      highlight=False)
         t = Table("asset", "package", "state", "size", "path", title="built-in model assets")
         for s in statuses:
             style = "green" if s.state in ("ok", "unchecked") else "red"

@@ -36,6 +36,9 @@ def _serve(host: str, port: int, no_auth: bool, allow_remote: bool, remote_hosts
     from oculi.server.config import ServerConfig, is_loopback_host
 
     use_model_options(model, config)  # an unknown model stops here, exit 4
+    from oculi.backends.registry import ModelRegistry
+
+    ModelRegistry(get_settings())  # so does an oculi.toml that cannot be read, before the port is taken
 
     if no_auth and not is_loopback_host(host):
         raise InputError(f"--no-auth is only allowed on a loopback host (127.0.0.1, ::1, localhost), not {host!r}")

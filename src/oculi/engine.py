@@ -406,12 +406,36 @@ class Engine:
         return generate_task.generate(gen, prompt, image=start, steps=steps, seed=seed, width=width, height=height,
                                       strength=strength, progress=progress)
 
+    def chat(self, messages: Sequence[Any], options: Any = None, *, model: str | None = None) -> Any:
+        """A configured chat model's reply to a whole conversation (``oculi.backends.base.ChatMessage``
+        list, any number of images). The built-in model does not chat; ``caption``/``ask`` it per image.
+
+        Raises:
+            ModelConfigError: no chat model is configured (``[tasks] chat``, ``--model``) or ``model`` does not chat.
+
+        Example:
+            >>> from oculi.backends.base import ChatMessage, ChatPart  # doctest: +SKIP
+            >>> eng.chat([ChatMessage("user", [ChatPart("image", image=img), ChatPart("text", text="Compare")])]).text  # doctest: +SKIP
+        """
+        from oculi.backends.base import ChatOptions
+
+        b = self.chat_model(model)
+        if b is None:
+            raise ModelConfigError("no chat model is configured: the built-in model answers one image at a time (caption, ask). "
+                                   "Add a [models.NAME] table of type openai or transformers to oculi.toml and [tasks] chat = "
+                                   "\"NAME\" (docs/BACKENDS.md)")
+        return b.chat(list(messages), options or ChatOptions())
+
     def chat_model(self, model: str | None = None) -> Any:
         """The model that serves multi-turn ``chat`` (``model``, else ``--model``/``[tasks] chat``);
         ``None`` when that is the built-in model (the server answers each image itself)."""
         name = model or self.model_name_for("chat")
         b = self.model(name)
-        return b if "chat" in capabilities_of(b) else None
+        if "chat" in capabilities_of(b):
+            return b
+        if model is not None or name != "builtin":  # asked for, or configured for chat: not silently the built-in
+            raise ModelConfigError(f"model {name!r} does not chat; it serves {', '.join(sorted(capabilities_of(b))) or 'nothing'}")
+        return None
 
 
 class _OneByOne:

@@ -163,3 +163,19 @@ def test_unload_frees_and_load_is_idempotent(tiny_clip: Path, tmp_path: Path) ->
     b.unload()
     assert b.model is None
     assert np.allclose(b.embed_texts(["a cat"]), v, atol=1e-6)  # loads again on use
+
+
+def test_engine_chat_uses_the_configured_chat_model(tiny_llava: Path, tmp_path: Path) -> None:
+    from oculi.engine import Engine
+
+    red = _images()[0]
+    msgs = [ChatMessage("user", [ChatPart("image", image=red), ChatPart("text", text="what colour is this ?")])]
+    plain = Engine(Settings(home=tmp_path, read_config_files=False))
+    with pytest.raises(ModelConfigError, match=r"no chat model is configured.*\[tasks\] chat"):
+        plain.chat(msgs)
+    eng = Engine(Settings(home=tmp_path, read_config_files=False, tasks={"chat": "vlm"},
+                          models={"vlm": {"backend": "transformers", "path": str(tiny_llava), "device": "cpu", "max_new_tokens": 5}}))
+    got = eng.chat(msgs, ChatOptions(max_tokens=4))
+    assert got.text == _backend(tiny_llava, tmp_path).chat(msgs, ChatOptions(max_tokens=4)).text and got.completion_tokens == 4
+    with pytest.raises(ModelConfigError, match="'builtin' does not chat"):
+        eng.chat(msgs, model="builtin")

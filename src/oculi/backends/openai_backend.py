@@ -12,6 +12,7 @@ LM Studio, another oculi).
     max_retries = 2                          # connection errors, 429 and 5xx, with backoff
     concurrency = 4                          # requests in flight at once from this process
     embed_model = "nomic-embed-text"         # optional: /v1/embeddings for text
+    images_per_message = 1                   # optional: for servers/models that take one image per message
 
 Images go as ``data:`` URLs (PNG), one ``image_url`` part each, in the messages they belong to, so
 a multi-turn conversation reaches the server whole. Servers that take one image per message
@@ -60,6 +61,8 @@ class OpenAIOptions(BackendOptions):
     embed_model: str | None = Field(None, description="a /v1/embeddings model for text vectors")
     image_embed_model: str | None = Field(None, description="a /v1/embeddings model that takes data: URLs (e.g. oculi-image-embed)")
     max_tokens: int = Field(512, ge=1, le=131072, description="reply length when a request gives none")
+    images_per_message: int = Field(0, ge=0, le=64, description="split a user message with more images into several "
+                                    "(some Ollama models take one image per message); 0: no limit")
 
 
 class OpenAIBackend(Backend):
@@ -192,9 +195,26 @@ class OpenAIBackend(Backend):
                 raise BackendError(f"model {self.name!r}: cannot reach {self.url} ({_reason(e)}); is the server running?") from None
 
     # --- chat ------------------------------------------------------------------------------------
+    def _split(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        """User messages with more than ``images_per_message`` images as several consecutive user
+        messages: the images in order, the text with the last group."""
+        k = self.options.images_per_message
+        if not k:
+            return list(messages)
+        out: list[ChatMessage] = []
+        for m in messages:
+            imgs = [p for p in m.parts if p.type == "image"]
+            if m.role != "user" or len(imgs) <= k:
+                out.append(m)
+                continue
+            texts = [p for p in m.parts if p.type != "image"]
+            groups = [imgs[i:i + k] for i in range(0, len(imgs), k)]
+            out += [ChatMessage("user", g) for g in groups[:-1]] + [ChatMessage("user", groups[-1] + texts)]
+        return out
+
     def _body(self, messages: Sequence[ChatMessage], options: ChatOptions, *, stream: bool = False) -> dict[str, Any]:
         msgs = []
-        for m in messages:
+        for m in self._split(messages):
             content: list[dict[str, Any]] = []
             for p in m.parts:
                 if p.type == "image" and p.image is not None:

@@ -127,6 +127,7 @@ class _Flaky(BaseHTTPRequestHandler):
     status = 503
     delay = 0.0
     calls = 0
+    last_body: dict = {}
     in_flight = 0
     max_in_flight = 0
     lock = threading.Lock()
@@ -138,6 +139,7 @@ class _Flaky(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         cls = type(self)
         with cls.lock:
+            cls.last_body = body
             cls.calls += 1
             n = cls.calls
             cls.in_flight += 1
@@ -227,3 +229,23 @@ def test_server_down_is_one_line_naming_the_url(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="cannot reach"):
         list(b.chat_stream(MSG))
     assert b.health()["ok"] is False
+
+
+def test_images_go_as_data_urls_and_split_for_one_image_servers(flaky: str, tmp_path: Path) -> None:
+    red, blue, noise = _imgs()
+    msgs = [ChatMessage("system", [ChatPart("text", text="be short")]),
+            ChatMessage("user", [ChatPart("image", image=red), ChatPart("image", image=blue), ChatPart("image", image=noise),
+                                 ChatPart("text", text="compare")])]
+    _flaky_backend(flaky, tmp_path).chat(msgs, ChatOptions(max_tokens=7, stop=["."], temperature=0.2,
+                                                           response_format={"type": "json_object"}))
+    body = _Flaky.last_body
+    assert body["max_tokens"] == 7 and body["stop"] == ["."] and body["temperature"] == 0.2
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["messages"][0] == {"role": "system", "content": "be short"}
+    parts = body["messages"][1]["content"]
+    assert [p["type"] for p in parts] == ["image_url"] * 3 + ["text"]
+    assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in parts[:3])
+    _flaky_backend(flaky, tmp_path, images_per_message=1).chat(msgs)
+    user = _Flaky.last_body["messages"][1:]
+    assert [[p["type"] for p in m["content"]] for m in user] == [["image_url"], ["image_url"], ["image_url", "text"]]
+    assert [m["content"][0]["image_url"]["url"] for m in user] == [p["image_url"]["url"] for p in parts[:3]]  # order kept

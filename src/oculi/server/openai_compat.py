@@ -50,7 +50,7 @@ from oculi.core.errors import InputError, OculiError
 from oculi.server.auth import Principal, Scope
 from oculi.server.fetch import image_bytes_from_url
 from oculi.server.limits import HTTPProblem, check_image
-from oculi.server.state import ERROR_RESPONSES, ErrorBody, GuardedRoute, get_state, require, run_model
+from oculi.server.state import ERROR_RESPONSES, ErrorBody, GuardedRoute, get_state, require, run_blocking, run_model
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
@@ -509,7 +509,8 @@ async def _chat_messages(st: Any, body: ChatCompletionRequest) -> list[Any]:
                 if not url:
                     raise HTTPProblem(400, "an image_url content part has no url", param="messages")
                 data = await _image_bytes(st, url, "messages")
-                parts.append(ChatPart("image", image=st.engine.load_image(data).image))
+                loaded = await run_blocking(st.engine.load_image, data)  # decoding off the event loop
+                parts.append(ChatPart("image", image=loaded.image))
             else:
                 raise HTTPProblem(400, f"content part type {p.type!r} is not supported (use text and image_url)", param="messages")
         out.append(BMessage(role, parts))

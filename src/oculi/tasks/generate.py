@@ -20,10 +20,9 @@ from PIL import Image
 from oculi.core.errors import ModelConfigError
 from oculi.core.types import SCHEMA_VERSION
 
-FIX = ('add a generator to oculi.toml (in OCULI_HOME, ./oculi.toml or --config FILE):\n'
-       '  [models.sd]\n  backend = "diffusers"\n  path = "/path/to/a/diffusers/pipeline/folder"\n'
-       '  [tasks]\n  generate = "sd"\n'
-       'or pass --model NAME for a configured model that serves generate_image (see `oculi models`)')
+FIX = ('add to oculi.toml (in OCULI_HOME, ./oculi.toml or --config FILE) a diffusers pipeline folder: '
+       '[models.sd] backend = "diffusers", path = "/path/to/pipeline/folder", and [tasks] generate = "sd"; '
+       'or pass --model NAME for a configured model that serves generate_image (see `oculi models`, docs/BACKENDS.md)')
 
 
 class NoGeneratorError(ModelConfigError):

@@ -179,3 +179,20 @@ def test_engine_chat_uses_the_configured_chat_model(tiny_llava: Path, tmp_path: 
     assert got.text == _backend(tiny_llava, tmp_path).chat(msgs, ChatOptions(max_tokens=4)).text and got.completion_tokens == 4
     with pytest.raises(ModelConfigError, match="'builtin' does not chat"):
         eng.chat(msgs, model="builtin")
+
+
+def test_siglip_folder_embeds_with_padded_text_and_classifies_by_sigmoid(tmp_path: Path) -> None:
+    import torch
+
+    from tests.tiny_models import build_tiny_siglip
+
+    b = _backend(build_tiny_siglip(tmp_path / "tiny-siglip"), tmp_path)
+    assert b.kind == "siglip" and b.capabilities == {"embed_image", "embed_text", "classify"}
+    t = b.embed_texts(["a cat", "a red cat against a brick wall"])  # padded to the same 16 tokens, as SigLIP was trained
+    assert t.shape == (2, b.text_dim) and np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
+    img = _images()[0]
+    scores = {s.label: s.score for s in b.classify(img, ["cat", "dog"])}
+    iv, tv = b.embed_images([img])[0], b.embed_texts(["a photo of a cat", "a photo of a dog"])
+    logits = float(b.model.logit_scale.detach().exp()) * (tv @ iv) + float(b.model.logit_bias.detach())
+    want = torch.sigmoid(torch.tensor(logits)).numpy()  # each label on its own: the scores need not sum to 1
+    assert scores["cat"] == pytest.approx(float(want[0]), abs=1e-4) and scores["dog"] == pytest.approx(float(want[1]), abs=1e-4)

@@ -123,7 +123,7 @@ class OpenAIBackend(Backend):
         """Whether the server answers ``GET /models`` and knows the model."""
         try:
             self.load()
-            doc = self._request("GET", "/models", retries=0, timeout=10.0).json()
+            doc = self._json(self._request("GET", "/models", retries=0, timeout=10.0))
         except Exception as e:  # noqa: BLE001 - any failure is the answer
             return {"ok": False, "detail": str(e)}
         ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)]
@@ -182,7 +182,10 @@ class OpenAIBackend(Backend):
                         data = line[5:].strip()
                         if data == "[DONE]":
                             return
-                        doc = json.loads(data)
+                        try:
+                            doc = json.loads(data)
+                        except ValueError:
+                            raise BackendError(f"model {self.name!r}: {self.url} streamed something that is not JSON: {data[:120]!r}") from None
                         if "error" in doc:
                             raise BackendError(f"model {self.name!r}: {self.url} stopped with an error: {_error_text(doc)}")
                         for ch in doc.get("choices") or []:
@@ -193,6 +196,16 @@ class OpenAIBackend(Backend):
                 raise BackendError(f"model {self.name!r}: {self.url} did not answer within {self.options.timeout:g} s") from None
             except httpx.TransportError as e:
                 raise BackendError(f"model {self.name!r}: cannot reach {self.url} ({_reason(e)}); is the server running?") from None
+
+    def _json(self, r: Any) -> Any:
+        try:
+            doc = r.json()
+        except ValueError:
+            raise BackendError(f"model {self.name!r}: {self.url} answered {r.status_code} with something that is not JSON: "
+                               f"{(r.text or '')[:120]!r}") from None
+        if not isinstance(doc, dict):
+            raise BackendError(f"model {self.name!r}: {self.url} answered {r.status_code} with JSON that is not an object")
+        return doc
 
     # --- chat ------------------------------------------------------------------------------------
     def _split(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -239,7 +252,7 @@ class OpenAIBackend(Backend):
 
     def chat(self, messages: Sequence[ChatMessage], options: ChatOptions | None = None) -> ChatResult:
         """The server's reply to the whole conversation (every image as a data: URL)."""
-        doc = self._request("POST", "/chat/completions", json_body=self._body(messages, options or ChatOptions())).json()
+        doc = self._json(self._request("POST", "/chat/completions", json_body=self._body(messages, options or ChatOptions())))
         try:
             choice = doc["choices"][0]
             text = choice["message"].get("content") or ""
@@ -266,7 +279,7 @@ class OpenAIBackend(Backend):
             raise ModelConfigError(f"model {self.name!r} has no {'embed_model' if kind == 'text' else 'image_embed_model'} configured")
         if not inputs:
             return np.zeros((0, self._dims.get(kind, 0)), np.float32)
-        doc = self._request("POST", "/embeddings", json_body={"model": model, "input": inputs, "encoding_format": "float"}).json()
+        doc = self._json(self._request("POST", "/embeddings", json_body={"model": model, "input": inputs, "encoding_format": "float"}))
         try:
             rows = sorted(doc["data"], key=lambda d: d["index"])
             v = np.asarray([r["embedding"] for r in rows], dtype=np.float32)  # [N, D]

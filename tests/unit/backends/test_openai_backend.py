@@ -127,6 +127,7 @@ class _Flaky(BaseHTTPRequestHandler):
     status = 503
     delay = 0.0
     calls = 0
+    raw: bytes | None = None
     last_body: dict = {}
     in_flight = 0
     max_in_flight = 0
@@ -146,7 +147,12 @@ class _Flaky(BaseHTTPRequestHandler):
             cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
         try:
             time.sleep(cls.delay)
-            if n <= cls.fail_first:
+            if cls.raw is not None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(cls.raw)))
+                self.end_headers()
+                self.wfile.write(cls.raw)
+            elif n <= cls.fail_first:
                 self._send(cls.status, {"error": {"message": f"busy ({n})", "type": "server_error"}})
             else:
                 self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"ok {body['model']}"},
@@ -170,6 +176,7 @@ class _Flaky(BaseHTTPRequestHandler):
 @pytest.fixture()
 def flaky():
     _Flaky.fail_first, _Flaky.status, _Flaky.delay, _Flaky.calls, _Flaky.in_flight, _Flaky.max_in_flight = 0, 503, 0.0, 0, 0, 0
+    _Flaky.raw = None
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
     srv.daemon_threads = True
     t = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -249,3 +256,16 @@ def test_images_go_as_data_urls_and_split_for_one_image_servers(flaky: str, tmp_
     user = _Flaky.last_body["messages"][1:]
     assert [[p["type"] for p in m["content"]] for m in user] == [["image_url"], ["image_url"], ["image_url", "text"]]
     assert [m["content"][0]["image_url"]["url"] for m in user] == [p["image_url"]["url"] for p in parts[:3]]  # order kept
+
+
+def test_a_server_answering_garbage_is_one_line(flaky: str, tmp_path: Path) -> None:
+    _Flaky.raw = b"<html>proxy error</html>"
+    with pytest.raises(BackendError, match="answered 200 with something that is not JSON: '<html>proxy error"):
+        _flaky_backend(flaky, tmp_path).chat(MSG)
+    _Flaky.raw = b'data: {"choices": [{"delta": {"content": "hel"}}]}\n\ndata: {not json\n\n'
+    b = _flaky_backend(flaky, tmp_path)
+    got = []
+    with pytest.raises(BackendError, match="streamed something that is not JSON"):
+        for piece in b.chat_stream(MSG):
+            got.append(piece)
+    assert got == ["hel"]  # what came before the garbage was passed on

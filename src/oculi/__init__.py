@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oculi.config import Settings
-from oculi.core.errors import ConfigError, InputError, ModelAssetError, NotFoundError, OculiError
+from oculi.core.errors import ConfigError, InputError, ModelAssetError, ModelConfigError, NotFoundError, OculiError
 from oculi.core.types import (
     SCHEMA_VERSION,
     Answer,
@@ -44,11 +44,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
-    "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "NotFoundError",
+    "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "ModelConfigError",
+    "NotFoundError", "list_models",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
     "default_engine", "default_library", "detect", "index", "observe", "read", "search", "watch", "events",
-    "ask_footage", "footage_report",
+    "ask_footage", "footage_report", "generate",
 ]
+
+
+def list_models(*, health: bool = True) -> dict[str, Any]:
+    """The configured models (``oculi models --json`` without the asset list). See ``Engine.list_models``."""
+    return default_engine().list_models(health=health)
 
 
 def caption(image: "ImageSource", *, detailed: bool = False) -> Caption:
@@ -79,6 +85,19 @@ def classify(image: "ImageSource", labels: str | list[str]) -> Classification:
 def observe(image: "ImageSource") -> Observation:
     """Everything perception finds in an image. See ``Engine.observe``."""
     return default_engine().observe(image)
+
+
+def generate(prompt: str, *, image: "ImageSource | None" = None, steps: int | None = None, seed: int | None = None,
+             width: int | None = None, height: int | None = None, strength: float | None = None,
+             model: str | None = None) -> Any:
+    """Images from a prompt with the configured generator (``[tasks] generate``, e.g. a
+    ``diffusers`` model). See ``Engine.generate``; raises ``NoGeneratorError`` when none is configured.
+
+    Example:
+        >>> oculi.generate("a red bicycle against a brick wall", seed=1).images[0].save("out.png")  # doctest: +SKIP
+    """
+    return default_engine().generate(prompt, image=image, steps=steps, seed=seed, width=width, height=height,
+                                     strength=strength, model=model)
 
 
 def index(paths: "list[str] | str", collection: str = "default", **kw: Any) -> "IndexReport":

@@ -31,6 +31,7 @@ from oculi.perception.worker import DRAFT_LONG_SIDE
 from oculi.store.base import DEFAULT_COLLECTION, Collection, CollectionInfo, Filter, Store
 from oculi.store.integrity import CheckReport, RepairReport
 from oculi.tasks.evaluate import KS, RetrievalQuery, RetrievalReport, evaluate_retrieval, load_queries
+from oculi.tasks.index.spaces import guard_collection
 from oculi.tasks.index import BATCH_SIZE, IndexReport, ProgressFn, StopFn, index_paths, ingest_images, refresh_documents
 from oculi.tasks.integrity import check_collections, repair_collection
 from oculi.tasks.search import (
@@ -137,15 +138,26 @@ class Library:
         should_stop: StopFn | None = None,
         batch_size: int = BATCH_SIZE,
         workers: int | None = None,
+        reindex: bool = False,
     ) -> IndexReport:
         """Index files and folders into a collection (created if needed); incremental and
         resumable. See ``oculi.tasks.index.index_paths``; ``ocr`` defaults to ``settings.ocr``.
 
+        ``reindex`` empties the collection first and indexes ``paths`` again with the
+        configured models: what changing the embedding model of a collection takes (items
+        whose files are not under ``paths``, and uploaded images, are not in it afterwards).
+
         Raises:
             InputError: no path, a path that does not exist, or another process is writing.
+            ModelConfigError: the collection holds vectors of another embedder (without ``reindex``).
         """
         if not paths:
             raise InputError("give at least one file or folder to index")
+        missing = [str(p) for p in paths if not Path(p).expanduser().exists()]
+        if reindex and missing:  # nothing is dropped for a typo
+            raise InputError(f"{missing[0]}: no such file or directory")
+        if reindex and self.store.exists(collection):
+            self.store.drop_collection(collection)
         coll = self.store.create_collection(collection, exist_ok=True)
         root = getattr(self.store, "root", None)
         return index_paths(
@@ -203,6 +215,7 @@ class Library:
         query = SearchQuery.build(text=text, image=image, top_k=top_k, where=where, after=after,
                                   before=before, path_glob=path_glob)
         coll = self.open(collection)
+        guard_collection(coll, self.engine, searching=True)
         return search(self.engine, coll, query, adapter_vec=self._adapter_vec(coll, adapter, query.text))
 
     def duplicates(self, collection: str = DEFAULT_COLLECTION, *, threshold: float = DUPLICATE_THRESHOLD) -> DuplicatesReport:
@@ -222,6 +235,7 @@ class Library:
         through a trained retrieval adapter when ``adapter`` names one."""
         qs = load_queries(queries) if isinstance(queries, (str, Path)) else list(queries)
         coll = self.open(collection)
+        guard_collection(coll, self.engine, searching=True)
         adapt = (lambda text: self._adapter_vec(coll, adapter, text)) if adapter else None
         return evaluate_retrieval(self.engine, coll, qs, ks=ks, adapter=adapt)
 

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from oculi.store.base import Collection, ItemRecord, item_from_row
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.pipeline import BATCH_SIZE, IndexPipeline
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
-from oculi.tasks.index.stages import ImagePreparer, KnownItems
+from oculi.tasks.index.stages import DESCRIBER_KEY, ImagePreparer, KnownItems, describer_id
 from oculi.tasks.index.walk import FoundFile, is_under, walk_images
 from oculi.tasks.vision import Vision
 
@@ -182,6 +182,22 @@ def ingest_images(
     return report
 
 
+def _refreshed_caption(vision: Vision, obs: Observation, item: Any) -> str:
+    """A new caption from the stored observation; where the describer needs the pixels (a VLM),
+    the stored caption stays, since refreshing reads no image."""
+    try:
+        return vision.describe_observation(obs)
+    except InputError:
+        return item.caption
+
+
+def _refreshed_observation(item: Any, caption: str, describer: str | None) -> dict[str, Any]:
+    """The stored observation, naming the model that wrote ``caption`` when it was rewritten."""
+    if describer is None or caption == item.caption:
+        return item.observation
+    return {**item.observation, "models": {**(item.observation.get("models") or {}), DESCRIBER_KEY: describer}}
+
+
 def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn | None = None,
                       batch_size: int = 256) -> int:
     """Rewrite every item's caption, keyword document and text vector from its stored
@@ -190,16 +206,17 @@ def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn 
     total = coll.count()
     done = 0
     t0 = time.monotonic()
+    describer = describer_id(vision)
     with coll.writer():
         ids = sorted(coll.item_ids())
         for start in range(0, len(ids), batch_size):
             rows = coll.get_items(ids[start : start + batch_size], columns=list(_ALL_ITEM_COLUMNS))
             items = [item_from_row(r) for r in rows]
-            obs = (Observation.from_dict(it.observation) for it in items)
-            docs = [observation_document(o, vision.describe_observation(o)) for o in obs]
+            docs = [observation_document(o, _refreshed_caption(vision, o, it)) for o, it in
+                    ((Observation.from_dict(it.observation), it) for it in items)]
             vecs = np.asarray(vision.embed_texts([d.summary for d in docs]), dtype=np.float32)
             coll.update_items([
-                replace(it, caption=d.caption, doc=d.doc, labels=d.labels, objects=d.objects,
+                replace(it, caption=d.caption, doc=d.doc, observation=_refreshed_observation(it, d.caption, describer), labels=d.labels, objects=d.objects,
                         object_terms=d.object_terms, colours=d.colours, text=d.text, track_ids=d.track_ids,
                         text_vec=vecs[i])
                 for i, (it, d) in enumerate(zip(items, docs))

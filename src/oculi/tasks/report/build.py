@@ -319,7 +319,7 @@ def _check_time(r: Record, events: list[dict[str, Any]], tz: tzinfo, rec_ref: Ev
     more = f" ({len(after)} such events in all)" if len(after) > 1 else ""
     return [CrossCheck(r.id, CheckStatus.CONFLICT, f"The record says {_quote(r)}, but footage from {first['camera']} shows a "
                        f"person at {first['time']} (track {first['track_id']}){more}.", f"closed at {r.time_text}", (), ev,
-                       Severity.HIGH)]
+                       Severity.HIGH, counts=(len(after),))]
 
 
 def event_dict(e: Any, tz: tzinfo) -> dict[str, Any]:
@@ -388,16 +388,24 @@ def build_report(
     vocab = vocabulary_from([im.observation for im in ims], [im.inspection for im in ims if im.inspection], recs, evs,
                             [im.name for im in ims] + [im.path for im in ims] + [inspector or "", model or ""],
                             seen_labels={s for im in ims for s in _seen(im)})
-    vocab.add_number(len(ims))
-    vocab.add_number(len(recs))
+    vocab.add_count(len(ims))
+    vocab.add_count(len(recs))
+    for lab in {o.label for im in ims for o in im.observation.objects}:  # images a label was seen in
+        vocab.add_count(sum(1 for im in ims if any(o.label == lab and o.score >= MIN_OBJECT_SCORE for o in im.observation.objects)))
+    for im in ims:  # objects of a label above the report's score floor
+        for lab in {o.label for o in im.observation.objects}:
+            vocab.add_count(sum(1 for o in im.observation.objects if o.label == lab and o.score >= MIN_OBJECT_SCORE))
+    for c in checks:
+        for n in c.counts:
+            vocab.add_count(n)
     for im in ims:
         im.findings = [f for f in im.findings if _keep(f.text, vocab, f"finding {f.id}", rejected)]
     checks = [c for c in checks if _keep(c.text, vocab, f"cross-check of {c.record}", rejected)]
     for c in (CheckStatus.CONFLICT, CheckStatus.CONSISTENT, CheckStatus.UNVERIFIABLE):
-        vocab.add_number(sum(1 for x in checks if x.status == c))
+        vocab.add_count(sum(1 for x in checks if x.status == c))
     failed = [im for im in ims if im.inspection and not bool(im.inspection.get("pass", im.inspection.get("passed")))]
-    vocab.add_number(len(failed))
-    vocab.add_number(sum(1 for im in ims if im.inspection))
+    vocab.add_count(len(failed))
+    vocab.add_count(sum(1 for im in ims if im.inspection))
     recommendations = [s for s in _recommendations(kind, ims, checks, failed) if _keep(s, vocab, "recommendation", rejected)]
     limits = _limits(kind, ims, recs, checks, inspector)
     summary = [s for s in _summary(kind, ims, recs, checks, failed, evs) if _keep(s, vocab, "summary", rejected)]

@@ -100,6 +100,7 @@ class CrossCheck:
     images: tuple[str, ...] = ()
     evidence: tuple[EvidenceRef, ...] = ()
     severity: Severity = Severity.INFO
+    counts: tuple[int, ...] = ()  # counts the text states that no single piece of evidence holds (events in all)
 
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record, "status": self.status.value, "claim": self.claim, "text": self.text,

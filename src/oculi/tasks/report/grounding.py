@@ -78,6 +78,7 @@ class Vocabulary:
     """What the evidence contains: numbers, labels seen, labels said, and words."""
 
     numbers: set[str] = field(default_factory=set)
+    counts: set[int] = field(default_factory=set)
     seen_labels: set[str] = field(default_factory=set)
     said_labels: set[str] = field(default_factory=set)
     words: set[str] = field(default_factory=set)
@@ -98,6 +99,11 @@ class Vocabulary:
                 for nd in (0, 1, 2):
                     self.numbers.add(_norm_number(f"{v * 100:.{nd}f}"))
 
+    def add_count(self, n: int) -> None:
+        """A count prose may state, in digits or words (objects of a label, images, records)."""
+        self.counts.add(int(n))
+        self.numbers.add(str(int(n)))
+
     def add_text(self, s: str, *, seen: bool) -> None:
         """Free text from the evidence: its numbers, words and (when ``seen``) the labels it names."""
         if not s:
@@ -111,8 +117,9 @@ class Vocabulary:
     def add_structure(self, doc: Any) -> None:
         """Every number and string inside a JSON-like document (an observation or inspection dict)."""
         if isinstance(doc, dict):
-            for v in doc.values():
-                self.add_structure(v)
+            for k, v in doc.items():
+                if k not in ("box", "region"):  # coordinates are evidence to point at, not facts to state
+                    self.add_structure(v)
         elif isinstance(doc, (list, tuple)):
             for v in doc:
                 self.add_structure(v)
@@ -142,7 +149,7 @@ def sentence_problems(sentence: str, vocab: Vocabulary) -> list[str]:
             problems.append(f"number {m.group(0).strip()} is not in the evidence")
     low = re.findall(r"[a-z]+", sentence.lower())
     for w in low:
-        if w in NUMBER_WORDS[2:] and str(NUMBER_WORDS.index(w)) not in vocab.numbers:
+        if w in NUMBER_WORDS[2:] and NUMBER_WORDS.index(w) not in vocab.counts:
             problems.append(f"number {w} is not in the evidence")
     for lab in labels_in(sentence):
         if lab in vocab.seen_labels:
@@ -209,6 +216,8 @@ def vocabulary_from(observations: Iterable[Any], inspections: Iterable[Any], rec
         d = o.to_dict()
         v.add_structure({k: d[k] for k in ("objects", "counts", "labels", "text", "colours", "image")})
         v.seen_labels |= {ob.label for ob in o.objects}
+        for n in o.counts().values():
+            v.add_count(n)
         for t in o.text:
             v.add_text(t.text, seen=True)
     v.seen_labels |= set(seen_labels)

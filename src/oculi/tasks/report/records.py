@@ -299,9 +299,12 @@ def link_records(records: Records, images: dict[str, str], *, day: date | None =
                 found.append(iid)
         if not r.image_refs:
             toks = _tokens(r.text) | _tokens(" ".join(r.fields.values()))
-            for iid, st in stem_tokens.items():
-                if any(t.isdigit() or len(t) >= 4 for t in toks & st) and iid not in found:
-                    found.append(iid)
+            # a number shared with a file name links (part 4711 → part-4711.png); failing that a
+            # word of four letters or more that not every file name has
+            by_num = [iid for iid, st in stem_tokens.items() if any(t.isdigit() for t in toks & st)]
+            common = set.intersection(*stem_tokens.values()) if len(stem_tokens) > 1 else set()
+            by_word = [iid for iid, st in stem_tokens.items() if any(len(t) >= 4 and t not in common for t in toks & st)]
+            found += [iid for iid in (by_num or by_word) if iid not in found]
         r.images = tuple(found)
         r.time, r.time_text = _record_time(r, day, tz)
 

@@ -1,0 +1,114 @@
+"""Rendering: the drawing module (boxes, heat-maps, masks), Markdown/HTML/JSON, user templates, and
+PDF checked by turning its pages into images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oculi.core.errors import InputError
+from oculi.core.types import Box
+from oculi.draw import Mark, annotate_image
+from oculi.imageio import load_image
+from oculi.tasks.report import ReportImage, build_report, write_report
+from oculi.tasks.report.records import link_records, parse_records
+
+
+def test_heatmap_and_marks_are_drawn_where_the_map_is_hot() -> None:
+    img = Image.new("RGB", (200, 100), (128, 128, 128))
+    heat = np.zeros((10, 20), np.float32)
+    heat[:5, :10] = 1.0  # upper-left quarter hot
+    out = np.asarray(annotate_image(img, heatmap=heat), dtype=np.int16)
+    hot, cold = out[10:40, 10:80], out[60:95, 120:190]
+    assert np.abs(hot - 128).mean() > 40 and hot[..., 0].mean() > hot[..., 2].mean()  # red-ish where hot
+    assert np.abs(cold - 128).max() <= 2  # a zero map leaves the image alone
+    marked = np.asarray(annotate_image(img, marks=[Mark(Box(20, 20, 80, 80), "upper left", 1)]), dtype=np.int16)
+    assert tuple(marked[50, 20]) != (128, 128, 128) and tuple(marked[50, 50]) == (128, 128, 128)
+    masked = np.asarray(annotate_image(img, masks=[heat > 0.5]), dtype=np.int16)
+    assert masked[20, 20, 0] > 150 and tuple(masked[80, 150]) == (128, 128, 128)
+    with pytest.raises(ValueError, match="2-D"):
+        annotate_image(img, heatmap=np.zeros(5))
+
+
+@pytest.fixture(scope="module")
+def report(engine, samples_dir: Path):
+    ims = []
+    for i, name in enumerate(("chelsea", "coffee"), 1):
+        p = str(samples_dir / f"{name}.png")
+        ims.append(ReportImage(f"img{i}", p, engine.observe(p), image=load_image(p).image))
+    ims[1].inspection = {"score": 0.91, "threshold": 0.55, "pass": False, "finding": "dark spot, upper left",
+                         "regions": [{"box": [20.0, 20.0, 120.0, 90.0], "position": "upper left", "peak": 0.97}]}
+    heat = np.zeros((16, 16), np.float32)
+    heat[1:5, 1:5] = 1.0
+    ims[1].heatmap = heat
+    recs = parse_records(b"image,text\nchelsea.png,The dog is on the sofa\ncoffee.png,part passed\n", "notes.csv")
+    link_records(recs, {im.id: im.path for im in ims})
+    return build_report(ims, kind="inspection", records=recs, inspector="line-3")
+
+
+def _pdf_pages(path: Path) -> list[Image.Image]:
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(path))
+    return [doc[i].render(scale=1).to_pil().convert("RGB") for i in range(len(doc))]
+
+
+def test_pdf_pages_show_the_report_and_its_annotated_images(report, tmp_path: Path) -> None:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    out = write_report(report, "pdf", tmp_path / "r.pdf")
+    assert out == [tmp_path / "r.pdf"] and (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
+    pages = _pdf_pages(tmp_path / "r.pdf")
+    assert 2 <= len(pages) <= 6
+    for p in pages:
+        a = np.asarray(p)
+        assert (a < 200).mean() > 0.005, "a blank page"  # text or pictures on every page
+    doc = pdfium.PdfDocument(str(tmp_path / "r.pdf"))
+    images = [o for i in range(len(doc)) for o in doc[i].get_objects() if o.type == pdfium_c.FPDF_PAGEOBJ_IMAGE]
+    assert len(images) == 2  # both annotated images are embedded, in report order
+    # the embedded picture of the failed part carries the heat-map: its upper left is reddened
+    drawn = np.asarray(images[1].get_bitmap().to_pil().convert("RGB"), dtype=np.int16)
+    orig = np.asarray(report.images[1].image.convert("RGB").resize((drawn.shape[1], drawn.shape[0])), dtype=np.int16)
+    h, w = drawn.shape[:2]
+    hot = (drawn[h // 16: h // 4, w // 16: w // 4, 0] - orig[h // 16: h // 4, w // 16: w // 4, 0]).mean()
+    assert hot > 20
+
+
+def test_html_md_json_and_user_templates(report, tmp_path: Path) -> None:
+    html = write_report(report, "html", tmp_path / "r.html")[0].read_text()
+    assert html.count("data:image/jpeg;base64,") == 2 and "Cross-checks with the records" in html
+    assert "&lt;" not in report.title and "<script" not in html
+    md = write_report(report, "md", tmp_path / "r.md")
+    assert [p.name for p in md[1:]] == ["img1-chelsea.jpg", "img2-coffee.jpg"]
+    text = md[0].read_text()
+    assert "![chelsea.png annotated](r_files/img1-chelsea.jpg)" in text and "## Limits" in text
+    doc = json.loads(write_report(report, "json", tmp_path / "r.json")[0].read_text())
+    assert doc["schema"] == "oculi.report/1" and doc["images"][1]["inspection"]["pass"] is False
+    assert "heatmap" not in doc["images"][1]["inspection"]
+    # a user template directory overrides one template and extends the built-in one
+    tdir = tmp_path / "tpl"
+    tdir.mkdir()
+    (tdir / "report.html.j2").write_text('{% extends "builtin/report.html.j2" %}{% block header %}<h1>ACME QA — '
+                                         '{{ report.kind }}</h1>{% endblock %}')
+    (tdir / "report.md.j2").write_text("# {{ report.title }}\n{% for c in report.cross_checks %}* {{ c.status }}: {{ c.text }}\n{% endfor %}")
+    custom = write_report(report, "html", tmp_path / "c.html", template_dir=tdir)[0].read_text()
+    assert "<h1>ACME QA — inspection</h1>" in custom and "Cross-checks with the records" in custom
+    cmd = write_report(report, "md", tmp_path / "c.md", template_dir=tdir)[0].read_text()
+    assert cmd.startswith("# Inspection report\n* ")
+    assert "* conflict: The record says \u201cpart passed\u201d, but coffee.png shows an anomaly" in cmd
+    (tdir / "report.md.j2").write_text("{% for x in report.images %}{{ x.nonexistent }}{% endfor %}")
+    with pytest.raises(InputError, match="report.md.j2.*nonexistent"):
+        write_report(report, "md", tmp_path / "d.md", template_dir=tdir)
+    (tdir / "report.md.j2").write_text("{% if %}")
+    with pytest.raises(InputError, match="report.md.j2, line 1"):
+        write_report(report, "md", tmp_path / "d.md", template_dir=tdir)
+    with pytest.raises(InputError, match="does not exist"):
+        write_report(report, "md", tmp_path / "d.md", template_dir=tmp_path / "none")
+    with pytest.raises(InputError, match="unknown report format 'docx'"):
+        write_report(report, "docx", tmp_path / "d.docx")
+    assert not (tmp_path / "d.md").exists()  # nothing half-written

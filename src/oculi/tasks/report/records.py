@@ -110,7 +110,7 @@ def decode_records(data: bytes, name: str, encoding: str | None = None) -> tuple
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
         raise InputError(f"records {name} are not UTF-8 (byte {data[e.start]:#04x} at offset {e.start}); save them as "
-                         f"UTF-8 or name their encoding (--records-encoding cp1252, latin-1, utf-16...)") from None
+                         f"UTF-8 or name their encoding (--records-encoding, or the records_encoding field: cp1252, latin-1, utf-16...)") from None
 
 
 def _format_of(name: str, fmt: str | None) -> str:
@@ -244,7 +244,7 @@ def parse_records(data: bytes, name: str = "records", *, fmt: str | None = None,
     text, enc = decode_records(data, name, encoding)
     if "\x00" in text:
         raise InputError(f"records {name} contain NUL characters: a binary file, or text in another encoding "
-                         f"(name it with --records-encoding)")
+                         f"(name it with --records-encoding, or the records_encoding field)")
     recs = {"csv": _parse_csv, "json": _parse_json, "md": _parse_md}[f](text, name)
     warnings = []
     if not recs:

@@ -67,7 +67,8 @@ def test_pdf_pages_show_the_report_and_its_annotated_images(report, tmp_path: Pa
     assert 2 <= len(pages) <= 6
     for p in pages:
         a = np.asarray(p)
-        assert (a < 200).mean() > 0.005, "a blank page"  # text or pictures on every page
+        # ink above the footer on every page (a page holding only "page n of m" would be blank)
+        assert (a[: int(a.shape[0] * 0.9)] < 200).mean() > 0.001, "a blank page"
     doc = pdfium.PdfDocument(str(tmp_path / "r.pdf"))
     images = [o for i in range(len(doc)) for o in doc[i].get_objects() if o.type == pdfium_c.FPDF_PAGEOBJ_IMAGE]
     assert len(images) == 2  # both annotated images are embedded, in report order

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from PIL import Image, ImageDraw, ImageFont
 
 from oculi.core.types import DetectedObject, TextLine
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)]
@@ -50,3 +53,33 @@ def annotation_path(dest: Path, source: Path, many: bool) -> Path:
         return dest / f"{source.stem}.annotated.png"
     dest.parent.mkdir(parents=True, exist_ok=True)
     return dest
+
+
+def heatmap_colours(heatmap: "np.ndarray") -> "np.ndarray":
+    """A 0..1 map as ``[H, W, 3]`` uint8: blue (0) through green and yellow to red (1)."""
+    import numpy as np
+
+    v = np.clip(heatmap, 0.0, 1.0)
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+
+
+def heatmap_overlay(image: Image.Image, heatmap: "np.ndarray", boxes: Iterable[tuple[int, int, int, int]] = (),
+                    *, floor: float = 0.0, alpha: float = 0.5) -> Image.Image:
+    """The image with a 0..1 anomaly map blended over it (values under ``floor`` left clear) and
+    region boxes drawn in red. ``heatmap`` must have the image's size (``[H, W]``)."""
+    import numpy as np
+
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    if heatmap.shape != base.shape[:2]:
+        raise ValueError(f"heat-map shape {heatmap.shape} does not match the image's {base.shape[:2]}")
+    colours = heatmap_colours(heatmap).astype(np.float32)
+    a = np.where(heatmap >= floor, alpha, 0.15)[..., None]
+    out = Image.fromarray((base * (1 - a) + colours * a).astype(np.uint8))
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 250))
+    for x1, y1, x2, y2 in boxes:
+        draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=(255, 0, 0), width=width)
+    return out

@@ -55,6 +55,37 @@ def _tag(draw: ImageDraw.ImageDraw, x: float, y: float, caption: str, colour: tu
     draw.text((x + 3, ty), caption, fill=(0, 0, 0), font=font)
 
 
+def heatmap_colours(heatmap: Any) -> Any:
+    """A 0..1 map as ``[H, W, 3]`` uint8: blue (0) through green and yellow to red (1)."""
+    import numpy as np
+
+    v = np.clip(heatmap, 0.0, 1.0)
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+
+
+def heatmap_overlay(image: Image.Image, heatmap: Any, boxes: Iterable[tuple[int, int, int, int]] = (),
+                    *, floor: float = 0.0, alpha: float = 0.5) -> Image.Image:
+    """The image with a 0..1 anomaly map of the image's size (``[H, W]``) blended over it
+    (values under ``floor`` left nearly clear) and region boxes drawn in red: the inspection
+    heat-map PNG. ``annotate_image(heatmap=...)`` draws a map of any size with the other evidence."""
+    import numpy as np
+
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    if heatmap.shape != base.shape[:2]:
+        raise ValueError(f"heat-map shape {heatmap.shape} does not match the image's {base.shape[:2]}")
+    colours = heatmap_colours(heatmap).astype(np.float32)
+    a = np.where(heatmap >= floor, alpha, 0.15)[..., None]
+    out = Image.fromarray((base * (1 - a) + colours * a).astype(np.uint8))
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 250))
+    for x1, y1, x2, y2 in boxes:
+        draw.rectangle([x1, y1, x2 - 1, y2 - 1], outline=(255, 0, 0), width=width)
+    return out
+
+
 def heatmap_rgba(heatmap: Any, size: tuple[int, int], *, alpha: float = HEATMAP_ALPHA) -> Image.Image:
     """An ``HxW`` map in ``[0, 1]`` as an RGBA overlay of ``size`` (blue → yellow → red; opacity
     grows with the value, so a clean part's low map barely tints the image).
@@ -72,11 +103,8 @@ def heatmap_rgba(heatmap: Any, size: tuple[int, int], *, alpha: float = HEATMAP_
     m = np.clip(np.nan_to_num(m, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     small = Image.fromarray((m * 255).astype(np.uint8), mode="L").resize(size, Image.BILINEAR)
     v = np.asarray(small, dtype=np.float32) / 255.0  # [H, W]
-    r = np.clip(2.0 * v, 0, 1)
-    g = np.clip(2.0 - 2.0 * v, 0, 1) * np.clip(2.0 * v, 0, 1)
-    b = np.clip(1.0 - 2.0 * v, 0, 1)
-    a = alpha * np.clip(v * 1.5, 0, 1)
-    rgba = (np.stack([r, g, b, a], axis=-1) * 255).astype(np.uint8)  # [H, W, 4]
+    a = (alpha * np.clip(v * 1.5, 0, 1) * 255).astype(np.uint8)
+    rgba = np.concatenate([heatmap_colours(v), a[..., None]], axis=-1)  # [H, W, 4]
     return Image.fromarray(rgba, mode="RGBA")
 
 

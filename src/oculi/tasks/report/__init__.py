@@ -39,8 +39,9 @@ MAX_REPORT_IMAGES = 200
 
 # progress(done, total, what)
 ProgressFn = Callable[[int, int, str], None]
-# inspect(paths, name) -> results with .path/.score/.threshold/.passed/.regions/.heatmap/.finding/.to_dict()
-InspectFn = Callable[[Sequence[str], str], Sequence[Any]]
+# inspect(paths, name, errors) -> results with .path/.score/.threshold/.passed/.regions/.heatmap/.finding/
+# .to_dict(); an image it cannot use is appended to errors as (path, message)
+InspectFn = Callable[[Sequence[str], str, list], Sequence[Any]]
 
 
 def _inspection_dict(res: Any) -> dict[str, Any]:
@@ -52,19 +53,20 @@ def _inspection_dict(res: Any) -> dict[str, Any]:
 
 
 def default_inspect(settings: Any) -> InspectFn:
-    """The inspection task (``oculi.tasks.inspect.inspect_images``) bound to ``settings``.
+    """The inspection task (``oculi.tasks.inspect.inspect_images``) bound to ``settings``; an
+    image it cannot use (unreadable, shaped unlike the good parts) lands in ``errors``.
 
     Raises:
         ConfigError: this build has no inspection task.
     """
-    def run(paths: Sequence[str], name: str) -> Sequence[Any]:
+    def run(paths: Sequence[str], name: str, errors: list) -> Sequence[Any]:
         try:
-            from oculi.tasks.inspect import inspect_images  # type: ignore[import-not-found]
+            from oculi.tasks.inspect import inspect_images
         except ImportError:
             from oculi.core.errors import ConfigError
 
             raise ConfigError("--inspector needs the inspection task (oculi inspect), which this build does not have") from None
-        return inspect_images(list(paths), name, settings=settings)
+        return inspect_images(list(paths), name, settings=settings, errors=errors)
 
     return run
 
@@ -145,16 +147,21 @@ def create_report(
     if not ims:
         raise InputError("no image could be observed: " + "; ".join(warnings))
     if inspector:
+        errors: list[tuple[str, str]] = []
         run = inspect or default_inspect(settings)
-        results = list(run([im.path for im in ims], inspector))
+        results = list(run([im.path for im in ims], inspector, errors))
+        refused = {str(p) for p, _ in errors}
+        warnings += [f"{Path(p).name} not inspected: {msg.replace(str(p) + ': ', '')}" for p, msg in errors]
         by_path = {str(getattr(r, "path", None) or r.to_dict().get("path")): r for r in results}
         for im in ims:
             r = by_path.get(im.path)
             if r is None:
-                warnings.append(f"the inspection model gave no result for {im.path}")
+                if im.path not in refused:
+                    warnings.append(f"the inspection model gave no result for {im.name}")
                 continue
             im.inspection = _inspection_dict(r)
             im.heatmap = getattr(r, "heatmap", None)
+            warnings += [f"{im.name}: {w}" for w in im.inspection.pop("warnings", None) or []]
         if progress:
             progress(total, total, "inspect")
     if recs is not None:

@@ -164,9 +164,9 @@ def _status(text: str | None) -> str | None:
 
 
 def _parse_csv(text: str, name: str) -> list[Record]:
-    sample = text[:4096]
-    delim = "\t" if sample.count("\t") > sample.count(",") and sample.count("\t") > sample.count(";") else (
-        ";" if sample.count(";") > sample.count(",") else ",")
+    # the delimiter is the one the header row uses most (a note's text may hold any of them)
+    header_line = text.lstrip("\ufeff").split("\n", 1)[0]
+    delim = max((",", ";", "\t"), key=lambda d: (header_line.count(d), d == ","))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim, strict=True)
     try:
         header = reader.fieldnames

@@ -27,6 +27,13 @@ def test_csv_json_md_parse_to_the_same_records() -> None:
     status_col = parse_records(b"part,status\n4711,OK\n4712,NOK\n", "q.csv")
     assert [r.status for r in status_col.records] == ["passed", "failed"]
     assert status_col.records[0].text == "part: 4711; status: OK"
+    # the header decides the delimiter, not the notes' punctuation; semicolon and tab files work too
+    commas = parse_records(b"image,text\na.png,checked; a dog; ok; fine\n", "n.csv")
+    assert commas.records[0].text == "checked; a dog; ok; fine" and commas.records[0].image_refs == ("a.png",)
+    semis = parse_records(b"image;text\na.png;checked, fine\n", "n.csv")
+    assert semis.records[0].text == "checked, fine"
+    tabs = parse_records(b"image\ttext\na.png\tchecked, fine; ok\n", "n.tsv")
+    assert tabs.records[0].text == "checked, fine; ok"
 
 
 @pytest.mark.parametrize("data,name,message", [

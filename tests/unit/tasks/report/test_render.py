@@ -114,3 +114,26 @@ def test_html_md_json_and_user_templates(report, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown report format 'docx'"):
         write_report(report, "docx", tmp_path / "d.docx")
     assert not (tmp_path / "d.md").exists()  # nothing half-written
+
+
+def test_footage_reports_render_through_the_shared_renderer_and_print_to_pdf(coll, tmp_path: Path) -> None:
+    from datetime import date, timezone
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    from oculi.tasks.footage.render import write_footage_report
+    from oculi.tasks.footage.report import build_footage_report
+
+    rep = build_footage_report(coll, "main gate", date(2026, 11, 27), tz=timezone.utc, tz_name="UTC")
+    pdf = write_footage_report(rep, coll, "pdf", tmp_path / "gate.pdf", timezone.utc)[0]
+    doc = pdfium.PdfDocument(str(pdf))
+    text = "".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+    assert "Footage report" in text and "main gate" in text and "loitered" in text
+    pics = [o for i in range(len(doc)) for o in doc[i].get_objects() if o.type == pdfium_c.FPDF_PAGEOBJ_IMAGE]
+    assert len(pics) == len(rep.keyframes) > 0
+    tdir = tmp_path / "tpl"
+    tdir.mkdir()
+    (tdir / "footage.md.j2").write_text("{{ report.camera }}: {{ report.threat_level }} ({{ report.findings|length }} findings)\n")
+    md = write_footage_report(rep, coll, "md", tmp_path / "g.md", timezone.utc, template_dir=tdir)[0]
+    assert md.read_text() == "main gate: high (3 findings)\n"

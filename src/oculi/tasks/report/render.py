@@ -48,6 +48,9 @@ def template_environment(template_dir: str | Path | None = None) -> Any:
                                                                                    default_for_string=False),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["pct"] = lambda v, nd=1: "-" if v is None else f"{float(v) * 100:.{nd}f} %"
+    # Markdown cells: no raw HTML from records or OCR, no table breaks, one line
+    env.filters["md"] = lambda v: ("" if v is None else str(v)).replace("&", "&amp;").replace("<", "&lt;").replace(
+        ">", "&gt;").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     env.filters["hms"] = lambda iso: "" if not iso else str(iso)[11:19]
     env.filters["num"] = lambda v, nd=2: "-" if v is None else f"{float(v):.{nd}f}"
     return env
@@ -186,4 +189,12 @@ def write_report(report: Any, fmt: str, out: str | Path, *, template_dir: str | 
         fmt, Path(out), stem="report", template_dir=template_dir,
         context=lambda refs: {"report": doc, "images": refs},
         json_doc=lambda: doc,
-        images=lambda: [(im.id, *annotated_image(im), f"{im.id}-{Path(im.path).stem}"[:80]) for im in report.images])
+        images=lambda: [(im.id, *annotated_image(im), _file_stem(im)) for im in report.images])
+
+
+def _file_stem(im: Any) -> str:
+    """``img1-chelsea``: the id and a tame version of the image's name (safe in a Markdown link)."""
+    import re
+
+    tame = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(im.path).stem).strip("._") or "image"
+    return f"{im.id}-{tame}"[:80]

@@ -137,3 +137,19 @@ def test_footage_reports_render_through_the_shared_renderer_and_print_to_pdf(col
     (tdir / "footage.md.j2").write_text("{{ report.camera }}: {{ report.threat_level }} ({{ report.findings|length }} findings)\n")
     md = write_footage_report(rep, coll, "md", tmp_path / "g.md", timezone.utc, template_dir=tdir)[0]
     assert md.read_text() == "main gate: high (3 findings)\n"
+
+
+def test_hostile_record_text_and_file_names_stay_text(report, tmp_path: Path) -> None:
+    im = report.images[0]
+    odd = ReportImage("img1", str(tmp_path / "my photo (1) [x].png"), im.observation, image=im.image)
+    recs = parse_records(b'text\n"<script>alert(1)</script> | dog\nnext line"\n', "n.csv")
+    link_records(recs, {odd.id: odd.path})
+    rep = build_report([odd], records=recs)
+    html = write_report(rep, "html", tmp_path / "h.html")[0].read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md_files = write_report(rep, "md", tmp_path / "h.md")
+    md = md_files[0].read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert md_files[1].name == "img1-my_photo_1_x.jpg" and "(h_files/img1-my_photo_1_x.jpg)" in md
+    row = [line for line in md.splitlines() if line.startswith("| rec1 |")][-1]  # the Records table
+    assert row.count(" | ") == 3 and "\\| dog next line" in row  # one table row, its pipe escaped

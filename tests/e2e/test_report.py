@@ -126,3 +126,30 @@ def test_server_report_job_to_pdf(engine, samples_dir: Path, tmp_path: Path) -> 
         assert len(c.get("/api/v1/reports").json()["jobs"]) == n_jobs
         assert c.get("/api/v1/reports/0123456789abcdef").status_code == 404
         assert c.get("/api/v1/reports/../../etc").status_code == 404
+
+
+def test_cli_incident_report_against_stored_footage_and_footage_pdf(cli, engine, samples_dir: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    from oculi.config import Settings
+    from oculi.store import open_store
+    from tests.footage_records import fill_collection
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("OCULI_HOME", str(home))
+    monkeypatch.setenv("OCULI_ASSETS_DIR", str(engine.settings.assets_dir))
+    fill_collection(open_store(Settings()).create_collection("cams"))
+    log = tmp_path / "guard.csv"
+    log.write_text("time,text\n16:55,Main gate closed and locked\n")
+    r = cli("report", "-i", samples_dir / "chelsea.png", "--records", log, "--kind", "incident", "-c", "cams",
+            "--camera", "main gate", "--day", "2026-11-27", "--tz", "UTC", "-o", tmp_path / "incident.json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "incident.json").read_text())
+    gate = [c for c in doc["cross_checks"] if c["claim"] == "closed at 16:55"][0]
+    assert gate["status"] == "conflict" and "person at 16:59" in gate["text"] and doc["severity"] == "high"
+    assert doc["events"] and all(e["camera"] == "main gate" and e["date"] == "2026-11-27" for e in doc["events"])
+    r = cli("report", "footage", "--camera", "main gate", "--day", "2026-11-27", "--tz", "UTC", "-c", "cams",
+            "--format", "pdf", "-o", tmp_path / "gate.pdf")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "gate.pdf").read_bytes()[:4] == b"%PDF"
+    r = cli("report", "-i", samples_dir / "chelsea.png", "-c", "nope", "-o", tmp_path / "n.json")
+    assert r.exit_code == 2 and "nope" in r.output

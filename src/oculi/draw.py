@@ -86,9 +86,10 @@ def heatmap_overlay(image: Image.Image, heatmap: Any, boxes: Iterable[tuple[int,
     return out
 
 
-def heatmap_rgba(heatmap: Any, size: tuple[int, int], *, alpha: float = HEATMAP_ALPHA) -> Image.Image:
+def heatmap_rgba(heatmap: Any, size: tuple[int, int], *, alpha: float = HEATMAP_ALPHA, floor: float = 0.0) -> Image.Image:
     """An ``HxW`` map in ``[0, 1]`` as an RGBA overlay of ``size`` (blue → yellow → red; opacity
-    grows with the value, so a clean part's low map barely tints the image).
+    grows with the value above ``floor``, so values under it, such as a clean part's scores
+    below the pass/fail threshold, leave the image as it is).
 
     Raises:
         ValueError: the map is not two-dimensional or holds no finite value.
@@ -103,8 +104,10 @@ def heatmap_rgba(heatmap: Any, size: tuple[int, int], *, alpha: float = HEATMAP_
     m = np.clip(np.nan_to_num(m, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     small = Image.fromarray((m * 255).astype(np.uint8), mode="L").resize(size, Image.BILINEAR)
     v = np.asarray(small, dtype=np.float32) / 255.0  # [H, W]
-    a = (alpha * np.clip(v * 1.5, 0, 1) * 255).astype(np.uint8)
-    rgba = np.concatenate([heatmap_colours(v), a[..., None]], axis=-1)  # [H, W, 4]
+    f = min(max(float(floor), 0.0), 0.99)
+    above = np.clip((v - f) / (1.0 - f), 0.0, 1.0)  # 0 at the floor, 1 at the top
+    a = (alpha * np.clip(above * 1.5, 0, 1) * 255).astype(np.uint8)
+    rgba = np.concatenate([heatmap_colours(0.5 + 0.5 * above if f > 0 else v), a[..., None]], axis=-1)  # [H, W, 4]
     return Image.fromarray(rgba, mode="RGBA")
 
 
@@ -131,6 +134,7 @@ def annotate_image(
     *,
     marks: Sequence[Mark] = (),
     heatmap: Any = None,
+    heatmap_floor: float = 0.0,
     masks: Sequence[Any] = (),
     number_text: bool = False,
 ) -> Image.Image:
@@ -142,6 +146,7 @@ def annotate_image(
         text: OCR lines: thin boxes (numbered ``T1``, ``T2``... when ``number_text``).
         marks: Other regions (anomalies, tracks): red boxes with a number/label tag.
         heatmap: An ``HxW`` array in ``[0, 1]`` (any resolution) blended under the boxes.
+        heatmap_floor: Heat-map values at or under this (an inspector's threshold) are not drawn.
         masks: ``HxW`` masks blended as translucent red.
 
     Returns:
@@ -156,7 +161,7 @@ def annotate_image(
     """
     out = image.convert("RGB").copy()
     if heatmap is not None:
-        out = Image.alpha_composite(out.convert("RGBA"), heatmap_rgba(heatmap, out.size)).convert("RGB")
+        out = Image.alpha_composite(out.convert("RGBA"), heatmap_rgba(heatmap, out.size, floor=heatmap_floor)).convert("RGB")
     for m in masks:
         out = Image.alpha_composite(out.convert("RGBA"), mask_rgba(m, out.size)).convert("RGB")
     draw = ImageDraw.Draw(out)

@@ -165,7 +165,7 @@ def _object_findings(im: ReportImage, kind: str) -> list[Finding]:
                        for i, t in enumerate(obs.text) if t.text.strip())
             out.append(Finding(f"{im.id}-f{len(out) + 1}", im.id, EvidenceKind.TEXT, f"Text read: {quoted}{more}.",
                                Severity.INFO, ev))
-    if obs.labels and kind != "medical":
+    if obs.labels and kind not in ("medical", "inspection") and obs.labels[0].score >= MIN_OBJECT_SCORE:
         top = obs.labels[0]
         out.append(Finding(f"{im.id}-f{len(out) + 1}", im.id, EvidenceKind.LABEL,
                            f"Best whole-image label: {top.name} (score {top.score:.2f}).", Severity.INFO,
@@ -184,7 +184,7 @@ def _inspection_findings(im: ReportImage, kind: str) -> list[Finding]:
     score, thr = float(ins["score"]), float(ins["threshold"])
     passed = bool(ins.get("pass", ins.get("passed")))
     regions = ins.get("regions") or []
-    ev = [EvidenceRef(EvidenceKind.ANOMALY, f"anomaly score {score:.2f} vs threshold {thr:.2f}", image=im.id, score=score)]
+    ev = [EvidenceRef(EvidenceKind.ANOMALY, f"score {score:.2f} vs threshold {thr:.2f}", image=im.id, score=score)]
     for k, r in enumerate(regions, 1):
         ev.append(EvidenceRef(EvidenceKind.ANOMALY, f"region #{k}: {r.get('description') or r.get('position') or 'anomaly'}",
                               image=im.id, region=Box.from_list(r["box"]), score=r.get("peak")))
@@ -192,7 +192,8 @@ def _inspection_findings(im: ReportImage, kind: str) -> list[Finding]:
         text = f"Passed: anomaly score {score:.2f} is below the threshold {thr:.2f}."
         sev = Severity.NONE
     else:
-        finding = (ins.get("finding") or "").strip().rstrip(".")
+        # the inspector's one-liner without its own "; score x vs threshold y" (said just before)
+        finding = re.sub(r";?\s*score [0-9.]+ vs threshold [0-9.]+\s*$", "", (ins.get("finding") or "").strip().rstrip("."))
         noun = "differs from the reference set" if kind == "medical" else "failed inspection"
         text = f"The image {noun}: anomaly score {score:.2f} against the threshold {thr:.2f}" + (
             f"; {finding}." if finding else ".")

@@ -166,8 +166,9 @@ def annotated_image(im: Any, *, max_side: int = ANNOTATED_MAX_SIDE) -> tuple[byt
             marks.append(Mark(Box.from_list(r["box"]), label=str(r.get("position") or ""), number=k))
     objs = [o for o in obs.objects if o.score >= 0.3]
     heat = im.heatmap if im.heatmap is not None else None
+    floor = float(im.inspection.get("threshold") or 0.0) if im.inspection else 0.0
     try:
-        drawn = annotate_image(img, objs, obs.text, marks=marks, heatmap=heat, number_text=True)
+        drawn = annotate_image(img, objs, obs.text, marks=marks, heatmap=heat, heatmap_floor=floor, number_text=True)
     except ValueError as e:  # a malformed heat-map: draw the rest, say why
         log.warning("heat-map of %s not drawn: %s", im.path, e)
         drawn = annotate_image(img, objs, obs.text, marks=marks, number_text=True)

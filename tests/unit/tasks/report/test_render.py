@@ -153,3 +153,14 @@ def test_hostile_record_text_and_file_names_stay_text(report, tmp_path: Path) ->
     assert md_files[1].name == "img1-my_photo_1_x.jpg" and "(h_files/img1-my_photo_1_x.jpg)" in md
     row = [line for line in md.splitlines() if line.startswith("| rec1 |")][-1]  # the Records table
     assert row.count(" | ") == 3 and "\\| dog next line" in row  # one table row, its pipe escaped
+
+
+def test_heatmap_under_the_threshold_is_not_drawn() -> None:
+    img = Image.new("RGB", (100, 100), (128, 128, 128))
+    heat = np.full((10, 10), 0.5, np.float32)  # a clean part: everywhere about the typical good score
+    heat[:3, :3] = 0.95
+    out = np.asarray(annotate_image(img, heatmap=heat, heatmap_floor=0.55), dtype=np.int16)
+    assert np.abs(out[60:, 60:] - 128).max() == 0  # under the threshold: untouched
+    assert np.abs(out[5:20, 5:20] - 128).mean() > 20  # above it: drawn
+    tinted = np.asarray(annotate_image(img, heatmap=heat), dtype=np.int16)
+    assert np.abs(tinted[60:, 60:] - 128).mean() > 5  # without a floor the same map tints everything

@@ -227,7 +227,8 @@ def _register_optional() -> None:
     """Commands that live in their own modules (collections/search, server)."""
     import importlib
 
-    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.report", "oculi.cli.serve", "oculi.cli.train", "oculi.cli.evaluate"):
+    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.report", "oculi.cli.serve", "oculi.cli.train",
+                "oculi.cli.evaluate", "oculi.cli.inspect"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -13,7 +13,7 @@ and the bank grows in proportion to the images. Here:
    the distance at which it stopped is the bank's covering radius ``r``.
 3. Every later batch of patches is compared with the bank; only patches farther than ``r`` from
    every kept patch are candidates, and greedy k-center adds candidates until every one of them
-   is again within ``r``. Images that look like the ones already seen add (almost) nothing, so
+   is again within ``r`` (plus 5 %, so that noise on a patch seen before adds nothing). Images that look like the ones already seen add (almost) nothing, so
    the bank grows with the variety of the good images, not with their number, and never past
    ``max_bank``; memory is bounded by the seed pool.
 
@@ -29,6 +29,7 @@ from typing import Iterable
 import numpy as np
 
 PROJ_DIM = 128
+SLACK_SQ = 1.05**2  # a later patch is new when 5 % farther than the seed's covering radius
 
 
 def greedy_k_center(x: np.ndarray, k: int, *, min_sq: np.ndarray | None = None, stop_sq: float = -1.0,
@@ -136,13 +137,14 @@ class MemoryBank:
         room = self.max_bank - self._bank_proj.shape[0]
         proj = patches @ self.projection
         d = min_sq_distances(proj, self._bank_proj)
-        far = np.nonzero(d > self.radius_sq)[0]
+        limit = self.radius_sq * SLACK_SQ
+        far = np.nonzero(d > limit)[0]
         if far.size == 0:
             return
         if room <= 0:
             self.full = True
             return
-        idx, _ = greedy_k_center(proj[far], room, min_sq=d[far], stop_sq=self.radius_sq)
+        idx, _ = greedy_k_center(proj[far], room, min_sq=d[far], stop_sq=limit)
         if len(idx) >= room:
             self.full = True
         pick = far[idx]

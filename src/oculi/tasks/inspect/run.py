@@ -107,7 +107,7 @@ def inspect_images(paths: Sequence[Any], name: str, *, settings: Any, progress: 
     def fail(label: str, e: OculiError) -> None:
         if errors is None:
             raise e
-        log.warning("%s: %s", label, e)
+        log.info("%s: %s", label, e)
         errors.append((label, str(e)))
 
     for i, item in enumerate(paths):

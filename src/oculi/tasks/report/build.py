@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from oculi.core.labels import CATEGORY_MEMBERS, imagenet_to_coco
-from oculi.core.types import Box, Observation
+from oculi.core.types import SCHEMA_VERSION, Box, Observation
 from oculi.language.vocab import number_word, plural
 from oculi.tasks.report.evidence import (
     SEVERITY_ORDER,
@@ -120,7 +120,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": REPORT_SCHEMA, "kind": self.kind, "title": self.title, "created": self.created,
+            "schema": REPORT_SCHEMA, "schema_version": SCHEMA_VERSION, "kind": self.kind, "title": self.title, "created": self.created,
             "severity": self.severity.value, "notice": self.notice, "inspector": self.inspector, "model": self.model,
             "summary": list(self.summary), "images": [i.to_dict() for i in self.images],
             "records": self.records.to_dict() if self.records else None,

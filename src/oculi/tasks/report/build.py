@@ -294,6 +294,32 @@ def _check_objects(r: Record, ims: list[ReportImage], rec_ref: EvidenceRef) -> l
     return out
 
 
+_RECORD_QUOTE = re.compile(r"[\"“]([^\"“”]{2,80})[\"”]")
+
+
+def _check_text(r: Record, ims: list[ReportImage], rec_ref: EvidenceRef) -> list[CrossCheck]:
+    """A quoted text in a record (``label reads "SN 4711-B"``) against the text the images read."""
+    out = []
+    for q in _RECORD_QUOTE.findall(r.text):
+        want = " ".join(q.lower().split())
+        hits = [(im, i, t) for im in ims for i, t in enumerate(im.observation.text) if want in " ".join(t.text.lower().split())]
+        if hits:
+            ev = (rec_ref,) + tuple(EvidenceRef(EvidenceKind.TEXT, t.text.strip()[:80], image=im.id, region=t.box, text_line=i,
+                                                score=t.score) for im, i, t in hits)
+            out.append(CrossCheck(r.id, CheckStatus.CONSISTENT, f"The record quotes \u201c{q}\u201d; the same text is read in "
+                                  f"{', '.join(dict.fromkeys(im.name for im, _, _ in hits))}.", "text",
+                                  tuple(dict.fromkeys(im.id for im, _, _ in hits)), ev, Severity.INFO))
+        elif any(im.observation.text for im in ims):
+            out.append(CrossCheck(r.id, CheckStatus.CONFLICT, f"The record quotes \u201c{q}\u201d, but the text read in "
+                                  f"{', '.join(im.name for im in ims if im.observation.text)} does not contain it.", "text",
+                                  tuple(im.id for im in ims if im.observation.text), (rec_ref,), Severity.MEDIUM))
+        else:
+            out.append(CrossCheck(r.id, CheckStatus.UNVERIFIABLE, f"The record quotes \u201c{q}\u201d; no text is read in "
+                                  f"{', '.join(im.name for im in ims)}.", "text", tuple(im.id for im in ims), (rec_ref,),
+                                  Severity.LOW))
+    return out
+
+
 def _negated(text: str, label: str) -> bool:
     low = text.lower()
     for w in (w for w, c in label_table().items() if c == label):
@@ -383,7 +409,8 @@ def build_report(
                                      f"in this report.", "image", (), (rec_ref,), Severity.LOW))
             continue
         targets = linked or ims
-        found = _check_status(r, targets, rec_ref) + _check_objects(r, targets, rec_ref) + _check_time(r, evs, tz, rec_ref)
+        found = (_check_status(r, targets, rec_ref) + _check_objects(r, targets, rec_ref) + _check_text(r, targets, rec_ref)
+                 + _check_time(r, evs, tz, rec_ref))
         checks += found
     rejected: list[Rejection] = []
     vocab = vocabulary_from([im.observation for im in ims], [im.inspection for im in ims if im.inspection], recs, evs,

@@ -159,3 +159,15 @@ def test_medical_reports_say_what_they_are_and_claim_nothing(engine, samples_dir
     assert [w for w in d["warnings"] if "nope.png left out" in w]  # a missing image is a warning, not a crash
     assert all(f["kind"] != "label" for i in d["images"] for f in i["findings"])  # no ImageNet guesses as findings
     assert d["schema"] == "oculi.report/1" and len(d["images"]) == 1
+
+
+def test_quoted_text_in_a_record_against_the_text_read(observed) -> None:
+    ims = _images(observed, "page", "chelsea")
+    recs = parse_records('text\nHeading reads "Region-based segmentation"\nLabel says "ACME 4711-B"\n'.encode(), "n.csv")
+    link_records(recs, {im.id: im.path for im in ims})
+    rep = build_report(ims, records=recs)
+    by = {c.record: c for c in rep.cross_checks if c.claim == "text"}
+    assert by["rec1"].status.value == "consistent" and by["rec1"].images == ("img1",)
+    assert by["rec1"].evidence[1].text_line == 0 and by["rec1"].evidence[1].region is not None
+    assert by["rec2"].status.value == "conflict" and "does not contain it" in by["rec2"].text
+    assert rep.rejected == []

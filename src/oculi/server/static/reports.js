@@ -53,6 +53,7 @@
   $("rp-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     ui().setError("rp-error", "");
+    $("rp-status").textContent = "uploading…";
     const fd = new FormData();
     Array.from($("rp-images").files).forEach((f) => fd.append("images", f, f.name));
     const rec = $("rp-records").files[0];
@@ -65,7 +66,7 @@
     try {
       const job = await ui().api("/api/v1/reports", { method: "POST", body: fd });
       await follow(job.id);
-    } catch (e) { ui().setError("rp-error", e.message); document.body.dataset.reportState = "refused"; }
+    } catch (e) { $("rp-status").textContent = ""; ui().setError("rp-error", e.message); document.body.dataset.reportState = "refused"; }
   });
   document.addEventListener("oculi:tab", (ev) => { if (ev.detail === "reports") loadJobs(); });
 })();

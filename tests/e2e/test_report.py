@@ -153,3 +153,19 @@ def test_cli_incident_report_against_stored_footage_and_footage_pdf(cli, engine,
     assert (tmp_path / "gate.pdf").read_bytes()[:4] == b"%PDF"
     r = cli("report", "-i", samples_dir / "chelsea.png", "-c", "nope", "-o", tmp_path / "n.json")
     assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_python_api_report_writes_the_file(engine, samples_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import oculi
+    import oculi.engine as engine_mod
+    from oculi.config import Settings
+
+    eng = oculi.Engine(Settings(home=tmp_path / "home", assets_dir=engine.settings.assets_dir))
+    eng._backends = engine._backends  # share the already-loaded models
+    monkeypatch.setattr(engine_mod, "_default", eng)
+    notes = tmp_path / "notes.json"
+    notes.write_text(json.dumps([{"image": "chelsea.png", "text": "A dog on the sofa"}]))
+    rep = oculi.report(samples_dir / "chelsea.png", records=notes, output=tmp_path / "r.html")
+    assert [c.status.value for c in rep.cross_checks] == ["unverifiable", "conflict"]  # couch not detected; dog is a cat
+    html = (tmp_path / "r.html").read_text()
+    assert "data:image/jpeg;base64," in html and "The record mentions a dog, but the images show a cat" in html

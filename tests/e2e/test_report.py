@@ -126,6 +126,14 @@ def test_server_report_job_to_pdf(engine, samples_dir: Path, tmp_path: Path) -> 
         assert len(c.get("/api/v1/reports").json()["jobs"]) == n_jobs
         assert c.get("/api/v1/reports/0123456789abcdef").status_code == 404
         assert c.get("/api/v1/reports/../../etc").status_code == 404
+        # the footage report prints to PDF through the same renderer
+        from oculi.store import open_store
+        from tests.footage_records import fill_collection
+
+        fill_collection(open_store(settings).create_collection("cams"))
+        r = c.get("/api/v1/collections/cams/footage/report", params={"camera": "main gate", "day": "2026-11-27",
+                                                                    "format": "pdf", "tz": "UTC"})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/pdf" and r.content[:4] == b"%PDF"
 
 
 def test_cli_incident_report_against_stored_footage_and_footage_pdf(cli, engine, samples_dir: Path, tmp_path: Path,

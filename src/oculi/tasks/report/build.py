@@ -409,6 +409,9 @@ def build_report(
                                      f"in this report.", "image", (), (rec_ref,), Severity.LOW))
             continue
         targets = linked or ims
+        if r.time is None and r.time_text and evs and _CLOSED.search(r.text):
+            all_warnings.append(f"record {r.id} (line {r.line}) gives the time {r.time_text} without a date; name the day "
+                                f"(--day YYYY-MM-DD) to check it against the footage")
         found = (_check_status(r, targets, rec_ref) + _check_objects(r, targets, rec_ref) + _check_text(r, targets, rec_ref)
                  + _check_time(r, evs, tz, rec_ref))
         checks += found

@@ -171,3 +171,12 @@ def test_quoted_text_in_a_record_against_the_text_read(observed) -> None:
     assert by["rec1"].evidence[1].text_line == 0 and by["rec1"].evidence[1].region is not None
     assert by["rec2"].status.value == "conflict" and "does not contain it" in by["rec2"].text
     assert rep.rejected == []
+
+
+def test_a_time_without_a_date_is_a_warning_not_a_guess(observed, coll) -> None:
+    ims = _images(observed, "chelsea")
+    recs = parse_records(b"text\nGate closed at 16:55\n", "gate.csv")
+    link_records(recs, {}, tz=UTC)  # no day given
+    rep = build_report(ims, kind="incident", records=recs, events=find_events(coll, camera="main gate"), tz=UTC)
+    assert not [c for c in rep.cross_checks if c.claim.startswith("closed")]
+    assert any("16:55 without a date" in w and "--day" in w for w in rep.warnings)

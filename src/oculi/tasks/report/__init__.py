@@ -68,7 +68,20 @@ def default_inspect(settings: Any) -> InspectFn:
             raise ConfigError("--inspector needs the inspection task (oculi inspect), which this build does not have") from None
         return inspect_images(list(paths), name, settings=settings, errors=errors)
 
+    run.settings = settings  # type: ignore[attr-defined]  # whose model card the report's limits quote
     return run
+
+
+def inspector_notes(settings: Any, name: str) -> list[str]:
+    """What the inspector's model card warns about (fitted on few images, a threshold from few
+    held-out scores), for the report's limits; empty when it cannot be read."""
+    try:
+        from oculi.tasks.inspect import load_inspector
+
+        card = load_inspector(name, settings).card
+    except (ImportError, OculiError):
+        return []
+    return [f"Inspection model {name!r}: {w}" for w in getattr(card, "warnings", []) or []]
 
 
 def create_report(
@@ -126,6 +139,7 @@ def create_report(
     recs = records if isinstance(records, Records) or records is None else read_records(records, encoding=records_encoding)
     settings = getattr(vision, "settings", None)
     warnings: list[str] = []
+    notes: list[str] = []
     loaded: list[tuple[str, LoadedImage]] = []
     for p in paths:
         try:
@@ -164,11 +178,14 @@ def create_report(
             warnings += [f"{im.name}: {w}" for w in im.inspection.pop("warnings", None) or []]
         if progress:
             progress(total, total, "inspect")
+        card_settings = getattr(run, "settings", None)
+        if card_settings is not None:
+            notes += inspector_notes(card_settings, inspector)
     if recs is not None:
         link_records(recs, {im.id: im.path for im in ims}, day=day, tz=tz)
     name = model or _model_name(vision)
     return build_report(ims, kind=kind, records=recs, events=events, tz=tz, title=title, inspector=inspector, model=name,
-                        warnings=warnings, narrator=narrator)
+                        warnings=warnings, narrator=narrator, notes=notes)
 
 
 def _model_name(vision: Any) -> str | None:

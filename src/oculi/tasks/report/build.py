@@ -371,6 +371,7 @@ def build_report(
     warnings: Sequence[str] = (),
     narrator: Narrator | None = None,
     created: datetime | None = None,
+    notes: Sequence[str] = (),
 ) -> Report:
     """Compose a report from images already observed (and inspected).
 
@@ -385,6 +386,7 @@ def build_report(
         model: The perception model's name (shown in the report).
         warnings: Problems met before building (bad images, unmatched records).
         narrator: Optional prose writer for the summary; its text is grounded like the rest.
+        notes: More limits (what the inspection model's card warns about).
 
     Returns:
         The ``Report``; sentences that failed the grounding check are in ``report.rejected``.
@@ -438,7 +440,7 @@ def build_report(
     vocab.add_count(len(failed))
     vocab.add_count(sum(1 for im in ims if im.inspection))
     recommendations = [s for s in _recommendations(kind, ims, checks, failed) if _keep(s, vocab, "recommendation", rejected)]
-    limits = _limits(kind, ims, recs, checks, inspector)
+    limits = _limits(kind, ims, recs, checks, inspector) + list(notes)
     summary = [s for s in _summary(kind, ims, recs, checks, failed, evs) if _keep(s, vocab, "summary", rejected)]
     rep = Report(kind=kind, title=title or TITLES[kind], created=(created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
                  summary=summary, images=ims, cross_checks=checks, recommendations=recommendations, limits=limits,

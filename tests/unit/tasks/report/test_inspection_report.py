@@ -53,6 +53,7 @@ def test_inspection_report_flags_the_record_that_passed_a_defective_part(engine,
     # a part shaped unlike the good ones is reported, not inspected, and not a crash
     assert [w for w in rep.warnings if w.startswith("part-4713.png not inspected:") and "256x200" in w]
     assert by_name["part-4713.png"].inspection is None
+
     assert any("Hold the part shown in part-4711.png" in s for s in rep.recommendations)
     pdf = write_report(rep, "pdf", tmp_path / "qa.pdf")[0]
     import pypdfium2 as pdfium
@@ -65,3 +66,21 @@ def test_inspection_report_flags_the_record_that_passed_a_defective_part(engine,
     plain = np.asarray(Image.open(root / "part-4711.png").convert("RGB"), dtype=np.int16)
     diff = np.abs(drawn - plain).mean(axis=-1)
     assert diff[mask].mean() > 2 * diff[~mask].mean()  # the heat-map and box sit on the defect
+
+
+@pytest.mark.slow
+def test_an_inspector_fitted_on_too_few_images_says_so_in_the_limits(engine, line) -> None:
+    from oculi.tasks.inspect import fit_inspector, load_inspector
+
+    root, settings, _ = line
+    few = root / "few"
+    few.mkdir()
+    for p in sorted((root / "good").glob("*.png"))[:8]:
+        Image.open(p).resize((128, 128)).save(few / p.name)
+    fit_inspector(few, "tiny", settings=settings)
+    card_warnings = load_inspector("tiny", settings).card.warnings
+    assert card_warnings  # eight good images: the card warns
+    Image.open(root / "part-4711.png").resize((128, 128)).save(root / "small-4711.png")
+    rep = create_report(engine, [root / "small-4711.png"], kind="inspection", inspector="tiny",
+                        inspect=default_inspect(settings))
+    assert all(any(w in lim and "'tiny'" in lim for lim in rep.limits) for w in card_warnings)

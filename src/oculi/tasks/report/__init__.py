@@ -155,7 +155,13 @@ def create_report(
         if isinstance(obs, OculiError):
             warnings.append(f"image {p} left out: {obs}")
             continue
-        ims.append(ReportImage(id=f"img{len(ims) + 1}", path=p, observation=obs, image=li.image))
+        caption = None
+        if kind in ("general", "incident") and hasattr(vision, "describe_observation"):
+            try:
+                caption = vision.describe_observation(obs)
+            except OculiError as e:  # a remote describe backend that fails costs the caption only
+                warnings.append(f"no caption for {p}: {e}")
+        ims.append(ReportImage(id=f"img{len(ims) + 1}", path=p, observation=obs, image=li.image, caption=caption))
         if progress:
             progress(k, total, "observe")
     if not ims:

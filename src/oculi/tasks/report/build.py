@@ -70,6 +70,7 @@ class ReportImage:
     heatmap: Any = None  # HxW float32 0..1, drawn on the annotated image
     findings: list[Finding] = field(default_factory=list)
     image: Any = None  # the decoded PIL image, for annotation; not serialised
+    caption: str | None = None  # the describe backend's caption of the observation (grounded like the rest)
 
     @property
     def name(self) -> str:
@@ -84,7 +85,7 @@ class ReportImage:
         d: dict[str, Any] = {
             "id": self.id, "path": self.path, "name": self.name, "width": self.observation.image.width,
             "height": self.observation.image.height, "sha256": self.observation.image.sha256,
-            "severity": self.severity.value,
+            "severity": self.severity.value, "caption": self.caption,
             "observation": {k: obs[k] for k in ("objects", "counts", "labels", "text", "colours", "models")},
             "inspection": self.inspection, "findings": [f.to_dict() for f in self.findings],
         }
@@ -432,6 +433,8 @@ def build_report(
         for n in c.counts:
             vocab.add_count(n)
     for im in ims:
+        if im.caption:
+            im.caption = ground_text(im.caption, vocab, f"caption of {im.id}", rejected) or None
         im.findings = [f for f in im.findings if _keep(f.text, vocab, f"finding {f.id}", rejected)]
     checks = [c for c in checks if _keep(c.text, vocab, f"cross-check of {c.record}", rejected)]
     for c in (CheckStatus.CONFLICT, CheckStatus.CONSISTENT, CheckStatus.UNVERIFIABLE):

@@ -220,6 +220,8 @@ def vocabulary_from(observations: Iterable[Any], inspections: Iterable[Any], rec
             v.add_count(n)
         for t in o.text:
             v.add_text(t.text, seen=True)
+        if o.text:
+            v.add_text(o.full_text, seen=True)  # a caption quotes the lines joined
     v.seen_labels |= set(seen_labels)
     for ins in inspections:
         v.add_structure(ins)

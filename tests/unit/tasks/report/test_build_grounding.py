@@ -180,3 +180,15 @@ def test_a_time_without_a_date_is_a_warning_not_a_guess(observed, coll) -> None:
     rep = build_report(ims, kind="incident", records=recs, events=find_events(coll, camera="main gate"), tz=UTC)
     assert not [c for c in rep.cross_checks if c.claim.startswith("closed")]
     assert any("16:55 without a date" in w and "--day" in w for w in rep.warnings)
+
+
+def test_captions_are_grounded_too(engine, samples_dir: Path) -> None:
+    rep = create_report(engine, [samples_dir / "chelsea.png", samples_dir / "page.png"], kind="general")
+    caps = [im.caption for im in rep.images]
+    assert caps[0].startswith("A photo of") and "cat" in caps[0]
+    assert "Region-based segmentation" in caps[1]  # the caption quotes the lines joined: still in the evidence
+    assert rep.rejected == []
+    ims = _images({"chelsea": rep.images[0]}, "chelsea")
+    ims[0].caption = "A photo of a cat and a dog. The cat is brown."
+    rep2 = build_report(ims)
+    assert rep2.images[0].caption == "The cat is brown." and rep2.rejected[0].where == "caption of img1"

@@ -277,9 +277,17 @@ def _check_objects(r: Record, ims: list[ReportImage], rec_ref: EvidenceRef) -> l
             continue
         if present:
             ev = (rec_ref,) + tuple(e for im in present for e in _obj_refs(im, label))
+            said = _count(text, label)
+            seen_n = sum(len(_obj_refs(im, label)) for im in present)
+            where = ", ".join(im.name for im in present)
+            if said is not None and seen_n and said != seen_n:
+                status, sev = (CheckStatus.CONFLICT, Severity.MEDIUM) if seen_n > said else (CheckStatus.UNVERIFIABLE, Severity.LOW)
+                out.append(CrossCheck(r.id, status, f"The record says {_quote(r)}, but {number_word(seen_n)} "
+                                      f"{_names(label, seen_n)} {'is' if seen_n == 1 else 'are'} detected in {where}.",
+                                      f"{said} {label}", tuple(im.id for im in present), ev, sev, counts=(seen_n, said)))
+                continue
             out.append(CrossCheck(r.id, CheckStatus.CONSISTENT, f"The record mentions a {label}; one is detected in "
-                                  f"{', '.join(im.name for im in present)}.", label, tuple(im.id for im in present), ev,
-                                  Severity.INFO))
+                                  f"{where}.", label, tuple(im.id for im in present), ev, Severity.INFO))
             continue
         cat = _category(label)
         instead = sorted({(im.id, s) for im in ims for s in _seen(im) if cat and s != label and _category(s) == cat})
@@ -319,6 +327,21 @@ def _check_text(r: Record, ims: list[ReportImage], rec_ref: EvidenceRef) -> list
                                   f"{', '.join(im.name for im in ims)}.", "text", tuple(im.id for im in ims), (rec_ref,),
                                   Severity.LOW))
     return out
+
+
+_COUNT_WORDS = {w: i for i, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                                             "ten", "eleven", "twelve"))}
+
+
+def _count(text: str, label: str) -> int | None:
+    """The number a record puts before a word for ``label`` (``two people`` → 2), if any."""
+    low = text.lower()
+    for w in (w for w, c in label_table().items() if c == label):
+        m = re.search(rf"\b(\d+|{'|'.join(_COUNT_WORDS)})\s+(?:\w+\s+)?{re.escape(w)}\b", low)
+        if m:
+            g = m.group(1)
+            return int(g) if g.isdigit() else _COUNT_WORDS[g]
+    return None
 
 
 def _negated(text: str, label: str) -> bool:

@@ -192,3 +192,17 @@ def test_captions_are_grounded_too(engine, samples_dir: Path) -> None:
     ims[0].caption = "A photo of a cat and a dog. The cat is brown."
     rep2 = build_report(ims)
     assert rep2.images[0].caption == "The cat is brown." and rep2.rejected[0].where == "caption of img1"
+
+
+def test_counts_in_records(observed) -> None:
+    ims = _images(observed, "chelsea")
+    recs = parse_records(b"text\nTwo cats asleep\nOne cat\n3 big cats on the mat\nZero cats in the room\n", "n.csv")
+    link_records(recs, {})
+    rep = build_report(ims, records=recs)
+    by = {c.record: c for c in rep.cross_checks}
+    assert by["rec1"].status.value == "unverifiable" and "but one cat is detected in chelsea.png" in by["rec1"].text
+    assert by["rec2"].status.value == "consistent"
+    assert by["rec3"].claim == "3 cat" and by["rec3"].status.value == "unverifiable"
+    # more seen than the record says: a conflict (fewer may be the detector missing some)
+    assert by["rec4"].status.value == "conflict" and by["rec4"].severity.value == "medium"
+    assert rep.rejected == []

@@ -326,6 +326,41 @@ class Library:
         return build_footage_report(self.open(collection), camera, d, tz=tz or self.timezone(),
                                     tz_name=tz_name or self.settings.timezone or "local", usual_hours=usual_hours)
 
+    def report(self, images: Sequence[str | Path], *, kind: str = "general", records: Any = None,
+               records_encoding: str | None = None, inspector: str | None = None, collection: str | None = None,
+               camera: str | None = None, day: Any = None, tz: Any = None, title: str | None = None,
+               progress: Any = None, **kw: Any) -> Any:
+        """Images (and records, and a collection's footage events) → a ``Report``
+        (``oculi.tasks.report``); write it with ``oculi.tasks.report.write_report``.
+
+        Args:
+            images: Image files.
+            kind: ``inspection``, ``incident``, ``medical`` or ``general``.
+            records: A records file (``.csv``/``.json``/``.md``) or parsed ``Records``.
+            inspector: A fitted inspection model to score each image.
+            collection / camera: Footage whose events the records' times are checked against
+                (``day`` narrows them to one day, and dates records that give only a time).
+            tz: Time zone of record and footage times (default ``settings.timezone``).
+
+        Raises:
+            InputError: no readable image, bad records, an unknown kind.
+        """
+        import datetime as dt
+
+        from oculi.tasks.report import create_report
+
+        d = dt.date.fromisoformat(day) if isinstance(day, str) else day
+        zone = tz or self.timezone()
+        events: list[Any] = []
+        if collection is not None:
+            filters: dict[str, Any] = {"camera": camera} if camera else {}
+            if d is not None:
+                filters["after"] = dt.datetime.combine(d, dt.time(0), tzinfo=zone).timestamp()
+                filters["before"] = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), tzinfo=zone).timestamp()
+            events = self.events(collection, **filters)
+        return create_report(self.engine, images, kind=kind, records=records, records_encoding=records_encoding,
+                             inspector=inspector, events=events, day=d, tz=zone, title=title, progress=progress, **kw)
+
     def timezone(self, name: str | None = None) -> Any:
         """The time zone ``name`` (or ``settings.timezone``, or this machine's)."""
         from oculi.tasks.footage.zones import resolve_tz

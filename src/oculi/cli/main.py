@@ -277,8 +277,8 @@ def _register_optional() -> None:
     """Commands that live in their own modules (collections/search, server)."""
     import importlib
 
-    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.serve", "oculi.cli.train", "oculi.cli.evaluate",
-                "oculi.cli.generate"):
+    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.report", "oculi.cli.serve", "oculi.cli.train",
+                "oculi.cli.evaluate", "oculi.cli.inspect", "oculi.cli.generate"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

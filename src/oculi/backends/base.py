@@ -77,3 +77,11 @@ class TextEmbedder(Protocol):
     dim: int
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PatchEmbedder(Protocol):
+    """Mid-level patch features for anomaly detection (``oculi inspect``): ``[N, h, w, C]``
+    float32, one C-vector per cell of a grid over each whole image (not normalised)."""
+
+    def patch_features(self, images: Sequence[Image.Image]) -> np.ndarray: ...

@@ -108,6 +108,13 @@ class BuiltinBackend:
         self.perceiver.classifier.load()
         return self.perceiver.classifier.embed_images(images)
 
+    # PatchEmbedder
+    def patch_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """EfficientNet-Lite0 mid-level patch features, ``[N, h, w, C]`` (``oculi.perception.patches``)."""
+        from oculi.perception.patches import shared_extractor
+
+        return shared_extractor(self.settings).patch_features(images)
+
     # TextEmbedder
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_encoder.embed_texts(texts)

@@ -195,3 +195,16 @@ class PatchFeatureExtractor:
                 raise BackendError(f"EfficientNet-Lite0 patch features failed on a batch of {len(chunk)}: {exc}") from exc
             parts.append(np.ascontiguousarray(np.asarray(out, dtype=np.float32).transpose(0, 2, 3, 1)))
         return np.concatenate(parts)  # [N, 28, 28, 912]
+
+
+_SHARED: dict[tuple[str, str, int], PatchFeatureExtractor] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_extractor(settings: Settings) -> PatchFeatureExtractor:
+    """One extractor per home, asset folder and thread count, shared by callers (loaded once)."""
+    key = (str(settings.home), str(settings.assets_dir), int(settings.threads))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = PatchFeatureExtractor(settings)
+        return _SHARED[key]

@@ -149,7 +149,7 @@ class PatchFeatureExtractor:
         (1, 28, 28, 152)
     """
 
-    name = "efficientnet-lite0-patches"
+    name = "efficientnet-lite0-s3s5-mirror16"  # stored in each inspector: a different extractor cannot use its bank
     dim = DIM
     stride = STRIDE
     input_size = INPUT_SIZE

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: pdf setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage eval eval-footage eval-easy-vqa browser clean
+.PHONY: pdf setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage bench-inspect eval eval-footage eval-easy-vqa browser clean
 
 setup: $(STAMP) models pdf
 
@@ -51,6 +51,9 @@ bench-search: setup          # 10k/100k/1M items; the 1M index build takes ~15 m
 
 bench-server: setup
 	$(BIN)/python benchmarks/bench_server.py
+
+bench-inspect: setup         # texture benchmark with synthetic defects: AUROC per texture/defect/size, fit and inspect speed
+	$(BIN)/python benchmarks/bench_inspect.py
 
 bench-footage: setup        # 720p/1080p speed, question latency over a day of events, memory on a 2-hour file
 	$(BIN)/python benchmarks/bench_footage.py

@@ -210,11 +210,15 @@ def models(
 
     from oculi.assets import list_assets
 
+    from oculi.store.trained import TrainedStore
+
     use_model_options(None, config)
     statuses = list_assets(get_settings(), verify=not no_verify)
     listing = get_engine().list_models(health=not no_health)
+    trained = TrainedStore.for_home(get_settings().home).list()  # what `oculi train` / `oculi inspect fit` made
     if as_json:
-        print_json({"schema_version": SCHEMA_VERSION, "assets": [s.to_dict() for s in statuses], **listing})
+        print_json({"schema_version": SCHEMA_VERSION, "assets": [s.to_dict() for s in statuses], **listing,
+                    "trained": [t.to_dict() for t in trained]})
     else:
         m = Table("model", "backend", "capabilities", "serves", "health", title="configured models")
         for e in listing["models"]:
@@ -234,6 +238,11 @@ def models(
             style = "green" if s.state in ("ok", "unchecked") else "red"
             t.add_row(s.asset.name, s.asset.spec, f"[{style}]{s.state}[/] {s.detail}", f"{s.size / 1e6:.1f} MB", str(s.path or "-"))
         console.print(t)
+        if trained:
+            tt = Table("name", "kind", "version", "path", title="trained models (oculi train list | check | remove)")
+            for m in trained:
+                tt.add_row(shown(m.name), str(m.kind), f"v{m.version}", shown(m.path))
+            console.print(tt)
     if any(s.state in ("missing", "corrupt") for s in statuses):
         if not as_json:
             error("some assets are missing or corrupt; run `oculi models pull`")

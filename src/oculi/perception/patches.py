@@ -5,20 +5,21 @@ features from defect-free images; it takes the features from the middle of an Im
 backbone (ResNet ``layer2`` + ``layer3``): deep enough to be robust to noise and small shifts,
 shallow enough to stay local and not ImageNet-class specific. The only backbone that can be
 installed offline here is the classifier's EfficientNet-Lite0 (``oculi.perception.classifier``),
-so its equivalents are used:
+so its equivalents are used: the outputs of stage 3 (``_blocks[4]``, 40 channels, stride 8) and
+of stage 5 (``_blocks[10]``, 112 channels, stride 16). Each map is averaged over a 3x3
+neighbourhood (PatchCore's local aggregation), the stride-16 map is upsampled to the stride-8
+grid, and the two are concatenated: ``[N, 28, 28, 152]`` for the 224 x 224 image.
 
-* stride 8: the expanded (ReLU6) activations at the start of stage 4, ``_blocks[5]``'s 1x1
-  expansion, 240 channels (the input of the stage's depthwise convolution);
-* stride 16: the same inside stage 6, ``_blocks[11]``'s expansion, 672 channels.
+The image is mirrored outwards by 16 pixels (two cells) before the network and those cells are
+cut off again, so border patches see real surface instead of the convolutions' zero padding:
+with zero padding the border patches were the most "anomalous" of every good image.
 
-Each map is averaged over a 3x3 neighbourhood (PatchCore's local aggregation), the stride-16 map
-is upsampled to the stride-8 grid, and the two are concatenated: ``[N, h, w, 912]`` for a
-``224 x 224`` input, ``h = w = 28``. The expanded activations were chosen over the blocks'
-outputs (40 + 112 channels) by image AUROC on the texture benchmark (``benchmarks/bench_inspect.py``,
-see docs/INSPECTION.md).
+Measured on the texture benchmark (``benchmarks/bench_inspect.py``, brick + gravel, 40 good
+images, image AUROC): stage outputs 0.71 vs the wider expanded activations inside stages 4 and
+6 (240 + 672 channels) 0.64 at six times the cost; mirrored border 0.82 vs zero-padded 0.71.
 
-The weights are the classifier asset's; the network runs truncated (stages 1-5 and one 1x1
-convolution) on ONNX Runtime when the one-time export works, else on torch eager.
+The weights are the classifier asset's; the network runs truncated (stages 1-5) on ONNX Runtime
+when the one-time export works, else on torch eager.
 """
 
 from __future__ import annotations
@@ -43,25 +44,28 @@ log = logging.getLogger(__name__)
 
 INPUT_SIZE = 224  # the whole image is resized to this square (no crop: defects sit at edges too)
 STRIDE = 8  # input pixels per feature-map cell
-DIM = 240 + 672
+PAD = 16  # mirrored border, cut off again after the network (2 cells of 8 px)
+DIM = 40 + 112
 MAX_BATCH = 16
 
 
 def preprocess(image: "Image.Image", size: int = INPUT_SIZE) -> np.ndarray:
-    """The whole image resized to ``size x size`` (bicubic), scaled to [-1, 1]: ``[3, size, size]``."""
+    """The whole image resized to ``size x size`` (bicubic), scaled to [-1, 1] and mirrored outwards
+    by ``PAD``: ``[3, size + 2 PAD, size + 2 PAD]``."""
     from PIL import Image
 
     if image.mode != "RGB":
         image = image.convert("RGB")
     arr = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0), dtype=np.float32)
     arr = arr * (1.0 / 127.5) - 1.0
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # [3, size, size]
+    arr = np.pad(arr, ((PAD, PAD), (PAD, PAD), (0, 0)), mode="reflect")
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # [3, size + 2 PAD, size + 2 PAD]
 
 
 def _build_patch_module(weights: Path) -> Any:
     """The classifier network truncated to the two feature maps, as a torch module.
 
-    ``forward(x [B, 3, H, W])`` returns ``[B, 912, H/8, W/8]``.
+    ``forward(x [B, 3, H, W])`` (mirrored by ``PAD``) returns ``[B, 152, (H - 2 PAD)/8, (W - 2 PAD)/8]``.
     """
     import torch
     from torch import nn
@@ -77,20 +81,19 @@ def _build_patch_module(weights: Path) -> Any:
             self.stem = full._conv_stem
             self.bn0 = full._bn0
             self.blocks = nn.ModuleList(full._blocks[:11])  # stages 1-5
-            self.expand8 = full._blocks[5]  # its expansion only: [B, 240, H/8, W/8]
-            self.expand16 = full._blocks[11]  # its expansion only: [B, 672, H/16, W/16]
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = F.relu6(self.bn0(self.stem(F.pad(x, (0, 1, 0, 1)))))  # TF "SAME" pad of the 3x3 stride-2 stem
             for i, block in enumerate(self.blocks):
-                if i == 5:
-                    f8 = F.relu6(self.expand8._bn0(self.expand8._expand_conv(x)))  # [B, 240, H/8, W/8]
                 x = block(x)
-            f16 = F.relu6(self.expand16._bn0(self.expand16._expand_conv(x)))  # [B, 672, H/16, W/16]
+                if i == 4:
+                    f8 = x  # [B, 40, H/8, W/8]
+            f16 = x  # [B, 112, H/16, W/16]
             f8 = F.avg_pool2d(f8, 3, 1, 1, count_include_pad=False)
             f16 = F.avg_pool2d(f16, 3, 1, 1, count_include_pad=False)
             f16 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
-            return torch.cat([f8, f16], dim=1)  # [B, 912, H/8, W/8]
+            c = PAD // STRIDE
+            return torch.cat([f8, f16], dim=1)[:, :, c:-c, c:-c]  # [B, 152, (H - 2 PAD)/8, (W - 2 PAD)/8]
 
     return PatchNet().eval()
 
@@ -124,7 +127,7 @@ def _export_onnx(weights: Path, target: Path) -> None:
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),), tmp, input_names=["pixels"],
+            torch.onnx.export(model, (torch.zeros(1, 3, INPUT_SIZE + 2 * PAD, INPUT_SIZE + 2 * PAD),), tmp, input_names=["pixels"],
                               output_names=["patches"], dynamic_axes={"pixels": {0: "batch"}, "patches": {0: "batch"}},
                               opset_version=17, dynamo=False)
         os.replace(tmp, target)
@@ -134,7 +137,7 @@ def _export_onnx(weights: Path, target: Path) -> None:
 
 
 class PatchFeatureExtractor:
-    """Patch features ``[N, h, w, 912]`` for anomaly detection (see the module docstring).
+    """Patch features ``[N, 28, 28, 152]`` for anomaly detection (see the module docstring).
 
     Args:
         settings: Where assets and the ONNX cache live, and the thread count.
@@ -143,10 +146,10 @@ class PatchFeatureExtractor:
     Example:
         >>> ex = PatchFeatureExtractor(Settings())  # doctest: +SKIP
         >>> ex.patch_features([img]).shape  # doctest: +SKIP
-        (1, 28, 28, 912)
+        (1, 28, 28, 152)
     """
 
-    name = "efficientnet-lite0-patches"
+    name = "efficientnet-lite0-s3s5-mirror16"  # stored in each inspector: a different extractor cannot use its bank
     dim = DIM
     stride = STRIDE
     input_size = INPUT_SIZE
@@ -172,7 +175,7 @@ class PatchFeatureExtractor:
 
             weights = require_asset("classifier", self.settings) / WEIGHTS_FILE
             sha = next(f.sha256 for f in get_asset("classifier").files if f.path == WEIGHTS_FILE)
-            cache = self.settings.home / "cache" / f"efficientnet-lite0-patches-{sha[:16]}.onnx"
+            cache = self.settings.home / "cache" / f"efficientnet-lite0-patches-s3s5-p{PAD}-{sha[:16]}.onnx"
             self._runner, self.runtime = choose_runtime(
                 self.requested_runtime,
                 lambda: _OrtRunner(cached_session(cache, lambda t: _export_onnx(weights, t), self.settings.threads,
@@ -180,7 +183,7 @@ class PatchFeatureExtractor:
                 lambda: _TorchRunner(weights), what="EfficientNet-Lite0 patches")
 
     def patch_features(self, images: Sequence["Image.Image"]) -> np.ndarray:
-        """Patch features of each image: ``[N, 28, 28, 912]`` float32 (each image resized to 224 x 224)."""
+        """Patch features of each image: ``[N, 28, 28, 152]`` float32 (each image resized to 224 x 224)."""
         side = INPUT_SIZE // STRIDE
         if len(images) == 0:
             return np.zeros((0, side, side, DIM), dtype=np.float32)
@@ -188,10 +191,23 @@ class PatchFeatureExtractor:
         parts = []
         for start in range(0, len(images), MAX_BATCH):
             chunk = images[start : start + MAX_BATCH]
-            batch = np.stack([preprocess(im) for im in chunk])  # [B, 3, 224, 224]
+            batch = np.stack([preprocess(im) for im in chunk])  # [B, 3, 256, 256]
             try:
-                out = self._runner(batch)  # [B, 912, 28, 28]
+                out = self._runner(batch)  # [B, 152, 28, 28]
             except Exception as exc:
                 raise BackendError(f"EfficientNet-Lite0 patch features failed on a batch of {len(chunk)}: {exc}") from exc
             parts.append(np.ascontiguousarray(np.asarray(out, dtype=np.float32).transpose(0, 2, 3, 1)))
-        return np.concatenate(parts)  # [N, 28, 28, 912]
+        return np.concatenate(parts)  # [N, 28, 28, 152]
+
+
+_SHARED: dict[tuple[str, str, int], PatchFeatureExtractor] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_extractor(settings: Settings) -> PatchFeatureExtractor:
+    """One extractor per home, asset folder and thread count, shared by callers (loaded once)."""
+    key = (str(settings.home), str(settings.assets_dir), int(settings.threads))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = PatchFeatureExtractor(settings)
+        return _SHARED[key]

@@ -406,6 +406,9 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
     from oculi.server import routes_reports
 
     app.include_router(routes_reports.router)
+    from oculi.server import routes_inspect
+
+    app.include_router(routes_inspect.router)
     app.include_router(openai_compat.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -41,6 +41,7 @@ class CategoryEval:
     threshold: float
     accuracy: float  # share of test images classified right at the calibrated threshold
     problems: list[str] = field(default_factory=list)
+    images: list[tuple[str, str, float]] = field(default_factory=list)  # (defect, file name, raw score)
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda v: None if v is None else round(v, 4)  # noqa: E731
@@ -119,7 +120,7 @@ def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None
     if not tests:
         raise InputError(f"no test images under {cat / 'test'}")
     problems = list(insp.card.skipped)
-    kinds, scores, maps, masks = [], [], [], []
+    kinds, scores, maps, masks, names = [], [], [], [], []
     t0 = time.perf_counter()
     for i in range(0, len(tests), 16):
         chunk = tests[i : i + 16]
@@ -135,6 +136,7 @@ def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None
         raw = insp.raw_maps(backend.patch_features(ims))  # [B, 224, 224]
         for (d, p), m in zip(kept, raw):
             kinds.append(d)
+            names.append(p.name)
             scores.append(float(m.max()))
             maps.append(resize_map(m, GRID, GRID).astype(np.float16))
             masks.append(_mask_for(cat, d, p, problems))
@@ -153,7 +155,8 @@ def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None
         by_defect[d] = {"n": int((k == d).sum()), "image_auroc": _round(_auroc(y[sel], s[sel])), "pixel_auroc": _round(pa)}
     acc = float(((s >= insp.threshold_raw).astype(int) == y).mean())
     return CategoryEval(cat.name, len(train), len(kinds), _auroc(y, s), _auroc(pk.ravel(), pm.ravel()), by_defect,
-                        insp.card.fit_seconds, ms, insp.card.bank_size, insp.threshold, acc, problems)
+                        insp.card.fit_seconds, ms, insp.card.bank_size, insp.threshold, acc, problems,
+                        list(zip(kinds, names, scores)))
 
 
 def _round(v: float | None) -> float | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,19 +28,11 @@ ASPECT_TOLERANCE = 0.1  # relative aspect-ratio difference treated as "the same 
 
 ProgressFn = Callable[[TrainProgress], None]
 
-_EXTRACTORS: dict[tuple[str, int], Any] = {}
-_LOCK = threading.Lock()
-
-
 def default_backend(settings: Any) -> PatchFeatures:
-    """The built-in patch-feature extractor for these settings (one per home and thread count)."""
-    from oculi.perception.patches import PatchFeatureExtractor
+    """The built-in patch-feature extractor for these settings (shared, loaded once)."""
+    from oculi.perception.patches import shared_extractor
 
-    key = (str(settings.home), int(settings.threads))
-    with _LOCK:
-        if key not in _EXTRACTORS:
-            _EXTRACTORS[key] = PatchFeatureExtractor(settings)
-        return _EXTRACTORS[key]
+    return shared_extractor(settings)
 
 
 def list_images(folder: str | Path, what: str = "good") -> list[Path]:

@@ -32,6 +32,13 @@ def score_images(insp: Inspector, images: Sequence[Any], names: Sequence[str], b
     from oculi.draw import heatmap_overlay
 
     feats = backend.patch_features(list(images))  # [N, h, w, C]
+    if feats.shape[-1] != insp.bank.shape[1]:
+        from oculi.core.errors import ModelAssetError
+
+        who = insp.card.name if insp.card else "the inspector"
+        raise ModelAssetError(f"{who} was fitted with other patch features ({insp.bank.shape[1]}-d, "
+                              f"{insp.card.backbone if insp.card else '?'}) than this backend gives ({feats.shape[-1]}-d); "
+                              f"fit it again: `oculi inspect fit --good DIR --name {who}`")
     raw = insp.raw_maps(feats)  # [N, S, S]
     thr = insp.threshold
     out = []

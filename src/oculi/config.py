@@ -18,6 +18,26 @@ def _default_home() -> Path:
     return Path(user_data_dir("oculi", appauthor=False))
 
 
+CONFIG_FILE = "oculi.toml"
+
+
+def _toml_store(path: Path) -> str | None:
+    """The top-level ``store = "..."`` of ``oculi.toml``, if the file has one."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    v = doc.get("store")
+    if v is not None and not isinstance(v, str):
+        raise ValueError(f"{path}: 'store' must be a string (a path or a postgresql:// URL)")
+    return v or None
+
+
 class Settings(BaseSettings):
     """Process-wide settings for oculi.
 
@@ -39,6 +59,10 @@ class Settings(BaseSettings):
         backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
         timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
             ``--start`` without an offset); default: this machine's local zone.
+        store: Where collections live (``OCULI_STORE``, ``oculi --store``, or ``store = "..."``
+            in ``$OCULI_HOME/oculi.toml``): a plain path or ``lance://PATH`` for the embedded
+            store (default: ``home/collections``), ``postgresql://user@host/db`` for PostgreSQL
+            with pgvector. See ``oculi.store.open_store``.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
@@ -55,11 +79,14 @@ class Settings(BaseSettings):
     object_crops: int = Field(default=3, ge=0, le=20)
     backend: dict[str, str] = Field(default_factory=dict)
     timezone: str | None = None
+    store: str | None = None
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
         if self.assets_dir is None:
             self.assets_dir = self.home / "assets"
+        if not self.store:
+            self.store = _toml_store(self.home / CONFIG_FILE)
         return self
 
     @property

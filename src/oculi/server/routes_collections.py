@@ -39,6 +39,7 @@ from oculi.server.state import (
     run_model,
     scrub,
 )
+from oculi.store.base import CollectionInfo
 
 router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
@@ -103,8 +104,8 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def _info_dict(info: Any) -> dict[str, Any]:
-    d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
+def _info_dict(info: CollectionInfo) -> dict[str, Any]:
+    d = info.to_dict()
     d.pop("path", None)  # a server-side filesystem path is nobody's business
     return d
 

@@ -641,7 +641,10 @@ class LanceCollection(WriteSession, LanceRecords):
         return {c: kind for c, kind in self._index_names(t).items() if c.endswith("_vec")}
 
     # --- writing -------------------------------------------------------------------------------
-    def set_models(self, models: dict[str, str]) -> None:
+    def models(self) -> dict[str, Any]:
+        return dict(self._meta.get("models") or {})
+
+    def set_models(self, models: dict[str, Any]) -> None:
         """Record which models produced the stored observations and vectors."""
         if self._meta.get("models") != models:
             self._meta["models"] = dict(models)

@@ -49,5 +49,16 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):
+    """The URL of a real PostgreSQL 16 + pgvector server for this session (``pgserver``, a dev
+    dependency), stopped at the end. Tests make their own databases (``tests.pgutil.pg_database``)."""
+    from tests.pgutil import start_server
+
+    srv, url = start_server(tmp_path_factory.mktemp("pg"))
+    yield url
+    srv.cleanup()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OCULI_LOG", "warning")

@@ -199,6 +199,9 @@ class PgStore:
         c = getattr(self._local, "conn", None)
         if c is None or c.closed:
             c = self.connect()
+            c.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")  # per session: a search is one round trip
+            if self.iterative_scan:
+                c.execute("SET hnsw.iterative_scan = relaxed_order")
             self._local.conn = c
             with self._clock:
                 self._conns.append(c)
@@ -610,15 +613,15 @@ class PgCollection:
             if matches <= EXACT_MAX:
                 return self._exact(sel, cols, col, qv, where, params, k)
         want = int(k)
-        with self.store.transaction() as cur:
-            cur.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, min(1000, 2 * want))}")
-            if where and self.store.iterative_scan:
-                cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cur.execute(
-                f"SELECT {sel}, ({col} <=> %s) AS _d FROM {t} {'WHERE ' + where if where else ''} ORDER BY {col} <=> %s LIMIT %s",
-                (qv, *params, qv, want),
-            )
-            hits = self._hits(cur, cols)
+        sql = f"SELECT {sel}, ({col} <=> %s) AS _d FROM {t} {'WHERE ' + where if where else ''} ORDER BY {col} <=> %s LIMIT %s"
+        args = (qv, *params, qv, want)
+        if 2 * want <= HNSW_EF_SEARCH:
+            hits = self._hits(self._c().execute(sql, args), cols)
+        else:
+            with self.store.transaction() as cur:
+                cur.execute(f"SET LOCAL hnsw.ef_search = {min(1000, 2 * want)}")
+                cur.execute(sql, args)
+                hits = self._hits(cur, cols)
         if where and len(hits) < want:  # the filter ate the HNSW candidates: search those rows exactly
             hits = self._exact(sel, cols, col, qv, where, params, k)
         if self.store.iterative_scan and where:

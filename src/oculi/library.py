@@ -181,7 +181,7 @@ class Library:
         ``oculi.tasks.index.ingest_images``."""
         coll = self.store.create_collection(collection, exist_ok=True)
         return ingest_images(
-            self.engine, coll, items, blob_dir=Path(self.store.blob_dir(coll.name)), limits=self._limits(),
+            self.engine, coll, items, blobs=self.store.blobs(coll.name), limits=self._limits(),
             ocr=self._ocr(ocr), progress=progress, should_stop=should_stop, batch_size=batch_size,
         )
 

@@ -42,8 +42,17 @@ app.add_typer(models_app, name="models")
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the models do."),
-          config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the models do."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    store: Optional[str] = typer.Option(
+        None, "--store", metavar="URL",
+        help="Where collections live: a path or lance://PATH (embedded, the default), or postgresql://user@host/db "
+             "(PostgreSQL + pgvector). Same as OCULI_STORE or store = ... in oculi.toml.",
+    ),
+) -> None:
+    if store is not None:
+        os.environ["OCULI_STORE"] = store  # read by Settings() everywhere below, child processes included
     level = os.environ.get("OCULI_LOG", "debug" if verbose else "warning").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     reset_overrides()

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from oculi import __version__ as oculi_version
 from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
-from oculi.server.auth import KeyStore, Principal, Scope
+from oculi.server.auth import Principal, Scope, open_keys
 from oculi.server.config import ServerConfig
 from oculi.server.lanes import Lane, Lanes
 from oculi.server.limits import BodySizeLimitMiddleware, HTTPProblem, RateLimiter, input_error_status
@@ -233,7 +233,7 @@ def create_app(
         from oculi.engine import Engine
 
         engine = Engine(settings)
-    keys = KeyStore(settings.home) if auth else None
+    keys = open_keys(settings) if auth else None
     state = ServerState(
         settings=settings,
         config=config,

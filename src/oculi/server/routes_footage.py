@@ -36,6 +36,7 @@ from oculi.server.state import (
     run_blocking,
     scrub,
 )
+from oculi.store.blobs import content_key
 
 router = APIRouter(prefix="/api/v1", tags=["footage"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
@@ -187,18 +188,16 @@ async def watch_footage(name: str, request: Request, p: Principal = Depends(requ
     def go_upload() -> Any:
         lib = st.library()
         lib.create(name, exist_ok=True)
-        folder = Path(lib.store.blob_dir(name)) / "videos"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".upload-{os.getpid()}-{id(video)}.tmp"
+        blobs = lib.store.blobs(name)
         h = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            video.file.seek(0)
-            while chunk := video.file.read(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
+        video.file.seek(0)
+        while chunk := video.file.read(1 << 20):
+            h.update(chunk)
         ext = (os.path.splitext(video.filename or "")[1].lower() or ".bin")[:8]
-        dest = folder / f"{h.hexdigest()}{re.sub(r'[^a-z0-9.]', '', ext)}"
-        os.replace(tmp, dest)
+        key = content_key(h.hexdigest(), ext, folder="videos")
+        video.file.seek(0)
+        blobs.put_stream(key, video.file)
+        dest = blobs.local_path(key)  # the decoder reads a file
         return q.submit(name, str(dest), body.camera.strip(), opts, key_id=p.key_id)
 
     job = await run_blocking(go_upload)

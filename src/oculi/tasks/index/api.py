@@ -18,6 +18,7 @@ from oculi.core.errors import InputError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits
 from oculi.store.base import Collection, ItemRecord, item_from_row
+from oculi.store.blobs import BlobStore
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.pipeline import BATCH_SIZE, IndexPipeline
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
@@ -142,7 +143,7 @@ def finish_removals(coll: Collection, report: IndexReport) -> None:
             if paths and r["path"] not in paths:
                 moves[r["id"]] = sorted(paths)[0]
     if moves:
-        coll.repoint_items(moves)  # type: ignore[attr-defined]
+        coll.repoint_items(moves)
 
 
 def ingest_images(
@@ -150,7 +151,7 @@ def ingest_images(
     coll: Collection,
     items: Sequence[tuple[str, bytes]],
     *,
-    blob_dir: Path,
+    blobs: BlobStore,
     limits: ImageLimits = ImageLimits(),
     ocr: bool = True,
     progress: ProgressFn | None = None,
@@ -159,8 +160,8 @@ def ingest_images(
 ) -> IndexReport:
     """Index images given as ``(name, bytes)`` (uploads) into a collection.
 
-    Each decodable image's bytes are kept under ``blob_dir`` (named by content hash) and
-    indexed like a file there; ``name`` is what results show. The same bytes uploaded twice
+    Each decodable image's bytes are kept in ``blobs`` (named by content hash) and indexed
+    under the blob's location; ``name`` is what results show. The same bytes uploaded twice
     are one item. Bad images are listed in ``report.failed`` under their name.
     """
     t0 = time.monotonic()
@@ -170,7 +171,7 @@ def ingest_images(
         nm = os.path.basename(str(name or f"upload-{i}"))[:255] or f"upload-{i}"
         srcs.append(FoundFile(path=nm, size=len(data or b""), mtime_ns=time.time_ns(), name=nm, data=bytes(data or b"")))
     with coll.writer(wait=True):
-        preparer = ImagePreparer(limits, KnownItems(coll.item_ids()), blob_dir=blob_dir)
+        preparer = ImagePreparer(limits, KnownItems(coll.item_ids()), blobs=blobs)
         pipe = IndexPipeline(vision, coll, report, preparer, ocr=ocr, batch_size=batch_size,
                              progress=progress, should_stop=should_stop)
         if srcs:

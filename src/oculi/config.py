@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         object_crops: At most this many detected objects per image are classified on their own
             crop (fine names, clothing); 0 turns it off (``OCULI_OBJECT_CROPS``).
         backend: Per-capability backend names, e.g. ``{"describe": "builtin"}``.
+        engine: Where ``oculi index`` reads, decodes and perceives: ``"local"`` (this process's
+            perception pool) or ``"ray"`` (actors on a Ray cluster; ``pip install 'oculi[ray]'``).
+            The store is written from this process either way.
+        ray_address: The Ray cluster for ``engine="ray"`` (``ray://head:10001``, ``head:6379``,
+            ``auto``); unset starts Ray on this machine.
         timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
             ``--start`` without an offset); default: this machine's local zone.
     """
@@ -54,6 +59,8 @@ class Settings(BaseSettings):
     ocr: bool = True
     object_crops: int = Field(default=3, ge=0, le=20)
     backend: dict[str, str] = Field(default_factory=dict)
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     timezone: str | None = None
 
     @model_validator(mode="after")

@@ -35,7 +35,7 @@ from oculi.tasks import classify as classify_task
 from oculi.tasks import detect as detect_task
 from oculi.tasks import read as read_task
 
-__all__ = ["Engine", "ImageSource", "default_engine"]
+__all__ = ["Engine", "ImageSource", "default_engine", "worker_engine"]
 
 
 class Engine:
@@ -237,6 +237,13 @@ class Engine:
         """Visual embeddings ``[N, D]``, L2-normalised."""
         imgs = [self.load_image(s).image for s in sources]
         return self.backend("embed_image").embed_images(imgs)
+
+
+def worker_engine(settings: Settings) -> Engine:
+    """The engine a distributed ingestion worker (a Ray actor) holds: the caller's settings with
+    one perception worker in a thread, since each actor is given one CPU and the cluster runs
+    many side by side (see ``oculi.tasks.index.distributed``)."""
+    return Engine(settings.model_copy(update={"perception_workers": 1, "perception_pool": "thread", "engine": "local"}))
 
 
 _default: Engine | None = None

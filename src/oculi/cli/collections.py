@@ -79,12 +79,19 @@ def index(
     prune: bool = typer.Option(False, "--prune", help="Forget indexed files under PATHS that no longer exist."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Skip OCR (faster; text in images is not searchable)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, max=128, help="Images per model call."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Where images are decoded and perceived: 'local' "
+                                         "(this process) or 'ray' (a Ray cluster); default: settings (OCULI_ENGINE)."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster (ray://head:10001, "
+                                          "head:6379, auto); default OCULI_RAY_ADDRESS, else Ray starts locally."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --engine ray: actors holding the models "
+                                          "(default: one per cluster CPU)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index images into a collection: perceive once, store observation, embeddings, thumbnail.
 
     Incremental (only new or changed files are processed) and resumable: Ctrl-C stops after
-    the current batch; rerun to complete.
+    the current batch; rerun to complete. With --engine ray, decoding and perception run on
+    Ray actors and this process writes the store, with the same guarantees.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -107,7 +114,8 @@ def index(
 
     with _Stopper() as stopper, progress:
         report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
-                           ocr=False if no_ocr else None, batch_size=batch_size)
+                           ocr=False if no_ocr else None, batch_size=batch_size, engine=engine, address=address,
+                           workers=workers if (engine or lib.settings.engine) == "ray" else None)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -1,0 +1,114 @@
+"""Ingest throughput of `oculi index` with the local engine and with 1 and 2 Ray workers.
+
+One photo set (``benchmarks/photos.py``, 640×480 JPEGs, every one distinct content) indexed
+into a fresh collection each time, OCR on, in one run:
+
+- the anchor (``benchmarks/anchor_clip.py``): a whole-process CLIP ViT-B/32 indexer, fp32,
+  batch 16, in a fresh process, its model build not counted;
+- ``--engine local``: ``Library.index`` in this process on the engine's ``PerceptionPool``
+  (one thread worker per core), models loaded first and not counted;
+- ``--engine ray`` with 1 and 2 workers on a local Ray (``ray.init(num_cpus=cores)``, started
+  once before the runs and not counted). Each Ray run starts its actors, and each actor loads
+  the models: that start-up is part of the run's wall time, as it is of every real Ray
+  ingestion.
+
+Each indexer runs on ``--n`` photos and on ``--n-large`` photos (fresh collections); the
+*marginal* rate, (n_large - n) / (t_large - t_n), is the steady rate with every fixed cost
+(actor start-up, model loads, the final compaction) taken out.
+
+Wall clock only (Ray's workers are not this process's children, so their CPU time is not
+seen here); on a shared machine the ratios to the anchor are the figures to compare.
+
+Run: ``.venv/bin/python benchmarks/bench_ingest.py [--n 32] [--n-large 96] [--batch-size 8]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from anchor_clip import run_anchor  # noqa: E402
+from machine import machine  # noqa: E402
+from photos import make_photos  # noqa: E402
+
+
+def index_run(eng, folder: Path, home: Path, batch_size: int, engine: str, workers: int | None) -> dict:  # noqa: ANN001
+    from oculi.config import Settings
+    from oculi.library import Library
+    from oculi.store import open_store
+
+    t0 = time.perf_counter()
+    store = open_store(Settings(home=home))
+    rep = Library(eng, store).index([folder], "bench", batch_size=batch_size, engine=engine, workers=workers)
+    wall = time.perf_counter() - t0
+    assert not rep.failed and not rep.interrupted, rep.failed
+    return {"images": rep.added, "wall_s": wall}
+
+
+def pair(eng, small: Path, large: Path, home: Path, batch_size: int, engine: str, workers: int | None) -> dict:  # noqa: ANN001
+    a = index_run(eng, small, home / "small", batch_size, engine, workers)
+    b = index_run(eng, large, home / "large", batch_size, engine, workers)
+    return {**b, "small": a, "marginal": (b["images"] - a["images"]) / max(1e-9, b["wall_s"] - a["wall_s"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=32, help="640x480 photos, small run")
+    ap.add_argument("--n-large", type=int, default=96, help="640x480 photos, large run")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--ray-workers", default="1,2")
+    args = ap.parse_args()
+    cores = len(os.sched_getaffinity(0))
+
+    from oculi.config import Settings
+    from oculi.engine import Engine
+
+    tmp = Path(tempfile.mkdtemp(prefix="oculi-bench-ingest-"))
+    photos = make_photos(tmp / "large", args.n_large)
+    small = tmp / "small"
+    small.mkdir()
+    for p in photos[: args.n]:
+        (small / p.name).hardlink_to(p)
+    folder = photos[0].parent
+    anchor = run_anchor(folder)
+    print(f"anchor: {anchor}", flush=True)
+
+    eng = Engine(Settings())
+    eng.backend("observe").pool()  # the local pool's workers load their models: not counted
+    eng.embed_texts(["warm up"])
+    rows = [("local (PerceptionPool, %d threads)" % cores, pair(eng, small, folder, tmp / "h-local", args.batch_size, "local", None))]
+    print(rows[-1], flush=True)
+
+    import ray
+
+    t = time.perf_counter()
+    ray.init(num_cpus=cores, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    ray_start = time.perf_counter() - t
+    for w in (int(x) for x in args.ray_workers.split(",")):
+        rows.append((f"ray, {w} worker{'s' if w > 1 else ''}",
+                     pair(eng, small, folder, tmp / f"h-ray{w}", args.batch_size, "ray", w)))
+        print(rows[-1], flush=True)
+    ray.shutdown()
+
+    a_rate = anchor["images"] / anchor["wall_s"]
+    print(f"\nMachine: {machine()}\n")
+    print(f"Photos 640×480, OCR on, batch {args.batch_size}. Anchor: CLIP ViT-B/32 indexer (anchor_clip.py), fp32, "
+          f"batch 16, on the {args.n_large} photos. Local Ray started once in {ray_start:.1f} s (not counted).\n")
+    print(f"| indexer | wall, {args.n} photos (s) | wall, {args.n_large} photos (s) | images/s ({args.n_large}) "
+          f"| × anchor | marginal images/s | marginal × anchor |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| CLIP B/32 anchor | | {anchor['wall_s']:.1f} | {a_rate:.2f} | 1.00 | | |")
+    for name, r in rows:
+        rate = r["images"] / r["wall_s"]
+        print(f"| oculi index, {name} | {r['small']['wall_s']:.1f} | {r['wall_s']:.1f} | **{rate:.2f}** | {rate / a_rate:.2f} "
+              f"| **{r['marginal']:.2f}** | {r['marginal'] / a_rate:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,8 @@ into a fresh collection each time, OCR on, in one run:
 
 Each indexer runs on ``--n`` photos and on ``--n-large`` photos (fresh collections); the
 *marginal* rate, (n_large - n) / (t_large - t_n), is the steady rate with every fixed cost
-(actor start-up, model loads, the final compaction) taken out.
+(actor start-up, model loads, the final compaction) taken out. Last, the driver's own ceiling:
+how fast its ``StoreWriter`` writes stored items to the embedded store, with no perception.
 
 Wall clock only (Ray's workers are not this process's children, so their CPU time is not
 seen here); on a shared machine the ratios to the anchor are the figures to compare.
@@ -51,6 +52,33 @@ def index_run(eng, folder: Path, home: Path, batch_size: int, engine: str, worke
     return {"images": rep.added, "wall_s": wall}
 
 
+def driver_write_rate(home: Path, source_home: Path, n: int) -> dict:
+    """Items/s the driver's ``StoreWriter`` writes (the ceiling of any number of Ray workers):
+    the items one run stored, copied under fresh ids to ``n``, written in flushes of
+    ``FLUSH_ITEMS`` into a fresh collection, then compacted as a run's end does."""
+    from dataclasses import replace
+
+    from oculi.config import Settings
+    from oculi.store import open_store
+    from oculi.store.base import ItemRecord, item_from_row
+    from oculi.tasks.index import StoreWriter
+
+    src = open_store(Settings(home=source_home)).open_collection("bench")
+    cols = list(ItemRecord.__dataclass_fields__)
+    base = [item_from_row(r) for rows in src.iter_items(cols) for r in rows]
+    items = [replace(base[i % len(base)], id=f"{i:032x}", sha256=f"{i:064x}") for i in range(n)]
+    coll = open_store(Settings(home=home)).create_collection("w", exist_ok=True)
+    t0 = time.perf_counter()
+    with coll.writer():
+        w = StoreWriter(coll)
+        for i in range(0, n, w.flush_items):
+            w.add_items(items[i: i + w.flush_items])
+            w.flush()
+        t_write = time.perf_counter() - t0
+        coll.optimize()
+    return {"items": n, "write_s": t_write, "total_s": time.perf_counter() - t0}
+
+
 def pair(eng, small: Path, large: Path, home: Path, batch_size: int, engine: str, workers: int | None) -> dict:  # noqa: ANN001
     a = index_run(eng, small, home / "small", batch_size, engine, workers)
     b = index_run(eng, large, home / "large", batch_size, engine, workers)
@@ -64,6 +92,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--ray-workers", default="1,2")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--write-items", type=int, default=3200, help="items for the driver's write ceiling")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
 
@@ -96,12 +125,14 @@ def main() -> None:
         if anchor is None or a["wall_s"] < anchor["wall_s"]:
             anchor = a
         for name, kind, w in configs:
-            res = pair(eng, small, folder, tmp / f"h-{r}-{kind}{w}", args.batch_size, kind, w)
+            res = pair(eng, small, folder, tmp / f"h-{r}-{kind}{w or ''}", args.batch_size, kind, w)
             print(name, res, flush=True)
             if name not in best or res["wall_s"] < best[name]["wall_s"]:
                 best[name] = res
     ray.shutdown()
     rows = list(best.items())
+    ceiling = driver_write_rate(tmp / "h-write", tmp / "h-0-local" / "large", args.write_items)
+    print(f"driver writes: {ceiling}", flush=True)
 
     assert anchor is not None
     a_rate = anchor["images"] / anchor["wall_s"]
@@ -117,7 +148,12 @@ def main() -> None:
         rate = r["images"] / r["wall_s"]
         print(f"| oculi index, {name} | {r['small']['wall_s']:.1f} | {r['wall_s']:.1f} | **{rate:.2f}** | {rate / a_rate:.2f} "
               f"| **{r['marginal']:.2f}** | {r['marginal'] / a_rate:.2f} |")
+    print(f"\nThe driver's share, what bounds any number of Ray workers: `StoreWriter` wrote {ceiling['items']} "
+          f"stored items (thumbnails, observations, both vectors) in flushes of 64 at "
+          f"**{ceiling['items'] / ceiling['write_s']:.0f} items/s**, {ceiling['items'] / ceiling['total_s']:.0f} items/s "
+          f"with the final compaction and index build.")
 
 
 if __name__ == "__main__":
     main()
+

@@ -29,6 +29,7 @@ import math
 import os
 import pickle
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
@@ -97,11 +98,15 @@ def connect(options: RayOptions) -> Any:
     ray = _ray()
     if not ray.is_initialized():
         try:
-            if options.address:
-                ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
-            else:
-                ray.init(num_cpus=options.local_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                         log_to_driver=False)
+            with warnings.catch_warnings():
+                # Ray starts its processes with fork+exec; lancedb's warning about forking (a
+                # deadlock risk only for a child that goes on running Python) does not apply
+                warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
+                if options.address:
+                    ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=options.local_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                             log_to_driver=False)
         except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
             where = options.address or "a local Ray"
             raise ConfigError(f"cannot start or reach {where}: {type(e).__name__}: {e}") from e

@@ -164,10 +164,11 @@ class Library:
         ray_kw: dict[str, Any] = {}
         if kind == "ray":
             from oculi.engine import worker_engine
-            from oculi.tasks.index.distributed import RayOptions
+            from oculi.tasks.index.distributed import RayOptions, connect
 
-            ray_kw = {"ray": RayOptions(address=address or self.settings.ray_address, workers=workers),
-                      "vision_factory": functools.partial(worker_engine, self.settings)}
+            options = RayOptions(address=address or self.settings.ray_address, workers=workers)
+            connect(options)  # before the walk of a large folder: an unreachable cluster fails now
+            ray_kw = {"ray": options, "vision_factory": functools.partial(worker_engine, self.settings)}
             workers = None
         coll = self.store.create_collection(collection, exist_ok=True)
         root = getattr(self.store, "root", None)

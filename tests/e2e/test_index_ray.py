@@ -154,8 +154,20 @@ def test_killed_ray_driver_resumes_without_duplicates(ray_address, library, phot
     _assert_same_collection(library, "l2", "k")
 
 
-def test_unknown_engine_is_a_clear_error(library, photos) -> None:
+def test_unknown_engine_and_unreachable_cluster_are_clear_errors(library, photos, tmp_home: Path) -> None:
     from oculi.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="engines are: local, ray"):
         library.index([photos], "x", engine="spark")
+    from tests.serverutil import free_port
+
+    env = {**os.environ, "OCULI_HOME": str(tmp_home), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    res = subprocess.run([sys.executable, "-m", "oculi", "index", str(photos), "--engine", "ray",
+                          "--address", f"ray://127.0.0.1:{free_port()}"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "cannot reach the Ray cluster at ray://127.0.0.1:" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    from oculi.config import Settings
+    from oculi.store import open_store
+
+    assert open_store(Settings()).list_collections() == []  # nothing was created

@@ -89,6 +89,26 @@ def _ray() -> Any:
     return ray
 
 
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address nothing listens on at once (Ray itself retries for minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address in ("auto", "local"):
+        return
+    parts = urlsplit(address if "://" in address else f"ray-gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as e:
+        raise ConfigError(f"bad Ray address {address!r}: {e}") from None
+    if not host or not port:
+        raise ConfigError(f"bad Ray address {address!r}: give host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
 def connect(options: RayOptions) -> Any:
     """Connect to the Ray cluster of ``options`` (start a local one if none); returns ``ray``.
 
@@ -97,6 +117,8 @@ def connect(options: RayOptions) -> Any:
     """
     ray = _ray()
     if not ray.is_initialized():
+        if options.address:
+            _probe(options.address)
         try:
             with warnings.catch_warnings():
                 # Ray starts its processes with fork+exec; lancedb's warning about forking (a

@@ -110,13 +110,13 @@ def test_stopped_ray_run_resumes_to_the_same_collection(ray_address, library, ph
         return calls["n"] >= 2  # after the second batch back from the workers
 
     first = library.index([photos], "r", engine="ray", workers=2, batch_size=1, should_stop=stop)
-    assert first.interrupted and 0 < first.added < 5
+    assert first.interrupted and 0 < first.added < 5, first.to_dict()
     coll = library.open("r")
-    assert coll.count() == first.added and len(coll.item_ids()) == first.added
-    assert coll.file_count() == first.added + first.relinked
+    assert coll.count() == first.added and len(coll.item_ids()) == first.added, first.to_dict()
+    assert coll.file_count() == first.added + first.relinked, first.to_dict()
     second = library.index([photos], "r", engine="ray", workers=2, batch_size=2)
-    assert not second.interrupted and second.added == 5 - first.added
-    assert second.unchanged == first.added + first.relinked
+    assert not second.interrupted and second.added == 5 - first.added, (first.to_dict(), second.to_dict())
+    assert second.unchanged == first.added + first.relinked, (first.to_dict(), second.to_dict())
     library.index([photos], "l", engine="local")
     _assert_same_collection(library, "l", "r")
 

@@ -182,21 +182,28 @@ class IngestActor:
         out: list[RemoteResult | OculiError] = []  # new items first: a copy's file record follows its item
         rest: list[RemoteResult | OculiError] = []
         todo: list[PreparedImage] = []
+        copies: list[PreparedImage] = []  # the same content as an image of this batch being perceived
         seen: set[str] = set()
         for p in prepared:
             if isinstance(p, PrepareFailure):
                 rest.append(RemoteResult("failed", p, error=p.error))
-            elif p.loaded is None or p.iid in seen:  # stored already, or a copy in this batch
-                rest.append(RemoteResult("relink", replace(p, loaded=None)))
+            elif p.loaded is None:  # stored already: only its file record
+                rest.append(RemoteResult("relink", p))
+            elif p.iid in seen:
+                copies.append(replace(p, loaded=None))
             else:
                 seen.add(p.iid)
                 todo.append(p)
         good = []
+        failed: dict[str, str] = {}
         for p, res in perceive_batch(self.vision, todo, ocr=self.ocr) if todo else []:
             if isinstance(res, str):
+                failed[p.iid] = res
                 rest.append(RemoteResult("failed", replace(p, loaded=None), error=res))
             else:
                 good.append((p, res))
+        for p in copies:  # a copy shares its original's fate
+            rest.append(RemoteResult("failed", p, error=failed[p.iid]) if p.iid in failed else RemoteResult("relink", p))
         models = first_models(o for _, o in good)
         for (p, _), item in zip(good, build_items(self.vision, good)):
             out.append(RemoteResult("added", replace(p, loaded=None, thumb=b""), item=item, models=models))

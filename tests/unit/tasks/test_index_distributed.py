@@ -5,6 +5,7 @@ running the actor in this process (``tests/e2e/test_index_ray.py`` runs the real
 from __future__ import annotations
 
 import functools
+import hashlib
 import pickle
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from oculi.imageio import ImageLimits
 from oculi.library import Library
 from oculi.store import open_store
+from oculi.store.base import item_id
 from oculi.tasks.index import distributed
 from oculi.tasks.index.distributed import IngestActor, RayPipeline, RemoteResult
 from oculi.tasks.index.walk import FoundFile
@@ -46,9 +48,6 @@ def test_worker_batch_new_copies_known_and_bad_files(tmp_path: Path) -> None:
     shutil.copy(crash, crash_copy)
     broken = root / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not a jpeg")
-    from oculi.store.base import item_id
-    import hashlib
-
     known = item_id(hashlib.sha256(b.read_bytes()).hexdigest())
     actor = IngestActor(_factory(tmp_path / "home"), ImageLimits(), [known], ocr=True)
     res = _call(actor, [a_copy, b, crash, broken, a, crash_copy])

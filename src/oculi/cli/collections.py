@@ -90,8 +90,10 @@ def index(
     """Index images into a collection: perceive once, store observation, embeddings, thumbnail.
 
     Incremental (only new or changed files are processed) and resumable: Ctrl-C stops after
-    the current batch; rerun to complete. With --engine ray, decoding and perception run on
-    Ray actors and this process writes the store, with the same guarantees.
+    the current batch; rerun to complete.
+
+    With --engine ray, decoding and perception run on Ray actors and this process writes the
+    store, with the same guarantees.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

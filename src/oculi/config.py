@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         model: ``--model NAME``: this model serves every capability it can, over ``tasks``.
         config_file: ``--config FILE`` (``OCULI_CONFIG``): read after the other config files.
         read_config_files: Read ``oculi.toml`` files at all (tests turn it off).
+        engine: Where ``oculi index`` reads, decodes and perceives: ``"local"`` (this process's
+            perception pool) or ``"ray"`` (actors on a Ray cluster; ``pip install 'oculi[ray]'``).
+            The store is written from this process either way.
+        ray_address: The Ray cluster for ``engine="ray"`` (``ray://head:10001``, ``head:6379``,
+            ``auto``); unset starts Ray on this machine.
         timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
             ``--start`` without an offset); default: this machine's local zone.
         store: Where collections live (``OCULI_STORE``, ``oculi --store``, or ``store = "..."``
@@ -106,6 +111,8 @@ class Settings(BaseSettings):
     model: str | None = None
     config_file: Path | None = Field(default=None, validation_alias=AliasChoices("config_file", "OCULI_CONFIG", "OCULI_CONFIG_FILE"))
     read_config_files: bool = True
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     timezone: str | None = None
     store: str | None = None
 

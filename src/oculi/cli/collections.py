@@ -94,12 +94,21 @@ def index(
     reindex: bool = typer.Option(False, "--reindex", help="Empty the collection and index PATHS again with the configured models (after changing the embedding model)."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " Captions (and vectors, if it embeds) come from it."),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Where images are decoded and perceived: 'local' "
+                                         "(this process) or 'ray' (a Ray cluster); default: settings (OCULI_ENGINE)."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster (ray://head:10001, "
+                                          "head:6379, auto); default OCULI_RAY_ADDRESS, else Ray starts locally."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --engine ray: actors holding the models "
+                                          "(default: one per cluster CPU)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index images into a collection: perceive once, store observation, embeddings, thumbnail.
 
     Incremental (only new or changed files are processed) and resumable: Ctrl-C stops after
     the current batch; rerun to complete.
+
+    With --engine ray, decoding and perception run on Ray actors and this process writes the
+    store, with the same guarantees.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -123,7 +132,8 @@ def index(
 
     with _Stopper() as stopper, progress:
         report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
-                           ocr=False if no_ocr else None, batch_size=batch_size, reindex=reindex)
+                           ocr=False if no_ocr else None, batch_size=batch_size, reindex=reindex, engine=engine,
+                           address=address, workers=workers if (engine or lib.settings.engine) == "ray" else None)
     if as_json:
         print_json(report.to_dict())
     else:

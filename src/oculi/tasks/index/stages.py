@@ -95,6 +95,11 @@ class KnownItems:
         with self._lock:
             self._ids.update(ids)
 
+    def snapshot(self) -> list[str]:
+        """The ids known now (what a distributed worker is handed at the start of a run)."""
+        with self._lock:
+            return list(self._ids)
+
 
 def read_source(src: FoundFile, max_bytes: int) -> tuple[bytes, int, int]:
     """The bytes of a source, its size and modification time; ``InputError`` saying why not."""

@@ -36,6 +36,9 @@ def _default_home() -> Path:
 
 
 CONFIG_FILE = "oculi.toml"
+#: Top-level keys of ``oculi.toml`` that ``Settings`` itself reads (``store = "postgresql://..."``);
+#: the model configuration reader passes over them.
+SETTINGS_KEYS = frozenset({"store"})
 
 
 def _toml_store(path: Path) -> str | None:
@@ -200,7 +203,7 @@ def read_model_config(settings: Settings) -> ModelConfig:
     for path in config_files(settings):
         data = _read_toml(path)
         cfg.files.append(path)
-        unknown = sorted(set(data) - {"models", "tasks"})
+        unknown = sorted(set(data) - {"models", "tasks"} - SETTINGS_KEYS)
         if unknown:
             raise ModelConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; oculi.toml has [models.NAME] and [tasks]")
         models = data.get("models", {})

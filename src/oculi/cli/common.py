@@ -42,8 +42,12 @@ err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 _engine = None
 
 
+#: ``oculi --store URL``: set by the main callback on every invocation (None when not given).
+STORE_OVERRIDE: str | None = None
+
+
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(store=STORE_OVERRIDE) if STORE_OVERRIDE else Settings()
 
 
 def get_engine():  # -> Engine, imported lazily to keep `oculi --help` fast

@@ -56,6 +56,8 @@ class FakeBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.dim = TEXT_DIM
+        self.text_dim = TEXT_DIM
+        self.image_dim = IMAGE_DIM
         self.delay = float(os.environ.get("OCULI_FAKE_DELAY", "0") or 0)
         self.log = os.environ.get("OCULI_FAKE_LOG")
         self.perceiver = self
@@ -116,7 +118,8 @@ class FakeBackend:
 
 
 register_backend("fake", FakeBackend)
-FAKE_BACKENDS = {c: "fake" for c in CAPABILITIES if c not in ("describe", "answer", "detect", "read")}
+FAKE_CAPABILITIES = ("observe", "detect_frames", "embed_image", "embed_text")  # what the fake stands in for
+FAKE_BACKENDS = {c: "fake" for c in FAKE_CAPABILITIES if c in CAPABILITIES}
 
 
 def fake_settings(home: Path, **kw: Any) -> Settings:

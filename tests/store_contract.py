@@ -185,6 +185,14 @@ class StoreContract:
         assert filled.models() == {"detector": "yolo-x", "sentence": "minilm"}
         assert filled.stats()["models"]["detector"] == "yolo-x"
 
+    def test_vector_spaces_are_recorded(self, filled: Collection) -> None:
+        # indexing refuses another embedder's vectors by these (oculi.tasks.index.spaces)
+        assert filled.vector_spaces() == {}
+        spaces = {"image": {"model": "openai:clip-x", "dim": ID}, "text": {"model": "builtin/all-minilm-l6-v2", "dim": TD}}
+        with filled.writer():
+            filled.set_vector_spaces(spaces)
+        assert filled.vector_spaces() == spaces
+
     def test_info_and_stats(self, filled: Collection) -> None:
         info = filled.info()
         assert info.name == "photos" and info.items == 30 and info.files == 30 and info.status == "ok"

@@ -7,6 +7,7 @@ processors from their classes with small sizes. The folders load through the sam
 - ``build_tiny_clip``: a CLIPModel (hidden 32, 1 layer, 32 px images, 16-d projection) + processor;
 - ``build_tiny_llava``: a LlavaForConditionalGeneration (CLIP vision tower + Llama, hidden 32) +
   LlavaProcessor with a chat template;
+- ``build_tiny_siglip``: a SiglipModel + SiglipProcessor (text padded to 16 tokens);
 - ``build_tiny_sd``: a StableDiffusionPipeline (UNet2DConditionModel, AutoencoderKL, CLIPTextModel,
   DDIM scheduler), 16 px images.
 """
@@ -111,4 +112,22 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=word_tokenizer(16, bos_eos=True), unet=unet,
                                    scheduler=sched, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_siglip(folder: Path, seed: int = 0) -> Path:
+    """A SiglipModel (hidden 32, 1 layer, 32 px images) + SiglipProcessor; text padded to 16 tokens."""
+    import torch
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+    cfg = SiglipConfig(
+        text_config=dict(vocab_size=len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         max_position_embeddings=16, pad_token_id=0, bos_token_id=1, eos_token_id=2),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+    )
+    torch.manual_seed(seed)
+    model = SiglipModel(cfg).eval()
+    proc = SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}), tokenizer=word_tokenizer(16))
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
     return folder

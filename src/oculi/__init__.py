@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oculi.config import Settings
-from oculi.core.errors import ConfigError, InputError, ModelAssetError, NotFoundError, OculiError
+from oculi.core.errors import ConfigError, InputError, ModelAssetError, ModelConfigError, NotFoundError, OculiError
 from oculi.core.types import (
     SCHEMA_VERSION,
     Answer,
@@ -44,11 +44,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION", "Answer", "Box", "Caption", "Classification", "ConfigError", "DetectedObject",
-    "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "NotFoundError",
+    "Detections", "Engine", "ImageInfo", "InputError", "Label", "Library", "ModelAssetError", "ModelConfigError",
+    "NotFoundError", "list_models",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
     "default_engine", "default_library", "detect", "index", "observe", "read", "search", "watch", "events",
-    "ask_footage", "footage_report",
+    "ask_footage", "footage_report", "generate", "report",
 ]
+
+
+def list_models(*, health: bool = True) -> dict[str, Any]:
+    """The configured models (``oculi models --json`` without the asset list). See ``Engine.list_models``."""
+    return default_engine().list_models(health=health)
 
 
 def caption(image: "ImageSource", *, detailed: bool = False) -> Caption:
@@ -79,6 +85,19 @@ def classify(image: "ImageSource", labels: str | list[str]) -> Classification:
 def observe(image: "ImageSource") -> Observation:
     """Everything perception finds in an image. See ``Engine.observe``."""
     return default_engine().observe(image)
+
+
+def generate(prompt: str, *, image: "ImageSource | None" = None, steps: int | None = None, seed: int | None = None,
+             width: int | None = None, height: int | None = None, strength: float | None = None,
+             model: str | None = None) -> Any:
+    """Images from a prompt with the configured generator (``[tasks] generate``, e.g. a
+    ``diffusers`` model). See ``Engine.generate``; raises ``NoGeneratorError`` when none is configured.
+
+    Example:
+        >>> oculi.generate("a red bicycle against a brick wall", seed=1).images[0].save("out.png")  # doctest: +SKIP
+    """
+    return default_engine().generate(prompt, image=image, steps=steps, seed=seed, width=width, height=height,
+                                     strength=strength, model=model)
 
 
 def index(paths: "list[str] | str", collection: str = "default", **kw: Any) -> "IndexReport":
@@ -130,6 +149,28 @@ def footage_report(camera: str, day: Any, *, collection: str = "default", tz: An
     from oculi.library import default_library
 
     return default_library().footage_report(collection, camera, day, tz=tz, **kw)
+
+
+def report(images: Any, *, kind: str = "general", records: Any = None, output: Any = None, format: str | None = None,
+           template: Any = None, **kw: Any) -> Any:
+    """Images (and records) → a ``Report``; with ``output``, also written there (``format``
+    from its extension unless given). See ``Library.report`` and ``oculi.tasks.report``.
+
+    Example:
+        >>> rep = oculi.report(["part-4711.png"], kind="inspection", records="log.csv",
+        ...                    inspector="line-3", output="report.pdf")  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from oculi.library import default_library
+
+    paths = [images] if isinstance(images, (str, Path)) else list(images)
+    rep = default_library().report(paths, kind=kind, records=records, **kw)
+    if output is not None:
+        from oculi.tasks.report import write_report
+
+        write_report(rep, format or Path(output).suffix.lstrip(".") or "md", output, template_dir=template)
+    return rep
 
 
 def __getattr__(name: str) -> Any:

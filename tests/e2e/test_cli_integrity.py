@@ -181,7 +181,7 @@ def test_garbled_collection_json_is_listed_repaired_and_droppable(cli, indexed: 
     r = cli("collections", "repair", "lib")
     assert r.exit_code == 0 and "rebuilt collection.json" in r.output
     meta = json.loads((indexed / "collection.json").read_text())
-    assert meta["text_dim"] == 64 and meta["image_dim"] == 192 and meta["models"] == {"fake": "1"}
+    assert meta["text_dim"] == 64 and meta["image_dim"] == 192 and meta["models"] == {"fake": "1", "describer": "builtin"}
     assert len(search_ids(cli)) == N
     (indexed / "collection.json").write_text("")
     r = cli("collections", "drop", "lib", "--yes")

@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
-from oculi.cli.common import console, err_console, error, get_engine, get_settings, handle_errors, print_json, shown
+from oculi.cli.common import (
+    CONFIG_HELP,
+    MODEL_HELP,
+    console,
+    err_console,
+    error,
+    get_engine,
+    get_settings,
+    handle_errors,
+    print_json,
+    shown,
+    use_model_options,
+)
 from oculi.core.types import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -79,17 +91,30 @@ def index(
     prune: bool = typer.Option(False, "--prune", help="Forget indexed files under PATHS that no longer exist."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Skip OCR (faster; text in images is not searchable)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, max=128, help="Images per model call."),
+    reindex: bool = typer.Option(False, "--reindex", help="Empty the collection and index PATHS again with the configured models (after changing the embedding model)."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " Captions (and vectors, if it embeds) come from it."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Where images are decoded and perceived: 'local' "
+                                         "(this process) or 'ray' (a Ray cluster); default: settings (OCULI_ENGINE)."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster (ray://head:10001, "
+                                          "head:6379, auto); default OCULI_RAY_ADDRESS, else Ray starts locally."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --engine ray: actors holding the models "
+                                          "(default: one per cluster CPU)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index images into a collection: perceive once, store observation, embeddings, thumbnail.
 
     Incremental (only new or changed files are processed) and resumable: Ctrl-C stops after
     the current batch; rerun to complete.
+
+    With --engine ray, decoding and perception run on Ray actors and this process writes the
+    store, with the same guarantees.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from oculi.tasks.index import IndexProgress
 
+    use_model_options(model, config, "describe", "observe", "embed_image", "embed_text")
     lib = _library()
     progress = Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -107,7 +132,8 @@ def index(
 
     with _Stopper() as stopper, progress:
         report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
-                           ocr=False if no_ocr else None, batch_size=batch_size)
+                           ocr=False if no_ocr else None, batch_size=batch_size, reindex=reindex, engine=engine,
+                           address=address, workers=workers if (engine or lib.settings.engine) == "ray" else None)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -159,6 +185,8 @@ def search(
     before: Optional[str] = typer.Option(None, "--before", help="Captured before (e.g. 2022-01-01)."),
     path_glob: Optional[str] = typer.Option(None, "--path-glob", help='Only paths matching, e.g. "*/holiday/*.jpg".'),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="A trained retrieval adapter (oculi train adapter) for the text query."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " Queries are embedded with it (it must be the collection's)."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help='Print JSON: {"results": [{"path", "score", "why", ...}]}.'),
 ) -> None:
     """Search a collection by text (semantic + keyword over what was seen) or by image."""
@@ -166,6 +194,7 @@ def search(
 
     if query is None and image is None:
         raise InputError('give a query, e.g. oculi search "a cat", or an image with --image')
+    use_model_options(model, config, "embed_text", "embed_image")
     res = _library().search(collection, text=query, image=image, top_k=top_k, where=where,
                             after=after, before=before, path_glob=path_glob, adapter=adapter)
     if as_json:

@@ -1,7 +1,9 @@
 """What every CLI command shares: settings/engine, JSON output, and error → exit-code mapping.
 
 Exit codes: 0 success; 1 unexpected failure; 2 bad input (some item of a batch failed, or
-the arguments were unusable); 3 a model asset is missing/corrupt; 5 a collection is damaged
+the arguments were unusable); 3 a model asset is missing/corrupt; 4 a model is not configured
+or cannot do what was asked (``--model``, ``oculi.toml``), or a collection holds another
+model's vectors; 5 a collection is damaged
 (``oculi collections repair``); 6 the disk is full; 130 interrupted; 141 the
 reader of the output went away (``oculi search cat | head -1``), as other Unix tools do on
 SIGPIPE: nothing more is written and nothing is printed about it.
@@ -40,6 +42,47 @@ console = _Console(soft_wrap=True)  # long paths are never broken onto two lines
 err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 _engine = None
+_overrides: dict[str, Any] = {}  # --model / --config of this invocation
+
+MODEL_HELP = "A configured model (a models.NAME table of oculi.toml; see `oculi models`) for what it can do here."
+CONFIG_HELP = "A model configuration file (oculi.toml), read after OCULI_HOME/oculi.toml and ./oculi.toml."
+
+
+def reset_overrides() -> None:
+    """Forget the previous invocation's --model/--config (one process may run several)."""
+    global _engine
+    if _overrides:
+        _overrides.clear()
+        _engine = None
+
+
+def use_model_options(model: str | None = None, config: Any = None, *needs: str) -> None:
+    """Apply ``--model NAME`` / ``--config FILE`` to the settings and engine of this command,
+    and check that the model exists and serves one of ``needs`` (capabilities) before any work.
+
+    Raises:
+        ModelConfigError: unknown model, invalid table, or a model that serves none of ``needs``
+            (exit 4, naming the configured models).
+    """
+    global _engine
+    changed = False
+    if config is not None and _overrides.get("config_file") != config:
+        _overrides["config_file"] = config
+        changed = True
+    if model is not None and _overrides.get("model") != model:
+        _overrides["model"] = model
+        changed = True
+    if changed:
+        _engine = None
+    if model is not None:
+        from oculi.backends.registry import ModelRegistry
+
+        settings = get_settings()
+        if needs:
+            get_engine().require_model(model, *needs)
+        else:
+            reg = ModelRegistry(settings)
+            reg.options(reg.spec(model))  # exists and its table is valid
 
 
 #: ``oculi --store URL``: set by the main callback on every invocation (None when not given).
@@ -47,7 +90,8 @@ STORE_OVERRIDE: str | None = None
 
 
 def get_settings() -> Settings:
-    return Settings(store=STORE_OVERRIDE) if STORE_OVERRIDE else Settings()
+    extra = {"store": STORE_OVERRIDE} if STORE_OVERRIDE else {}
+    return Settings(**_overrides, **extra)
 
 
 def get_engine():  # -> Engine, imported lazily to keep `oculi --help` fast

@@ -14,7 +14,19 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from oculi.cli.common import console, error, get_engine, get_settings, handle_errors, print_json, shown
+from oculi.cli.common import (
+    CONFIG_HELP,
+    MODEL_HELP,
+    console,
+    error,
+    get_engine,
+    get_settings,
+    handle_errors,
+    print_json,
+    reset_overrides,
+    shown,
+    use_model_options,
+)
 from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
 
@@ -32,6 +44,7 @@ app.add_typer(models_app, name="models")
 @app.callback()
 def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the models do."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     store: Optional[str] = typer.Option(
         None, "--store", metavar="URL",
         help="Where collections live: a path or lance://PATH (embedded, the default), or postgresql://user@host/db "
@@ -43,6 +56,9 @@ def _main(
     common.STORE_OVERRIDE = store  # get_settings() gives it to every command of this invocation
     level = os.environ.get("OCULI_LOG", "debug" if verbose else "warning").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    reset_overrides()
+    if config is not None:
+        use_model_options(config=config)
 
 
 def _batch(images: list[Path], run: Callable[[Path], Any], render: Callable[[Path, Any], None], as_json: bool, key: str) -> None:
@@ -76,9 +92,12 @@ def _batch(images: list[Path], run: Callable[[Path], Any], render: Callable[[Pat
 def caption(
     images: List[Path] = typer.Argument(..., help="Image files."),
     detailed: bool = typer.Option(False, "--detailed", help="A short paragraph instead of one sentence."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: {caption, observation}."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {caption, observation, model}."),
 ) -> None:
     """One grounded caption per image: objects with counts and colours, the text it contains."""
+    use_model_options(model, config, "describe")
     eng = get_engine()
 
     def render(path: Path, res: Any) -> None:
@@ -92,12 +111,15 @@ def caption(
 def ask(
     image: Path = typer.Argument(..., help="Image file."),
     question: str = typer.Argument(..., help='e.g. "How many people are in the photo?"'),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: {answer, confidence, evidence}."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {answer, confidence, evidence, model}."),
 ) -> None:
     """Answer a question about an image, with evidence; says so when it cannot tell."""
     from oculi.tasks.ask import validate_question
 
     validate_question(question)
+    use_model_options(model, config, "answer")
     res = get_engine().ask(image, question)
     if as_json:
         print_json(res.to_dict())
@@ -181,29 +203,66 @@ def classify(
 @handle_errors
 def models(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {assets, models, tasks, backend_types}."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip the SHA-256 checks (faster)."),
+    no_health: bool = typer.Option(False, "--no-health", help="Do not load the configured models or call their servers."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
-    """List the model assets: where they are, their size and checksum state."""
+    """List the configured models (backend, capabilities, health) and the built-in model assets.
+
+    Exits 3 when a built-in asset is missing or corrupt, 4 when a configured model's table is
+    invalid or its backend type is unavailable. A model that fails its health check (a server
+    that does not answer) is shown as such.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
 
     from oculi.assets import list_assets
 
+    from oculi.store.trained import TrainedStore
+
+    use_model_options(None, config)
     statuses = list_assets(get_settings(), verify=not no_verify)
+    listing = get_engine().list_models(health=not no_health)
+    trained = TrainedStore.for_home(get_settings().home).list()  # what `oculi train` / `oculi inspect fit` made
     if as_json:
-        print_json({"schema_version": SCHEMA_VERSION, "assets": [s.to_dict() for s in statuses]})
+        print_json({"schema_version": SCHEMA_VERSION, "assets": [s.to_dict() for s in statuses], **listing,
+                    "trained": [t.to_dict() for t in trained]})
     else:
-        t = Table("asset", "package", "state", "size", "path", title="oculi model assets")
+        m = Table("model", "backend", "capabilities", "serves", "health", title="configured models")
+        for e in listing["models"]:
+            h = e["health"]
+            state = (f"[red]invalid[/] {shown(e['error'])}" if not e["ok"] else "[dim]not checked[/]" if h is None
+                     else f"[green]ok[/] {shown(h['detail'])}" if h["ok"] else f"[red]failing[/] {shown(h['detail'])}")
+            m.add_row(shown(e["name"]), shown(e["backend"]), ", ".join(e["capabilities"]), ", ".join(e["serves"]) or "-", state)
+        console.print(m)
+        types = listing["backend_types"]
+        avail = [f"{t['type']}" + (" (plugin)" if t["source"] == "plugin" else "") for t in types if t["available"]]
+        missing = [t["type"] for t in types if not t["available"]]
+        console.print(f"backend types: {shown(', '.join(avail))}"
+                      + (f"  [dim](not installed: {shown(', '.join(missing))}; see --json)[/]" if missing else ""),
+                      highlight=False)
+        t = Table("asset", "package", "state", "size", "path", title="built-in model assets")
         for s in statuses:
             style = "green" if s.state in ("ok", "unchecked") else "red"
             t.add_row(s.asset.name, s.asset.spec, f"[{style}]{s.state}[/] {s.detail}", f"{s.size / 1e6:.1f} MB", str(s.path or "-"))
         console.print(t)
+        if trained:
+            tt = Table("name", "kind", "version", "path", title="trained models (oculi train list | check | remove)")
+            for m in trained:
+                tt.add_row(shown(m.name), str(m.kind), f"v{m.version}", shown(m.path))
+            console.print(tt)
     if any(s.state in ("missing", "corrupt") for s in statuses):
         if not as_json:
             error("some assets are missing or corrupt; run `oculi models pull`")
         raise typer.Exit(3)
+    broken = [e for e in listing["models"] if not e["ok"]]
+    if broken:
+        if not as_json:
+            for e in broken:
+                error(f"model {e['name']!r}: {e['error']}")
+        raise typer.Exit(4)
 
 
 @models_app.command("pull")
@@ -237,7 +296,8 @@ def _register_optional() -> None:
     """Commands that live in their own modules (collections/search, server)."""
     import importlib
 
-    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.serve", "oculi.cli.train", "oculi.cli.evaluate"):
+    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.report", "oculi.cli.serve", "oculi.cli.train",
+                "oculi.cli.evaluate", "oculi.cli.inspect", "oculi.cli.generate"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

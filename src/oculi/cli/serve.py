@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from oculi.cli.common import console, error, get_settings, handle_errors, print_json, shown
+from oculi.cli.common import CONFIG_HELP, MODEL_HELP, console, error, get_settings, handle_errors, print_json, shown, use_model_options
 
 keys_app = typer.Typer(help="Create, list and revoke the server's API keys.", no_args_is_help=True)
 
@@ -20,16 +21,24 @@ def serve(
     cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="An origin allowed cross-origin access (repeatable). CORS is off without it."),
     rate_per_minute: Optional[float] = typer.Option(None, "--rate-limit", help="Requests per minute per key (0 = no limit)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " It serves every request it can."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Start the HTTP server: REST API, OpenAI-compatible /v1, web UI at /, API docs at /docs."""
-    _serve(host, port, no_auth, allow_remote_images, remote_host or [], cors_origin or [], rate_per_minute, log_level)
+    _serve(host, port, no_auth, allow_remote_images, remote_host or [], cors_origin or [], rate_per_minute, log_level,
+           model, config)
 
 
 @handle_errors
 def _serve(host: str, port: int, no_auth: bool, allow_remote: bool, remote_hosts: list[str], cors: list[str],
-           rate: float | None, log_level: str) -> None:
+           rate: float | None, log_level: str, model: str | None = None, config: Path | None = None) -> None:
     from oculi.core.errors import InputError
     from oculi.server.config import ServerConfig, is_loopback_host
+
+    use_model_options(model, config)  # an unknown model stops here, exit 4
+    from oculi.backends.registry import ModelRegistry
+
+    ModelRegistry(get_settings())  # so does an oculi.toml that cannot be read, before the port is taken
 
     if no_auth and not is_loopback_host(host):
         raise InputError(f"--no-auth is only allowed on a loopback host (127.0.0.1, ::1, localhost), not {host!r}")

@@ -41,6 +41,15 @@ class ConfigError(OculiError):
     http_status = 500
 
 
+class ModelConfigError(ConfigError):
+    """A model is not configured, is unknown, cannot serve the task asked of it, or its
+    ``[models.NAME]`` table is invalid. The message names the configured models and the file
+    to edit. Exit code 4; HTTP 400 (a request named a model this server does not have)."""
+
+    exit_code = 4
+    http_status = 400
+
+
 class BackendError(OculiError):
     """A model backend failed while running (a remote server refused, a model crashed)."""
 

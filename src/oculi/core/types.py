@@ -413,9 +413,10 @@ class Answer:
     kind: AnswerKind
     evidence: tuple[Evidence, ...] = ()
     answerable: bool = True
+    model: str | None = None  # the id of the model that answered (in JSON when known)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "schema_version": SCHEMA_VERSION,
             "question": self.question,
             "answer": self.answer,
@@ -424,6 +425,9 @@ class Answer:
             "answerable": self.answerable,
             "evidence": [e.to_dict() for e in self.evidence],
         }
+        if self.model is not None:
+            d["model"] = self.model
+        return d
 
 
 @dataclass(frozen=True)
@@ -432,13 +436,17 @@ class Caption:
 
     caption: str
     observation: Observation
+    model: str | None = None  # the id of the model that wrote the caption (in JSON when known)
 
     def to_dict(self, include_embedding: bool = False) -> dict[str, Any]:
-        return {
+        d = {
             "schema_version": SCHEMA_VERSION,
             "caption": self.caption,
             "observation": self.observation.to_dict(include_embedding=include_embedding),
         }
+        if self.model is not None:
+            d["model"] = self.model
+        return d
 
 
 @dataclass(frozen=True)

@@ -291,9 +291,9 @@ async def ask_footage(name: str, body: AskBody, request: Request, p: Principal =
     return ans.to_dict(zone_tz)
 
 
-@router.get("/collections/{name}/footage/report", summary="A day of one camera as a report (json, md or html)")
+@router.get("/collections/{name}/footage/report", summary="A day of one camera as a report (json, md, html or pdf)")
 async def footage_report(name: str, request: Request, camera: str = Query(..., max_length=128),
-                         day: str = Query(..., max_length=10), format: str = Query("json", pattern="^(json|md|html)$"),
+                         day: str = Query(..., max_length=10), format: str = Query("json", pattern="^(json|md|html|pdf)$"),
                          tz: str | None = Query(None, max_length=64), p: Principal = Depends(require(Scope.READ))) -> Response:
     from oculi.tasks.footage.render import annotated_keyframe, to_html, to_markdown
 
@@ -316,7 +316,12 @@ async def footage_report(name: str, request: Request, camera: str = Query(..., m
         if format == "md":
             return Response(to_markdown(rep, zone_tz, thumbs), media_type="text/markdown; charset=utf-8")
         images = {k["id"]: "data:image/jpeg;base64," + base64.b64encode(annotated_keyframe(coll, k)).decode() for k in rep.keyframes}
-        return Response(to_html(rep, zone_tz, images), media_type="text/html; charset=utf-8")
+        html = to_html(rep, zone_tz, images)
+        if format == "pdf":
+            from oculi.tasks.report.render import html_to_pdf
+
+            return Response(html_to_pdf(html), media_type="application/pdf")
+        return Response(html, media_type="text/html; charset=utf-8")
 
     return await run_blocking(go)
 

@@ -23,6 +23,7 @@ from oculi.server.state import (
     image_request_body,
     read_image_input,
     require,
+    run_blocking,
     run_model,
 )
 
@@ -106,3 +107,19 @@ async def classify(request: Request, _: Principal = Depends(require(Scope.READ))
         labels = field_str(fields, "labels", required=True, max_len=10_000)
     res = await run_model(st, "classify", st.engine.classify, data, labels)
     return res.to_dict()
+
+
+@router.get(
+    "/models",
+    summary="The configured models",
+    description="Every configured model (oculi.toml) with its backend type, capabilities, what it serves and, with "
+                "health=true, whether it loads or its server answers; which model serves each capability; the backend "
+                "types installed. The same JSON as `oculi models --json`, without the built-in asset list.",
+    tags=["models"],
+)
+async def models(request: Request, health: bool = False, _: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
+    from oculi.core.types import SCHEMA_VERSION
+
+    st = get_state(request)
+    listing = await run_blocking(st.engine.list_models, health=health)
+    return {"schema_version": SCHEMA_VERSION, **listing}

@@ -463,6 +463,12 @@ class Collection(Protocol):
         """Which models produced the stored observations and vectors (``set_models``)."""
         ...
 
+    def vector_spaces(self) -> dict[str, dict[str, Any]]:
+        """Which model made each kind of stored vector, and its size: ``{"image": {"model",
+        "dim"}, "text": {...}}`` (empty before anything was stored). Indexing refuses vectors of
+        another space (``oculi.tasks.index.spaces``)."""
+        ...
+
     # writing (call inside ``writer()``)
     def writer(self, *, wait: bool = False) -> ContextManager[None]:
         """Hold the collection's writer lock: one writer per collection across every process
@@ -476,6 +482,10 @@ class Collection(Protocol):
 
     def set_models(self, models: dict[str, Any]) -> None:
         """Record which models produced the stored observations and vectors."""
+        ...
+
+    def set_vector_spaces(self, spaces: dict[str, dict[str, Any]]) -> None:
+        """Record the vector spaces of what is (about to be) stored."""
         ...
 
     def repoint_items(self, moves: dict[str, str]) -> None:

@@ -434,6 +434,7 @@ class LanceCollection(WriteSession, LanceRecords):
         doc["text_dim"] = self._meta.get("text_dim")
         doc["image_dim"] = self._meta.get("image_dim")
         doc["models"] = self._meta.get("models", {})
+        doc["vector_spaces"] = self.vector_spaces()
         objects: dict[str, int] = {}
         labels: dict[str, int] = {}
         tmin = tmax = None
@@ -641,6 +642,25 @@ class LanceCollection(WriteSession, LanceRecords):
         return {c: kind for c, kind in self._index_names(t).items() if c.endswith("_vec")}
 
     # --- writing -------------------------------------------------------------------------------
+    def vector_spaces(self) -> dict[str, dict[str, Any]]:
+        """Which model made each kind of stored vector, and its size:
+        ``{"image": {"model", "dim"}, "text": {"model", "dim"}}``. A collection written before
+        this was recorded by the built-in model gets its spaces from the models it recorded."""
+        spaces = {k: dict(v) for k, v in (self._meta.get("vector_spaces") or {}).items()}
+        models = self._meta.get("models") or {}
+        if not spaces and "text_dim" in self._meta and "classifier" in models:
+            spaces = {"image": {"model": f"builtin/{models['classifier']}", "dim": self._meta.get("image_dim")},
+                      "text": {"model": "builtin/all-minilm-l6-v2", "dim": self._meta.get("text_dim")}}
+        return spaces
+
+    def set_vector_spaces(self, spaces: dict[str, dict[str, Any]]) -> None:
+        """Record the vector spaces of what is (about to be) stored (``oculi.tasks.index.spaces``
+        refuses another model's vectors before this is called)."""
+        spaces = {k: {"model": str(v["model"]), "dim": int(v["dim"])} for k, v in spaces.items()}
+        if self._meta.get("vector_spaces") != spaces:
+            self._meta["vector_spaces"] = spaces
+            self._write_meta()
+
     def models(self) -> dict[str, Any]:
         return dict(self._meta.get("models") or {})
 

@@ -260,6 +260,8 @@ class PgStore:
                 id serial PRIMARY KEY, name text UNIQUE NOT NULL, created_at double precision,
                 updated_at double precision, schema_version integer NOT NULL, text_dim integer,
                 image_dim integer, models jsonb NOT NULL DEFAULT '{}'::jsonb, ann_rows integer)""")
+            # which model made each kind of vector (model id + dimension); added after the first release
+            c.execute("ALTER TABLE oculi_collections ADD COLUMN IF NOT EXISTS vector_spaces jsonb NOT NULL DEFAULT '{}'::jsonb")
             c.execute("""CREATE TABLE IF NOT EXISTS oculi_files (
                 coll integer NOT NULL REFERENCES oculi_collections(id) ON DELETE CASCADE, path text NOT NULL,
                 id text NOT NULL, size bigint, mtime_ns bigint, seen_at double precision, PRIMARY KEY (coll, path))""")
@@ -711,6 +713,17 @@ class PgCollection:
 
     def set_models(self, models: dict[str, Any]) -> None:
         self._c().execute("UPDATE oculi_collections SET models=%s::jsonb WHERE id=%s", (json.dumps(models), self.cid))
+
+    def vector_spaces(self) -> dict[str, dict[str, Any]]:
+        """Which model made each kind of stored vector, and its size (see ``Collection.vector_spaces``)."""
+        row = self._c().execute("SELECT vector_spaces FROM oculi_collections WHERE id=%s", (self.cid,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no collection named {self.name!r} (it was dropped)")
+        return {k: dict(v) for k, v in (row[0] or {}).items()}
+
+    def set_vector_spaces(self, spaces: dict[str, dict[str, Any]]) -> None:
+        spaces = {k: {"model": str(v["model"]), "dim": int(v["dim"])} for k, v in spaces.items()}
+        self._c().execute("UPDATE oculi_collections SET vector_spaces=%s::jsonb WHERE id=%s", (json.dumps(spaces), self.cid))
 
     def ensure_space(self, items: int) -> None:
         """PostgreSQL reports a full disk itself (a write then raises ``StoreFullError``)."""

@@ -40,5 +40,11 @@ class Vision(Embedder, Protocol):
         ...
 
     def describe_observation(self, observation: Observation, *, detailed: bool = False) -> str:
-        """A caption written from an observation."""
+        """A caption written from an observation (by the configured describer).
+
+        An ``Engine`` also takes ``image=`` (the decoded image, which a VLM describer needs) and
+        has ``model_id_for(capability)`` (recorded with what it wrote), ``vector_spaces()`` and
+        ``observation_embeddings_usable()``; indexing uses them when present
+        (``oculi.tasks.index.stages``, ``oculi.tasks.index.spaces``).
+        """
         ...

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 from oculi.assets.manager import require_asset
 from oculi.core.errors import InputError
+from oculi.tasks.index.spaces import guard_collection, record_spaces
 from oculi.core.types import Box, DetectedObject
 from oculi.perception.colour import region_colour
 from oculi.store.base import DEFAULT_COLLECTION, Condition, Filter, Op
@@ -388,7 +389,9 @@ class _Run:
                                start_time=self.src.start_time, width=self.src.width, height=self.src.height,
                                tracked_labels=self.options.classes, ocr=self.ocr)
         with self.coll.writer(wait=True):
+            spaces = guard_collection(self.coll, self.engine)  # another model's vectors are refused
             self.coll.add_items(items)
+            record_spaces(self.coll, spaces)
         self.report.keyframes += len(items)
         self.pending = []
         self.report.keyframes_s += time.monotonic() - t0

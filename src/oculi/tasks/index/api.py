@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -22,9 +22,12 @@ from oculi.store.blobs import BlobStore
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.pipeline import BATCH_SIZE, IndexPipeline
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
-from oculi.tasks.index.stages import ImagePreparer, KnownItems
+from oculi.tasks.index.stages import DESCRIBER_KEY, ImagePreparer, KnownItems, describer_id
 from oculi.tasks.index.walk import FoundFile, is_under, walk_images
 from oculi.tasks.vision import Vision
+
+if TYPE_CHECKING:
+    from oculi.tasks.index.distributed import RayOptions, RayPipeline, VisionFactory
 
 _ALL_ITEM_COLUMNS = tuple(ItemRecord.__dataclass_fields__)
 
@@ -42,6 +45,8 @@ def index_paths(
     should_stop: StopFn | None = None,
     batch_size: int = BATCH_SIZE,
     workers: int | None = None,
+    ray: "RayOptions | None" = None,
+    vision_factory: "VisionFactory | None" = None,
 ) -> IndexReport:
     """Index image files and folders into a collection; incremental and resumable.
 
@@ -68,9 +73,13 @@ def index_paths(
             returns with ``report.interrupted`` set. A rerun completes it.
         batch_size: Images per perception call.
         workers: Threads reading/decoding ahead of the models (default: cores, at most 4).
+        ray: Run reading, decoding and perception on a Ray cluster instead of this process
+            (``oculi.tasks.index.distributed``); the store is still written from here.
+        vision_factory: With ``ray``: builds each Ray actor's ``Vision`` (it must pickle).
 
     Raises:
         InputError: a path does not exist, or the collection is being written by another process.
+        ConfigError: ``ray`` without Ray installed, or a cluster that cannot be reached.
     """
     t0 = time.monotonic()
     report = IndexReport(collection=coll.name)
@@ -102,8 +111,18 @@ def index_paths(
             todo.append(f)
         gone = [p for p in existing if p not in seen_paths and is_under(p, roots)
                 and not is_under(p, walk.unreadable_dirs)]
-        pipe = IndexPipeline(vision, coll, report, ImagePreparer(limits, KnownItems(ids)), ocr=ocr,
-                             batch_size=batch_size, workers=workers, progress=progress, should_stop=should_stop)
+        preparer = ImagePreparer(limits, KnownItems(ids))
+        pipe: IndexPipeline | RayPipeline
+        if ray is not None:
+            from oculi.tasks.index.distributed import RayPipeline
+
+            if vision_factory is None:
+                raise ValueError("index_paths(ray=...) needs a vision_factory for the Ray actors")
+            pipe = RayPipeline(vision_factory, coll, report, preparer, ocr=ocr, batch_size=batch_size, options=ray,
+                               progress=progress, should_stop=should_stop)
+        else:
+            pipe = IndexPipeline(vision, coll, report, preparer, ocr=ocr, batch_size=batch_size, workers=workers,
+                                 progress=progress, should_stop=should_stop)
         completed = False
         try:
             if todo:
@@ -183,6 +202,22 @@ def ingest_images(
     return report
 
 
+def _refreshed_caption(vision: Vision, obs: Observation, item: Any) -> str:
+    """A new caption from the stored observation; where the describer needs the pixels (a VLM),
+    the stored caption stays, since refreshing reads no image."""
+    try:
+        return vision.describe_observation(obs)
+    except InputError:
+        return item.caption
+
+
+def _refreshed_observation(item: Any, caption: str, describer: str | None) -> dict[str, Any]:
+    """The stored observation, naming the model that wrote ``caption`` when it was rewritten."""
+    if describer is None or caption == item.caption:
+        return item.observation
+    return {**item.observation, "models": {**(item.observation.get("models") or {}), DESCRIBER_KEY: describer}}
+
+
 def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn | None = None,
                       batch_size: int = 256) -> int:
     """Rewrite every item's caption, keyword document and text vector from its stored
@@ -191,16 +226,17 @@ def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn 
     total = coll.count()
     done = 0
     t0 = time.monotonic()
+    describer = describer_id(vision)
     with coll.writer():
         ids = sorted(coll.item_ids())
         for start in range(0, len(ids), batch_size):
             rows = coll.get_items(ids[start : start + batch_size], columns=list(_ALL_ITEM_COLUMNS))
             items = [item_from_row(r) for r in rows]
-            obs = (Observation.from_dict(it.observation) for it in items)
-            docs = [observation_document(o, vision.describe_observation(o)) for o in obs]
+            docs = [observation_document(o, _refreshed_caption(vision, o, it)) for o, it in
+                    ((Observation.from_dict(it.observation), it) for it in items)]
             vecs = np.asarray(vision.embed_texts([d.summary for d in docs]), dtype=np.float32)
             coll.update_items([
-                replace(it, caption=d.caption, doc=d.doc, labels=d.labels, objects=d.objects,
+                replace(it, caption=d.caption, doc=d.doc, observation=_refreshed_observation(it, d.caption, describer), labels=d.labels, objects=d.objects,
                         object_terms=d.object_terms, colours=d.colours, text=d.text, track_ids=d.track_ids,
                         text_vec=vecs[i])
                 for i, (it, d) in enumerate(zip(items, docs))

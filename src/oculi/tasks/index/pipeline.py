@@ -20,7 +20,10 @@ from typing import Sequence
 from oculi.core.types import Observation
 from oculi.store.base import Collection
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
+from oculi.tasks.index.spaces import guard_collection
 from oculi.tasks.index.stages import (
+    DESCRIBER_KEY,
+    describer_id,
     ImagePreparer,
     KnownItems,
     PreparedImage,
@@ -60,7 +63,7 @@ class IndexPipeline:
         self.report = report
         self.preparer = preparer
         self.known: KnownItems = preparer.known
-        self.writer = StoreWriter(coll)
+        self.writer = StoreWriter(coll, spaces=guard_collection(coll, vision))
         self.ocr = ocr
         self.batch_size = max(1, batch_size)
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -121,7 +124,11 @@ class IndexPipeline:
             else:
                 good.append((p, res))
         if good:
-            self.writer.add_items(build_items(self.vision, good), first_models(o for _, o in good))
+            models = first_models(o for _, o in good)
+            describer = describer_id(self.vision)
+            if describer:
+                models[DESCRIBER_KEY] = describer
+            self.writer.add_items(build_items(self.vision, good), models)
             for p, _ in good:
                 self._add_file(p)
             self.report.added += len(good)

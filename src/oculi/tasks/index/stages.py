@@ -21,6 +21,7 @@ folder walk, so another source reuses them as they are.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import threading
@@ -37,6 +38,7 @@ from oculi.store.base import Collection, FileRecord, ItemRecord, item_id
 from oculi.store.blobs import BlobStore, content_key
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.metadata import ExifMeta, make_thumbnail, read_exif
+from oculi.tasks.index.spaces import record_spaces
 from oculi.tasks.index.walk import FoundFile
 from oculi.tasks.vision import Vision
 
@@ -92,6 +94,11 @@ class KnownItems:
     def update(self, ids: Iterable[str]) -> None:
         with self._lock:
             self._ids.update(ids)
+
+    def snapshot(self) -> list[str]:
+        """The ids known now (what a distributed worker is handed at the start of a run)."""
+        with self._lock:
+            return list(self._ids)
 
 
 def read_source(src: FoundFile, max_bytes: int) -> tuple[bytes, int, int]:
@@ -188,15 +195,42 @@ def perceive_batch(vision: Vision, batch: Sequence[PreparedImage], *, ocr: bool)
     return out
 
 
+DESCRIBER_KEY = "describer"  # Observation.models key: the id of the model that wrote the stored caption
+
+
+def describer_id(vision: Vision) -> str | None:
+    """The id of the model that writes captions for ``vision``, when it says."""
+    fn = getattr(vision, "model_id_for", None)
+    return fn("describe") if callable(fn) else None
+
+
+def describe_with(vision: Vision, obs: Observation, loaded: LoadedImage | None) -> str:
+    """The caption of an observation, from the configured describer; the image goes along when
+    ``vision`` takes it (a VLM describer looks at the pixels)."""
+    fn = vision.describe_observation
+    try:
+        takes_image = "image" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_image = False
+    if takes_image and loaded is not None:
+        return fn(obs, image=loaded)  # type: ignore[call-arg]
+    return fn(obs)
+
+
 def build_items(vision: Vision, perceived: Sequence[tuple[PreparedImage, Observation]], *,
                 now: float | None = None) -> list[ItemRecord]:
     """Stage 3: the stored records of perceived images: document, text vector, visual vector."""
     if not perceived:
         return []
-    obs_list = [replace(o, image=replace(o.image, path=p.src.path)) for p, o in perceived]
-    docs = [observation_document(o, vision.describe_observation(o)) for o in obs_list]
+    describer = describer_id(vision)
+    obs_list = [replace(o, image=replace(o.image, path=p.src.path),
+                        models={**o.models, DESCRIBER_KEY: describer} if describer else o.models)
+                for p, o in perceived]
+    docs = [observation_document(o, describe_with(vision, o, p.loaded)) for (p, _), o in zip(perceived, obs_list)]
     text_vecs = np.asarray(vision.embed_texts([d.summary for d in docs]), dtype=np.float32)
-    missing = [i for i, o in enumerate(obs_list) if o.embedding is None]
+    usable = getattr(vision, "observation_embeddings_usable", None)
+    reuse = usable() if callable(usable) else True  # else the image embedder is another model: embed again
+    missing = [i for i, o in enumerate(obs_list) if o.embedding is None or not reuse]
     img_vecs: dict[int, np.ndarray] = {}
     if missing:
         mats = vision.embed_images([perceived[i][0].loaded for i in missing])  # type: ignore[misc]
@@ -233,8 +267,10 @@ class StoreWriter:
     leaves items without files, which the next run relinks by content hash without perceiving.
     """
 
-    def __init__(self, coll: Collection, *, flush_items: int | None = None, flush_seconds: float | None = None) -> None:
+    def __init__(self, coll: Collection, *, flush_items: int | None = None, flush_seconds: float | None = None,
+                 spaces: Mapping[str, Any] | None = None) -> None:
         self.coll = coll
+        self.spaces = spaces  # the vector spaces of the items written (recorded with them)
         self.flush_items = FLUSH_ITEMS if flush_items is None else flush_items
         self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self.items: list[ItemRecord] = []
@@ -260,6 +296,7 @@ class StoreWriter:
     def flush(self) -> None:
         if self.items:
             self.coll.add_items(self.items)
+            record_spaces(self.coll, self.spaces)
             if self.models:
                 self.coll.set_models(self.models)
         if self.files:

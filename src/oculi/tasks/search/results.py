@@ -33,6 +33,7 @@ class SearchResult:
             "matched": self.matched,
             "scores": {k: round(float(v), 4) for k, v in self.scores.items()},
             "caption": self.caption,
+            "caption_model": f.get("caption_model"),
             "labels": list(f.get("labels") or []),
             "objects": list(f.get("objects") or []),
             "colours": list(f.get("colours") or []),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,7 +172,8 @@ def search(embedder: Embedder, coll: Collection, query: SearchQuery, *, adapter_
         results.append(SearchResult(
             id=iid, path=fields.get("path") or "", name=fields.get("name") or "", score=total, why=why,
             caption=fields.get("caption") or "", matched=matched, scores=parts,
-            fields={k2: v2 for k2, v2 in fields.items() if k2 != "observation"},
+            fields={**{k2: v2 for k2, v2 in fields.items() if k2 != "observation"},
+                    "caption_model": _caption_model(fields.get("observation"))},
         ))
     results.sort(key=lambda r: (-r.score, r.path))
     query: dict[str, Any] = {"text": q, "image": _image_name(image), "top_k": top_k, "filter": flt.to_dict()}
@@ -188,3 +190,15 @@ def _image_name(image: Any) -> str | None:
     if isinstance(image, (str, Path)):
         return str(image)
     return type(image).__name__
+
+
+def _caption_model(observation: Any) -> str | None:
+    """The id of the model that wrote an item's caption, as its stored observation records it
+    (``None`` for items indexed before it was recorded)."""
+    if not observation:
+        return None
+    try:
+        obs = json.loads(observation) if isinstance(observation, str) else observation
+        return (obs.get("models") or {}).get("describer")
+    except (ValueError, AttributeError):
+        return None

@@ -29,22 +29,16 @@ COLOUR_SPACE = {"model": "colour-hist-rgb4", "dim": COLOUR_BINS ** 3}
 
 def image_space(engine: Any) -> dict[str, Any]:
     """``{"model", "dim"}`` of the engine's image embedder (what a trained model records)."""
-    b = engine.backend("embed_image")
-    space = getattr(b, "image_space", None)
-    if space is not None:
-        return dict(space.to_dict())
-    clf = b.perceiver.classifier  # the built-in backend before it declared its space
-    return {"model": f"builtin/{clf.name}", "dim": int(clf.dim)}
+    from oculi.backends.base import vector_space
+
+    return vector_space(engine.backend("embed_image"), "image").to_dict()
 
 
 def text_space(engine: Any) -> dict[str, Any]:
     """``{"model", "dim"}`` of the engine's text embedder."""
-    b = engine.backend("embed_text")
-    space = getattr(b, "text_space", None)
-    if space is not None:
-        return dict(space.to_dict())
-    enc = b.text_encoder
-    return {"model": f"builtin/{enc.name}", "dim": int(enc.dim)}
+    from oculi.backends.base import vector_space
+
+    return vector_space(engine.backend("embed_text"), "text").to_dict()
 
 
 def colour_histogram(images: Sequence[Any]) -> np.ndarray:

@@ -90,12 +90,6 @@ class FakeEngine:
             except OculiError as e:
                 yield src, e
 
-    def list_models(self, *, health: bool = True) -> dict:
-        m = {"name": "builtin", "backend": "builtin", "model_id": "builtin", "capabilities": ["describe"],
-             "serves": ["describe"], "source": "built in", "ok": True, "error": None, "description": "",
-             "health": {"ok": True, "detail": "test double"} if health else None}
-        return {"models": [m], "tasks": {"describe": "builtin"}, "backend_types": [], "config_files": []}
-
     def describe_observation(self, observation: Observation, *, detailed: bool = False) -> str:
         return f"A photo of a brown dog ({observation.image.width}x{observation.image.height})."
 

@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.oculi-installed
 
-.PHONY: setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage eval eval-footage eval-easy-vqa browser clean
+.PHONY: pdf setup models demo test test-fast bench bench-search bench-index bench-server bench-integrity bench-footage bench-inspect eval eval-footage eval-easy-vqa browser clean
 
-setup: $(STAMP) models
+setup: $(STAMP) models pdf
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,17 @@ models: $(STAMP)
 	$(BIN)/oculi models pull
 
 # Debian's chromium drives the web-UI test; without it that test is skipped with its reason.
+# PDF reports: WeasyPrint needs pango (and HarfBuzz's subsetter to embed small fonts)
+pdf:
+	@/sbin/ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0 && /sbin/ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || (apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 >/dev/null) || echo "pango not installed: PDF reports (oculi report --format pdf) will fail; HTML works"
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"
 
 demo: setup
 	$(BIN)/oculi demo --out out/demo
 
-test: setup browser
+test: setup browser pdf
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -47,6 +51,9 @@ bench-search: setup          # 10k/100k/1M items; the 1M index build takes ~15 m
 
 bench-server: setup
 	$(BIN)/python benchmarks/bench_server.py
+
+bench-inspect: setup         # texture benchmark with synthetic defects: AUROC per texture/defect/size, fit and inspect speed
+	$(BIN)/python benchmarks/bench_inspect.py
 
 bench-footage: setup        # 720p/1080p speed, question latency over a day of events, memory on a 2-hour file
 	$(BIN)/python benchmarks/bench_footage.py

@@ -49,5 +49,24 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """The URL of a real PostgreSQL 16 + pgvector server for this session (``pgserver``, a dev
+    dependency), stopped at the end. Tests make their own databases (``tests.pgutil.pg_database``)."""
+    import shutil
+    import tempfile
+
+    from tests.pgutil import start_server
+
+    # not under pytest's basetemp: that is 0700 (pgserver runs PostgreSQL as its own user when
+    # started by root) and other pytest sessions prune old basetemps
+    folder = Path(tempfile.mkdtemp(prefix="oculi-pg-"))
+    folder.chmod(0o755)
+    srv, url = start_server(folder / "data")
+    yield url
+    srv.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OCULI_LOG", "warning")

@@ -48,7 +48,7 @@ __all__ = [
     "NotFoundError", "list_models",
     "Observation", "OculiError", "Reading", "Settings", "TextLine", "ask", "caption", "classify",
     "default_engine", "default_library", "detect", "index", "observe", "read", "search", "watch", "events",
-    "ask_footage", "footage_report", "generate",
+    "ask_footage", "footage_report", "generate", "report",
 ]
 
 
@@ -149,6 +149,28 @@ def footage_report(camera: str, day: Any, *, collection: str = "default", tz: An
     from oculi.library import default_library
 
     return default_library().footage_report(collection, camera, day, tz=tz, **kw)
+
+
+def report(images: Any, *, kind: str = "general", records: Any = None, output: Any = None, format: str | None = None,
+           template: Any = None, **kw: Any) -> Any:
+    """Images (and records) → a ``Report``; with ``output``, also written there (``format``
+    from its extension unless given). See ``Library.report`` and ``oculi.tasks.report``.
+
+    Example:
+        >>> rep = oculi.report(["part-4711.png"], kind="inspection", records="log.csv",
+        ...                    inspector="line-3", output="report.pdf")  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from oculi.library import default_library
+
+    paths = [images] if isinstance(images, (str, Path)) else list(images)
+    rep = default_library().report(paths, kind=kind, records=records, **kw)
+    if output is not None:
+        from oculi.tasks.report import write_report
+
+        write_report(rep, format or Path(output).suffix.lstrip(".") or "md", output, template_dir=template)
+    return rep
 
 
 def __getattr__(name: str) -> Any:

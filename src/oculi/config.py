@@ -35,6 +35,26 @@ def _default_home() -> Path:
     return Path(user_data_dir("oculi", appauthor=False))
 
 
+CONFIG_FILE = "oculi.toml"
+
+
+def _toml_store(path: Path) -> str | None:
+    """The top-level ``store = "..."`` of ``oculi.toml``, if the file has one."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"{path}: {e}") from None
+    v = doc.get("store")
+    if v is not None and not isinstance(v, str):
+        raise ValueError(f"{path}: 'store' must be a string (a path or a postgresql:// URL)")
+    return v or None
+
+
 class Settings(BaseSettings):
     """Process-wide settings for oculi.
 
@@ -60,8 +80,17 @@ class Settings(BaseSettings):
         model: ``--model NAME``: this model serves every capability it can, over ``tasks``.
         config_file: ``--config FILE`` (``OCULI_CONFIG``): read after the other config files.
         read_config_files: Read ``oculi.toml`` files at all (tests turn it off).
+        engine: Where ``oculi index`` reads, decodes and perceives: ``"local"`` (this process's
+            perception pool) or ``"ray"`` (actors on a Ray cluster; ``pip install 'oculi[ray]'``).
+            The store is written from this process either way.
+        ray_address: The Ray cluster for ``engine="ray"`` (``ray://head:10001``, ``head:6379``,
+            ``auto``); unset starts Ray on this machine.
         timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
             ``--start`` without an offset); default: this machine's local zone.
+        store: Where collections live (``OCULI_STORE``, ``oculi --store``, or ``store = "..."``
+            in ``$OCULI_HOME/oculi.toml``): a plain path or ``lance://PATH`` for the embedded
+            store (default: ``home/collections``), ``postgresql://user@host/db`` for PostgreSQL
+            with pgvector. See ``oculi.store.open_store``.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
@@ -82,12 +111,17 @@ class Settings(BaseSettings):
     model: str | None = None
     config_file: Path | None = Field(default=None, validation_alias=AliasChoices("config_file", "OCULI_CONFIG", "OCULI_CONFIG_FILE"))
     read_config_files: bool = True
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     timezone: str | None = None
+    store: str | None = None
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
         if self.assets_dir is None:
             self.assets_dir = self.home / "assets"
+        if not self.store:
+            self.store = _toml_store(self.home / CONFIG_FILE)
         return self
 
     @property

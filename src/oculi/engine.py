@@ -36,7 +36,7 @@ from oculi.tasks import classify as classify_task
 from oculi.tasks import detect as detect_task
 from oculi.tasks import read as read_task
 
-__all__ = ["Engine", "ImageSource", "default_engine"]
+__all__ = ["Engine", "ImageSource", "default_engine", "worker_engine"]
 
 
 class Engine:
@@ -452,6 +452,13 @@ class _OneByOne:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def worker_engine(settings: Settings) -> Engine:
+    """The engine a distributed ingestion worker (a Ray actor) holds: the caller's settings with
+    one perception worker in a thread, since each actor is given one CPU and the cluster runs
+    many side by side (see ``oculi.tasks.index.distributed``)."""
+    return Engine(settings.model_copy(update={"perception_workers": 1, "perception_pool": "thread", "engine": "local"}))
 
 
 _default: Engine | None = None

@@ -19,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from oculi.config import Settings
-from oculi.core.errors import InputError
+from oculi.core.errors import ConfigError, InputError
 from oculi.imageio import ImageLimits, ImageSource
 from oculi.perception.worker import DRAFT_LONG_SIDE
 from oculi.store.base import DEFAULT_COLLECTION, Collection, CollectionInfo, Filter, Store
@@ -139,6 +140,8 @@ class Library:
         batch_size: int = BATCH_SIZE,
         workers: int | None = None,
         reindex: bool = False,
+        engine: str | None = None,
+        address: str | None = None,
     ) -> IndexReport:
         """Index files and folders into a collection (created if needed); incremental and
         resumable. See ``oculi.tasks.index.index_paths``; ``ocr`` defaults to ``settings.ocr``.
@@ -147,12 +150,33 @@ class Library:
         configured models: what changing the embedding model of a collection takes (items
         whose files are not under ``paths``, and uploaded images, are not in it afterwards).
 
+        Args:
+            engine: ``"local"`` or ``"ray"`` (default ``settings.engine``). With ``"ray"`` the
+                files are read, decoded and perceived by actors on a Ray cluster
+                (``oculi.tasks.index.distributed``), ``workers`` of them (default: one per
+                cluster CPU), each holding an engine built from this library's settings;
+                this process writes the store. ``address`` (default ``settings.ray_address``)
+                names the cluster; none starts Ray on this machine.
+
         Raises:
             InputError: no path, a path that does not exist, or another process is writing.
             ModelConfigError: the collection holds vectors of another embedder (without ``reindex``).
+            ConfigError: an unknown engine, Ray not installed, or a cluster that cannot be reached.
         """
         if not paths:
             raise InputError("give at least one file or folder to index")
+        kind = engine or self.settings.engine
+        if kind not in ("local", "ray"):
+            raise ConfigError(f"unknown index engine {kind!r}; the engines are: local, ray")
+        ray_kw: dict[str, Any] = {}
+        if kind == "ray":
+            from oculi.engine import worker_engine
+            from oculi.tasks.index.distributed import RayOptions, connect
+
+            options = RayOptions(address=address or self.settings.ray_address, workers=workers)
+            connect(options)  # before the walk of a large folder: an unreachable cluster fails now
+            ray_kw = {"ray": options, "vision_factory": functools.partial(worker_engine, self.settings)}
+            workers = None
         missing = [str(p) for p in paths if not Path(p).expanduser().exists()]
         if reindex and missing:  # nothing is dropped for a typo
             raise InputError(f"{missing[0]}: no such file or directory")
@@ -163,7 +187,7 @@ class Library:
         return index_paths(
             self.engine, coll, paths, limits=self._limits(), ocr=self._ocr(ocr), prune=prune,
             exclude=[root] if root is not None else [], progress=progress, should_stop=should_stop,
-            batch_size=batch_size, workers=workers,
+            batch_size=batch_size, workers=workers, **ray_kw,
         )
 
     def ingest(
@@ -181,7 +205,7 @@ class Library:
         ``oculi.tasks.index.ingest_images``."""
         coll = self.store.create_collection(collection, exist_ok=True)
         return ingest_images(
-            self.engine, coll, items, blob_dir=Path(self.store.blob_dir(coll.name)), limits=self._limits(),
+            self.engine, coll, items, blobs=self.store.blobs(coll.name), limits=self._limits(),
             ocr=self._ocr(ocr), progress=progress, should_stop=should_stop, batch_size=batch_size,
         )
 
@@ -325,6 +349,41 @@ class Library:
         d = dt.date.fromisoformat(day) if isinstance(day, str) else day
         return build_footage_report(self.open(collection), camera, d, tz=tz or self.timezone(),
                                     tz_name=tz_name or self.settings.timezone or "local", usual_hours=usual_hours)
+
+    def report(self, images: Sequence[str | Path], *, kind: str = "general", records: Any = None,
+               records_encoding: str | None = None, inspector: str | None = None, collection: str | None = None,
+               camera: str | None = None, day: Any = None, tz: Any = None, title: str | None = None,
+               progress: Any = None, **kw: Any) -> Any:
+        """Images (and records, and a collection's footage events) → a ``Report``
+        (``oculi.tasks.report``); write it with ``oculi.tasks.report.write_report``.
+
+        Args:
+            images: Image files.
+            kind: ``inspection``, ``incident``, ``medical`` or ``general``.
+            records: A records file (``.csv``/``.json``/``.md``) or parsed ``Records``.
+            inspector: A fitted inspection model to score each image.
+            collection / camera: Footage whose events the records' times are checked against
+                (``day`` narrows them to one day, and dates records that give only a time).
+            tz: Time zone of record and footage times (default ``settings.timezone``).
+
+        Raises:
+            InputError: no readable image, bad records, an unknown kind.
+        """
+        import datetime as dt
+
+        from oculi.tasks.report import create_report
+
+        d = dt.date.fromisoformat(day) if isinstance(day, str) else day
+        zone = tz or self.timezone()
+        events: list[Any] = []
+        if collection is not None:
+            filters: dict[str, Any] = {"camera": camera} if camera else {}
+            if d is not None:
+                filters["after"] = dt.datetime.combine(d, dt.time(0), tzinfo=zone).timestamp()
+                filters["before"] = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), tzinfo=zone).timestamp()
+            events = self.events(collection, **filters)
+        return create_report(self.engine, images, kind=kind, records=records, records_encoding=records_encoding,
+                             inspector=inspector, events=events, day=d, tz=zone, title=title, progress=progress, **kw)
 
     def timezone(self, name: str | None = None) -> Any:
         """The time zone ``name`` (or ``settings.timezone``, or this machine's)."""

@@ -359,9 +359,13 @@ class ImageGenerator(Protocol):
 
 @runtime_checkable
 class PatchFeaturer(Protocol):
-    """Local features for inspection: ``[H', W', D]`` float32 over a grid of the image."""
+    """Mid-level patch features for anomaly detection (``oculi inspect``): ``[N, h, w, C]``
+    float32, one C-vector per cell of a grid over each whole image (not normalised)."""
 
-    def patch_features(self, image: "Image.Image") -> np.ndarray: ...
+    def patch_features(self, images: Sequence["Image.Image"]) -> np.ndarray: ...
+
+
+PatchEmbedder = PatchFeaturer  # the name the inspection code was written against
 
 
 # The protocol each capability's method belongs to (the conformance test checks these).

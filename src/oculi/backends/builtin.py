@@ -41,7 +41,7 @@ class BuiltinBackend(Backend):
     Options = BuiltinOptions
     capabilities = frozenset({Capability.OBSERVE, Capability.DESCRIBE, Capability.ANSWER, Capability.DETECT,
                               Capability.DETECT_FRAMES, Capability.READ, Capability.CLASSIFY,
-                              Capability.EMBED_IMAGE, Capability.EMBED_TEXT})
+                              Capability.EMBED_IMAGE, Capability.EMBED_TEXT, Capability.PATCH_FEATURES})
     description = "the built-in grounded model: detector, classifier, OCR, faces, colours, sentence encoder"
 
     def __init__(self, name: str | Settings = "builtin", options: BackendOptions | None = None,
@@ -184,6 +184,13 @@ class BuiltinBackend(Backend):
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         self.perceiver.classifier.load()
         return self.perceiver.classifier.embed_images(images)
+
+    # PatchEmbedder
+    def patch_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """EfficientNet-Lite0 mid-level patch features, ``[N, h, w, C]`` (``oculi.perception.patches``)."""
+        from oculi.perception.patches import shared_extractor
+
+        return shared_extractor(self.settings).patch_features(images)
 
     # TextEmbedder
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -94,12 +94,21 @@ def index(
     reindex: bool = typer.Option(False, "--reindex", help="Empty the collection and index PATHS again with the configured models (after changing the embedding model)."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " Captions (and vectors, if it embeds) come from it."),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Where images are decoded and perceived: 'local' "
+                                         "(this process) or 'ray' (a Ray cluster); default: settings (OCULI_ENGINE)."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the cluster (ray://head:10001, "
+                                          "head:6379, auto); default OCULI_RAY_ADDRESS, else Ray starts locally."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With --engine ray: actors holding the models "
+                                          "(default: one per cluster CPU)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index images into a collection: perceive once, store observation, embeddings, thumbnail.
 
     Incremental (only new or changed files are processed) and resumable: Ctrl-C stops after
     the current batch; rerun to complete.
+
+    With --engine ray, decoding and perception run on Ray actors and this process writes the
+    store, with the same guarantees.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -123,7 +132,8 @@ def index(
 
     with _Stopper() as stopper, progress:
         report = lib.index(paths, collection, prune=prune, progress=on_progress, should_stop=stopper.event.is_set,
-                           ocr=False if no_ocr else None, batch_size=batch_size, reindex=reindex)
+                           ocr=False if no_ocr else None, batch_size=batch_size, reindex=reindex, engine=engine,
+                           address=address, workers=workers if (engine or lib.settings.engine) == "ray" else None)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -430,10 +440,54 @@ def eval_retrieval(
         err_console.print(f"[yellow]unresolved:[/] query {shown(u['query'])}: no item matches {shown(repr(u['relevant']))}", highlight=False)
 
 
+def migrate(
+    source: str = typer.Option(..., "--from", metavar="STORE", help="Store to copy from: a path, lance://PATH or postgresql://..."),
+    dest: str = typer.Option(..., "--to", metavar="STORE", help="Store to copy into (created as needed)."),
+    collection: Optional[List[str]] = typer.Option(None, "--collection", "-c", help="Only this collection (repeatable; default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Copy collections between stores: items with their vectors, thumbnails and observations,
+    file records, footage records, uploaded originals. Verified by row counts and checksums of
+    every table; resumable (run it again after an interruption: what is there is not copied
+    twice). Exit 0 when every copy verifies, 1 when one does not, 2 for an unknown collection
+    or store.
+    """
+    from oculi.store import open_store
+    from oculi.store.migrate import MigrationMismatch, migrate as run
+
+    settings = get_settings()
+    src, dst = open_store(settings, url=source), open_store(settings, url=dest)
+    status = err_console.status("migrating", spinner="dots") if err_console.is_terminal else contextlib.nullcontext()
+    with status as st:
+        def on_progress(name: str, phase: str, done: int, total: int) -> None:
+            if st:
+                st.update(f"{name}: {phase} {done}/{total}")
+
+        try:
+            rep = run(src, dst, collection or None, progress=on_progress)
+        except MigrationMismatch as e:
+            rep = e.report  # type: ignore[attr-defined]
+    if as_json:
+        print_json(rep.to_dict())
+    else:
+        for c in rep.collections:
+            mark = "[green]verified[/]" if c.verified else "[red]does not match[/]"
+            console.print(f"[bold]{shown(c.name)}[/]: {c.items_copied} items copied, {c.items_present} already there, "
+                          f"{c.files} files, {sum(c.records.values())} footage records, {c.blobs_copied} originals — {mark}")
+            for m in c.mismatches:
+                console.print(f"  {shown(m)}")
+        if not rep.collections:
+            console.print("no collections to copy")
+    if not rep.ok:
+        error("the copy does not match the source; run the same command again to resume")
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the collection commands to the main ``oculi`` app."""
     app.command("index")(handle_errors(index))
     app.command("search")(handle_errors(search))
     app.command("duplicates")(handle_errors(duplicates))
+    app.command("migrate")(handle_errors(migrate))
     app.add_typer(collections_app, name="collections")
     app.add_typer(eval_app, name="eval")

@@ -16,7 +16,7 @@ from oculi.core.errors import InputError
 from oculi.core.types import SCHEMA_VERSION
 from oculi.store.base import DEFAULT_COLLECTION
 
-report_app = typer.Typer(help="Write reports.", no_args_is_help=True)
+from oculi.cli.report import report_app  # noqa: E402 - `oculi report footage` is a subcommand of `oculi report`
 
 COLLECTION_OPT = typer.Option(DEFAULT_COLLECTION, "--collection", "-c", help="Collection holding the footage.")
 TZ_OPT = typer.Option(None, "--tz", help="Time zone of clock times (IANA name or UTC; default OCULI_TIMEZONE or this machine's).")
@@ -222,6 +222,7 @@ def report_footage(
     collection: str = COLLECTION_OPT,
     tz: Optional[str] = TZ_OPT,
     as_json: bool = typer.Option(False, "--json", help="Also print the report's JSON on stdout."),
+    template: Optional[Path] = typer.Option(None, "--template", help="A folder of Jinja2 templates overriding footage.md.j2 / footage.html.j2."),
 ) -> None:
     """A day of one camera: summary, threat level, findings (loitering, unusual hours, crowding),
     timeline, counts, annotated keyframes, events."""
@@ -240,7 +241,7 @@ def report_footage(
         raise InputError(f"--usual-hours {usual_hours!r} is not 'H-H' with 0 <= start < end <= 24") from None
     lib = _library()
     rep = lib.footage_report(collection, camera, the_day, tz=zone_tz, tz_name=tz, usual_hours=(lo, hi))
-    written = write_footage_report(rep, lib.open(collection), fmt, out, zone_tz)
+    written = write_footage_report(rep, lib.open(collection), fmt, out, zone_tz, template_dir=template)
     if as_json:
         print_json(rep.to_dict())
     else:
@@ -254,4 +255,3 @@ def register(app: typer.Typer) -> None:
     app.command("events")(handle_errors(events))
     app.command("ask-footage")(handle_errors(ask_footage))
     app.command("sources")(handle_errors(sources))
-    app.add_typer(report_app, name="report")

@@ -42,8 +42,17 @@ app.add_typer(models_app, name="models")
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the models do."),
-          config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP)) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the models do."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+    store: Optional[str] = typer.Option(
+        None, "--store", metavar="URL",
+        help="Where collections live: a path or lance://PATH (embedded, the default), or postgresql://user@host/db "
+             "(PostgreSQL + pgvector). Same as OCULI_STORE or store = ... in oculi.toml.",
+    ),
+) -> None:
+    if store is not None:
+        os.environ["OCULI_STORE"] = store  # read by Settings() everywhere below, child processes included
     level = os.environ.get("OCULI_LOG", "debug" if verbose else "warning").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     reset_overrides()
@@ -210,11 +219,15 @@ def models(
 
     from oculi.assets import list_assets
 
+    from oculi.store.trained import TrainedStore
+
     use_model_options(None, config)
     statuses = list_assets(get_settings(), verify=not no_verify)
     listing = get_engine().list_models(health=not no_health)
+    trained = TrainedStore.for_home(get_settings().home).list()  # what `oculi train` / `oculi inspect fit` made
     if as_json:
-        print_json({"schema_version": SCHEMA_VERSION, "assets": [s.to_dict() for s in statuses], **listing})
+        print_json({"schema_version": SCHEMA_VERSION, "assets": [s.to_dict() for s in statuses], **listing,
+                    "trained": [t.to_dict() for t in trained]})
     else:
         m = Table("model", "backend", "capabilities", "serves", "health", title="configured models")
         for e in listing["models"]:
@@ -234,6 +247,11 @@ def models(
             style = "green" if s.state in ("ok", "unchecked") else "red"
             t.add_row(s.asset.name, s.asset.spec, f"[{style}]{s.state}[/] {s.detail}", f"{s.size / 1e6:.1f} MB", str(s.path or "-"))
         console.print(t)
+        if trained:
+            tt = Table("name", "kind", "version", "path", title="trained models (oculi train list | check | remove)")
+            for m in trained:
+                tt.add_row(shown(m.name), str(m.kind), f"v{m.version}", shown(m.path))
+            console.print(tt)
     if any(s.state in ("missing", "corrupt") for s in statuses):
         if not as_json:
             error("some assets are missing or corrupt; run `oculi models pull`")
@@ -277,8 +295,8 @@ def _register_optional() -> None:
     """Commands that live in their own modules (collections/search, server)."""
     import importlib
 
-    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.serve", "oculi.cli.train", "oculi.cli.evaluate",
-                "oculi.cli.generate"):
+    for mod in ("oculi.cli.collections", "oculi.cli.footage", "oculi.cli.report", "oculi.cli.serve", "oculi.cli.train",
+                "oculi.cli.evaluate", "oculi.cli.inspect", "oculi.cli.generate"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:

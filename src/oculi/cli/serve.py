@@ -59,9 +59,9 @@ def _serve(host: str, port: int, no_auth: bool, allow_remote: bool, remote_hosts
     config = ServerConfig(**overrides)
     app = create_app(settings, auth=not no_auth, config=config)
     if not no_auth:
-        from oculi.server.auth import KeyStore
+        from oculi.server.auth import open_keys
 
-        if not KeyStore(settings.home).list():
+        if not open_keys(settings).list():
             console.print("[yellow]no API keys yet:[/] create one with `oculi keys create --scope admin`", highlight=False)
     if not is_loopback_host(host):
         console.print(f"[yellow]listening on {host}: reachable from the network; use TLS in front of it[/]", highlight=False)
@@ -78,9 +78,9 @@ def keys_create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create a key and print its secret (shown once; only a hash is stored)."""
-    from oculi.server.auth import KeyStore, Scope
+    from oculi.server.auth import Scope, open_keys
 
-    secret, info = KeyStore(get_settings().home).create(Scope.parse(scope), collection=collection, name=name)
+    secret, info = open_keys(get_settings()).create(Scope.parse(scope), collection=collection, name=name)
     if as_json:
         print_json({**info.to_dict(), "key": secret})
         return
@@ -100,9 +100,9 @@ def keys_list(
 
     from rich.table import Table
 
-    from oculi.server.auth import KeyStore
+    from oculi.server.auth import open_keys
 
-    keys = KeyStore(get_settings().home).list(include_revoked=all_)
+    keys = open_keys(get_settings()).list(include_revoked=all_)
     if as_json:
         print_json({"keys": [k.to_dict() for k in keys]})
         return
@@ -120,9 +120,9 @@ def keys_list(
 @handle_errors
 def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `oculi keys list`).")) -> None:
     """Revoke a key: it stops working at once, also on a running server."""
-    from oculi.server.auth import KeyStore
+    from oculi.server.auth import open_keys
 
-    KeyStore(get_settings().home).revoke(key_id)
+    open_keys(get_settings()).revoke(key_id)
     console.print(f"revoked {key_id}")
 
 

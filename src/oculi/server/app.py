@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from oculi import __version__ as oculi_version
 from oculi.config import Settings
 from oculi.core.errors import InputError, OculiError
-from oculi.server.auth import KeyStore, Principal, Scope
+from oculi.server.auth import Principal, Scope, open_keys
 from oculi.server.config import ServerConfig
 from oculi.server.lanes import Lane, Lanes
 from oculi.server.limits import BodySizeLimitMiddleware, HTTPProblem, RateLimiter, input_error_status
@@ -233,7 +233,7 @@ def create_app(
         from oculi.engine import Engine
 
         engine = Engine(settings)
-    keys = KeyStore(settings.home) if auth else None
+    keys = open_keys(settings) if auth else None
     state = ServerState(
         settings=settings,
         config=config,
@@ -252,6 +252,9 @@ def create_app(
         from oculi.server import routes_footage
 
         state.footage_jobs = routes_footage.make_footage_queue(state)
+    from oculi.server import routes_reports
+
+    state.report_jobs = routes_reports.make_report_queue(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -269,6 +272,8 @@ def create_app(
             state.jobs.start()
         if state.footage_jobs is not None and start_jobs:
             state.footage_jobs.start()
+        if state.report_jobs is not None and start_jobs:
+            state.report_jobs.start()
         try:
             yield
         finally:
@@ -276,6 +281,8 @@ def create_app(
                 await anyio.to_thread.run_sync(state.jobs.stop)
             if state.footage_jobs is not None:
                 await anyio.to_thread.run_sync(state.footage_jobs.stop)
+            if state.report_jobs is not None:
+                await anyio.to_thread.run_sync(state.report_jobs.stop)
             state.lanes.shutdown()
 
     app = FastAPI(
@@ -396,6 +403,12 @@ def _install_routes(app: FastAPI, state: ServerState) -> None:
     from oculi.server import routes_footage
 
     app.include_router(routes_footage.router)
+    from oculi.server import routes_reports
+
+    app.include_router(routes_reports.router)
+    from oculi.server import routes_inspect
+
+    app.include_router(routes_inspect.router)
     app.include_router(openai_compat.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

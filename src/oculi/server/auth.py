@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -112,8 +111,21 @@ _DUMMY_SALT = secrets.token_bytes(16)
 _DUMMY_HASH = _hash(_DUMMY_SALT, secrets.token_urlsafe(32))
 
 
+def open_keys(settings: Any) -> "KeyStore":
+    """The key store for these settings: in the PostgreSQL store when collections are there
+    (every replica then knows every key), else ``<home>/server/keys.db``."""
+    from oculi.store import parse_store_url
+
+    kind, url = parse_store_url(settings.store)
+    if kind == "postgresql":
+        return PgKeyStore(url)
+    return KeyStore(settings.home)
+
+
 class KeyStore:
     """The API keys of one oculi home. Thread-safe; several processes may share the file."""
+
+    TABLE = "keys"
 
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / "server" / "keys.db"
@@ -155,14 +167,14 @@ class KeyStore:
         now = time.time()
         with self._lock:
             self._db.execute(
-                "INSERT INTO keys (key_id, name, scope, collection, salt, hash, created) VALUES (?,?,?,?,?,?,?)",
+                f"INSERT INTO {self.TABLE} (key_id, name, scope, collection, salt, hash, created) VALUES (?,?,?,?,?,?,?)",
                 (key_id, name, int(sc), collection, salt, _hash(salt, secret), now),
             )
         info = KeyInfo(key_id, name, sc, collection, now, None, None)
         return f"{KEY_PREFIX}{key_id}_{secret}", info
 
     def list(self, *, include_revoked: bool = False) -> list[KeyInfo]:
-        q = "SELECT key_id, name, scope, collection, created, revoked, last_used FROM keys"
+        q = f"SELECT key_id, name, scope, collection, created, revoked, last_used FROM {self.TABLE}"
         if not include_revoked:
             q += " WHERE revoked IS NULL"
         with self._lock:
@@ -175,7 +187,7 @@ class KeyStore:
             m = _KEY_RE.match(key_id)
             key_id = m.group(1) if m else key_id
         with self._lock:
-            cur = self._db.execute("UPDATE keys SET revoked=? WHERE key_id=? AND revoked IS NULL", (time.time(), key_id))
+            cur = self._db.execute(f"UPDATE {self.TABLE} SET revoked=? WHERE key_id=? AND revoked IS NULL", (time.time(), key_id))
         if cur.rowcount == 0:
             raise NotFoundError(f"no active key with id {key_id!r}; see `oculi keys list`")
 
@@ -188,7 +200,7 @@ class KeyStore:
         if key_id is not None:
             with self._lock:
                 row = self._db.execute(
-                    "SELECT name, scope, collection, salt, hash, revoked FROM keys WHERE key_id=?", (key_id,)
+                    f"SELECT name, scope, collection, salt, hash, revoked FROM {self.TABLE} WHERE key_id=?", (key_id,)
                 ).fetchone()
         # An unknown id is checked against a dummy hash: every refusal hashes and compares
         # once, so the time taken does not tell whether a key id exists.
@@ -207,6 +219,50 @@ class KeyStore:
         self._touched[key_id] = now
         try:
             with self._lock:
-                self._db.execute("UPDATE keys SET last_used=? WHERE key_id=?", (now, key_id))
-        except sqlite3.OperationalError:  # a busy database must not fail the request
+                self._db.execute(f"UPDATE {self.TABLE} SET last_used=? WHERE key_id=?", (now, key_id))
+        except Exception:  # noqa: BLE001 - a busy database must not fail the request
             pass
+
+
+class _PgKeysDb:
+    """The few calls ``KeyStore`` makes on its SQLite connection, on a PostgreSQL one."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, args: tuple = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), args)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PgKeyStore(KeyStore):
+    """API keys in the PostgreSQL store's database (table ``oculi_keys``), shared by every
+    server replica: a key created on one (``oculi --store postgresql://... keys create``) is
+    accepted by all, and revoking it anywhere revokes it everywhere."""
+
+    TABLE = "oculi_keys"
+
+    def __init__(self, url: str) -> None:
+        from oculi.store.pg_store import redact
+
+        import psycopg
+
+        self.path = Path(redact(url))
+        self._lock = threading.Lock()
+        try:
+            self._db = _PgKeysDb(psycopg.connect(url, autocommit=True, connect_timeout=10))
+        except psycopg.OperationalError as e:
+            raise InputError(f"cannot connect to {redact(url)}: {str(e).strip().splitlines()[0]}") from None
+        self._init()
+        self._touched: dict[str, float] = {}
+
+    def _init(self) -> None:
+        with self._lock:
+            self._db.execute(
+                """CREATE TABLE IF NOT EXISTS oculi_keys (
+                    key_id text PRIMARY KEY, name text NOT NULL, scope integer NOT NULL, collection text,
+                    salt bytea NOT NULL, hash bytea NOT NULL, created double precision NOT NULL,
+                    revoked double precision, last_used double precision)"""
+            )

@@ -45,6 +45,9 @@ class ServerConfig(BaseSettings):
         remote_max_bytes: Largest remote image fetched.
         remote_timeout_s: Total time a remote fetch may take.
         job_chunk: Images ingested per step of a job (progress and resume granularity).
+        job_lease_s: With a shared store (PostgreSQL), how long a replica's claim on a running
+            job lasts without a heartbeat: a replica that dies loses its jobs to the others
+            after this long.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_SERVER_", extra="ignore")
@@ -64,3 +67,4 @@ class ServerConfig(BaseSettings):
     remote_max_bytes: int = 10 * 1024 * 1024
     remote_timeout_s: float = 10.0
     job_chunk: int = 16
+    job_lease_s: float = Field(default=30.0, gt=0)

@@ -39,6 +39,8 @@ from oculi.server.state import (
     run_model,
     scrub,
 )
+from oculi.store import parse_store_url
+from oculi.store.base import CollectionInfo
 
 router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
@@ -48,7 +50,7 @@ MAX_TOP_K = 200
 
 
 # --- the ingestion job's work ---------------------------------------------------------------
-def make_job_queue(st: ServerState) -> JobQueue:
+def make_job_queue(st: ServerState) -> Any:
     """The server's job queue, ingesting with ``Library.ingest``."""
 
     def run_chunk(collection: str, items: list[tuple[str, bytes]], should_stop: Any) -> Sequence[Any]:
@@ -56,7 +58,14 @@ def make_job_queue(st: ServerState) -> JobQueue:
         report = st.library().ingest(collection, items, should_stop=should_stop, progress=progress)
         return [scrub(r, st.settings.home) if isinstance(r, str) else r for r in item_results(report, items)]
 
-    queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk, nice=st.config.model_nice)
+    store = st.library().store
+    if parse_store_url(store.url)[0] == "postgresql":  # shared by replicas: the queue lives in the store too
+        from oculi.server.pg_jobs import PgJobQueue
+
+        queue = PgJobQueue(store, run_chunk, chunk=st.config.job_chunk, nice=st.config.model_nice,
+                           lease_s=st.config.job_lease_s)
+    else:
+        queue = JobQueue(st.settings.home, run_chunk, chunk=st.config.job_chunk, nice=st.config.model_nice)
     return queue
 
 
@@ -103,8 +112,8 @@ def unique_names(names: list[str]) -> list[str]:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def _info_dict(info: Any) -> dict[str, Any]:
-    d = info.to_dict() if hasattr(info, "to_dict") else dict(info)
+def _info_dict(info: CollectionInfo) -> dict[str, Any]:
+    d = info.to_dict()
     d.pop("path", None)  # a server-side filesystem path is nobody's business
     return d
 

@@ -36,6 +36,7 @@ from oculi.server.state import (
     run_blocking,
     scrub,
 )
+from oculi.store.blobs import content_key
 
 router = APIRouter(prefix="/api/v1", tags=["footage"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
@@ -187,18 +188,16 @@ async def watch_footage(name: str, request: Request, p: Principal = Depends(requ
     def go_upload() -> Any:
         lib = st.library()
         lib.create(name, exist_ok=True)
-        folder = Path(lib.store.blob_dir(name)) / "videos"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".upload-{os.getpid()}-{id(video)}.tmp"
+        blobs = lib.store.blobs(name)
         h = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            video.file.seek(0)
-            while chunk := video.file.read(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
+        video.file.seek(0)
+        while chunk := video.file.read(1 << 20):
+            h.update(chunk)
         ext = (os.path.splitext(video.filename or "")[1].lower() or ".bin")[:8]
-        dest = folder / f"{h.hexdigest()}{re.sub(r'[^a-z0-9.]', '', ext)}"
-        os.replace(tmp, dest)
+        key = content_key(h.hexdigest(), ext, folder="videos")
+        video.file.seek(0)
+        blobs.put_stream(key, video.file)
+        dest = blobs.local_path(key)  # the decoder reads a file
         return q.submit(name, str(dest), body.camera.strip(), opts, key_id=p.key_id)
 
     job = await run_blocking(go_upload)
@@ -292,9 +291,9 @@ async def ask_footage(name: str, body: AskBody, request: Request, p: Principal =
     return ans.to_dict(zone_tz)
 
 
-@router.get("/collections/{name}/footage/report", summary="A day of one camera as a report (json, md or html)")
+@router.get("/collections/{name}/footage/report", summary="A day of one camera as a report (json, md, html or pdf)")
 async def footage_report(name: str, request: Request, camera: str = Query(..., max_length=128),
-                         day: str = Query(..., max_length=10), format: str = Query("json", pattern="^(json|md|html)$"),
+                         day: str = Query(..., max_length=10), format: str = Query("json", pattern="^(json|md|html|pdf)$"),
                          tz: str | None = Query(None, max_length=64), p: Principal = Depends(require(Scope.READ))) -> Response:
     from oculi.tasks.footage.render import annotated_keyframe, to_html, to_markdown
 
@@ -317,7 +316,12 @@ async def footage_report(name: str, request: Request, camera: str = Query(..., m
         if format == "md":
             return Response(to_markdown(rep, zone_tz, thumbs), media_type="text/markdown; charset=utf-8")
         images = {k["id"]: "data:image/jpeg;base64," + base64.b64encode(annotated_keyframe(coll, k)).decode() for k in rep.keyframes}
-        return Response(to_html(rep, zone_tz, images), media_type="text/html; charset=utf-8")
+        html = to_html(rep, zone_tz, images)
+        if format == "pdf":
+            from oculi.tasks.report.render import html_to_pdf
+
+            return Response(html_to_pdf(html), media_type="application/pdf")
+        return Response(html, media_type="text/html; charset=utf-8")
 
     return await run_blocking(go)
 

@@ -42,6 +42,7 @@ class ServerState:
     lanes: Lanes | None = None  # created at startup (oculi.server.lanes)
     jobs: Any = None  # JobQueue, once collections are available
     footage_jobs: Any = None  # FootageJobQueue, likewise
+    report_jobs: Any = None  # ReportJobQueue (oculi.server.report_jobs)
     ready: bool = False
     ready_error: str | None = None
     library_factory: Callable[[], Library] | None = None  # None: collections are off

@@ -22,8 +22,11 @@ item with two file records (``oculi duplicates`` lists them as an exact group).
 
 Filters are a small typed structure (``Filter``/``Condition``) that each backend compiles for
 itself with proper literal escaping or bind parameters: no caller string is ever spliced into a
-query. Implementations: ``oculi.store.lance.LanceStore`` (embedded, default). A server store
-(PostgreSQL + pgvector, Qdrant, Milvus) implements the same two protocols.
+query. Implementations: ``oculi.store.lance.LanceStore`` (embedded, default) and
+``oculi.store.pg_store.PgStore`` (PostgreSQL + pgvector, shared by any number of server
+replicas); ``oculi.store.open_store`` picks one from ``Settings.store``. Every implementation
+runs the same contract suite (``tests/store_contract.py``). Task code reaches a store only
+through these two protocols and ``BlobStore``: no paths, no file locks.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 from oculi.core.errors import InputError
 
 if TYPE_CHECKING:
+    from oculi.store.blobs import BlobStore
     from oculi.store.records import Record, RecordTable
 
 #: Version of the on-disk collection layout. Bumped with an entry in the backend's migrations.
@@ -451,9 +455,44 @@ class Collection(Protocol):
     ) -> list[Hit]: ...
     def fetch(self, hits: Sequence[Hit], *, columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]: ...
     def neighbours(self, vectors: np.ndarray, *, column: str, k: int) -> list[tuple[int, str, float]]: ...
+    def files_of(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Every indexed path of each item id (sorted)."""
+        ...
+
+    def models(self) -> dict[str, Any]:
+        """Which models produced the stored observations and vectors (``set_models``)."""
+        ...
+
+    def vector_spaces(self) -> dict[str, dict[str, Any]]:
+        """Which model made each kind of stored vector, and its size: ``{"image": {"model",
+        "dim"}, "text": {...}}`` (empty before anything was stored). Indexing refuses vectors of
+        another space (``oculi.tasks.index.spaces``)."""
+        ...
 
     # writing (call inside ``writer()``)
-    def writer(self, *, wait: bool = False) -> ContextManager[None]: ...
+    def writer(self, *, wait: bool = False) -> ContextManager[None]:
+        """Hold the collection's writer lock: one writer per collection across every process
+        sharing the store (a file lock for the embedded store, an advisory lock in PostgreSQL),
+        any number of readers. Re-entrant for the holding thread.
+
+        Raises:
+            InputError: another writer holds it (with ``wait=False``).
+        """
+        ...
+
+    def set_models(self, models: dict[str, Any]) -> None:
+        """Record which models produced the stored observations and vectors."""
+        ...
+
+    def set_vector_spaces(self, spaces: dict[str, dict[str, Any]]) -> None:
+        """Record the vector spaces of what is (about to be) stored."""
+        ...
+
+    def repoint_items(self, moves: dict[str, str]) -> None:
+        """Set the display ``path`` (and ``name``) of items whose path was forgotten but which
+        have other files: ``{item id: new path}``."""
+        ...
+
     def add_items(self, items: Sequence[ItemRecord]) -> None: ...
     def update_items(self, items: Sequence[ItemRecord]) -> None: ...
     def upsert_files(self, files: Sequence[FileRecord]) -> None: ...
@@ -463,7 +502,9 @@ class Collection(Protocol):
         source; returns how many."""
         ...
 
-    def optimize(self) -> None: ...
+    def optimize(self) -> Any:
+        """Bring indexes up to date and compact; call inside ``writer()``. Returns what was done."""
+        ...
     def ensure_space(self, items: int) -> None:
         """Raise ``StoreFullError`` unless ``items`` more items fit (called before perceiving them)."""
         ...
@@ -509,14 +550,23 @@ class Collection(Protocol):
 class Store(Protocol):
     """A set of named collections."""
 
+    #: Where the store lives, as ``--store`` takes it (``lance:///path``, ``postgresql://...``),
+    #: with no password.
+    url: str
+
     def list_collections(self) -> list[CollectionInfo]: ...
+    def names(self) -> list[str]:
+        """Collection names, sorted (cheaper than ``list_collections``: nothing is counted)."""
+        ...
     def exists(self, name: str) -> bool: ...
     def create_collection(self, name: str, *, exist_ok: bool = True) -> Collection: ...
     def open_collection(self, name: str) -> Collection: ...
     def drop_collection(self, name: str) -> None:
         """Delete a collection, damaged or not (a garbled description must not block it)."""
         ...
-    def blob_dir(self, name: str) -> "Any": ...
+    def blobs(self, name: str) -> "BlobStore":
+        """Where the original bytes of the collection's uploads are kept (``oculi.store.blobs``)."""
+        ...
 
     # integrity (``oculi.store.integrity``): damage is detected, reported and repaired, never
     # mistaken for emptiness

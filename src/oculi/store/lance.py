@@ -661,7 +661,10 @@ class LanceCollection(WriteSession, LanceRecords):
             self._meta["vector_spaces"] = spaces
             self._write_meta()
 
-    def set_models(self, models: dict[str, str]) -> None:
+    def models(self) -> dict[str, Any]:
+        return dict(self._meta.get("models") or {})
+
+    def set_models(self, models: dict[str, Any]) -> None:
         """Record which models produced the stored observations and vectors."""
         if self._meta.get("models") != models:
             self._meta["models"] = dict(models)

@@ -23,6 +23,7 @@ import lancedb
 
 from oculi.core.errors import InputError, NotFoundError, OculiError, StoreCorruptError
 from oculi.store.base import STORE_SCHEMA_VERSION, CollectionInfo, validate_collection_name
+from oculi.store.blobs import DirectoryBlobStore
 from oculi.store.integrity import (
     RECORD_FILE,
     RECORD_FORMAT,
@@ -200,8 +201,13 @@ class LanceStore:
         self.forget(d.name)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def blob_dir(self, name: str) -> Path:
-        return self.open_collection(name).path / "blobs"
+    @property
+    def url(self) -> str:
+        return f"lance://{self.root.resolve()}"
+
+    def blobs(self, name: str) -> DirectoryBlobStore:
+        """The collection's ``blobs/`` folder (swept of temporary files by the writer, never of blobs)."""
+        return DirectoryBlobStore(self.open_collection(name).path / "blobs")
 
     def _sweep(self) -> None:
         """Remove leftovers of creations/drops that were killed half-way (older than an hour)."""

@@ -58,6 +58,7 @@ class TrainedKind(StrEnum):
     ADAPTER = "adapter"  # a contrastive projection: text vectors → the visual feature space
     VQA = "vqa"  # image features + question embedding → one of the training answers
     LORA = "lora"  # a peft LoRA adapter for a transformers vision-language model
+    INSPECTOR = "inspector"  # a PatchCore memory bank of good parts' patch features (oculi inspect)
 
 
 def validate_name(name: str) -> str:
@@ -236,8 +237,10 @@ class TrainedStore:
         if verify:
             problem = _verify(path, manifest)
             if problem:
+                again = (f"oculi inspect fit --good DIR --name {n}" if manifest["kind"] == TrainedKind.INSPECTOR
+                         else f"oculi train {manifest['kind']} ... --name {n}")
                 raise ModelAssetError(f"trained model {n!r} v{v} is damaged: {problem}. Train it again "
-                                      f"(`oculi train {manifest['kind']} ... --name {n}`) or remove it (`oculi train remove {n}`)")
+                                      f"(`{again}`) or remove it (`oculi train remove {n}`)")
         return Trained(n, v, path, manifest)
 
     def list(self) -> list[Trained]:

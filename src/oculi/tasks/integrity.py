@@ -40,12 +40,7 @@ def check_collections(store: Any, name: str | None = None, *, hashes: bool = Tru
         InputError: ``name`` is being written.
     """
     report = CheckReport()
-    if name is not None:
-        names = [name]
-    elif hasattr(store, "names"):
-        names = store.names()
-    else:
-        names = [c.name for c in store.list_collections()]
+    names = [name] if name is not None else store.names()
     for n in names:
         if on_collection:
             on_collection(n)

@@ -162,5 +162,5 @@ def test_declared_capabilities_run(backend: Backend, conformance_images: list) -
         out = backend.generate_image("a red square", steps=2, seed=0, width=64, height=64)
         assert out and all(isinstance(im, Image.Image) for im in out)
     if "patch_features" in caps:
-        f = backend.patch_features(img)
-        assert isinstance(f, np.ndarray) and f.ndim == 3 and f.dtype == np.float32
+        f = backend.patch_features([img, img2])
+        assert isinstance(f, np.ndarray) and f.ndim == 4 and f.shape[0] == 2 and f.dtype == np.float32

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -18,12 +18,16 @@ from oculi.core.errors import InputError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits
 from oculi.store.base import Collection, ItemRecord, item_from_row
+from oculi.store.blobs import BlobStore
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.pipeline import BATCH_SIZE, IndexPipeline
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
 from oculi.tasks.index.stages import DESCRIBER_KEY, ImagePreparer, KnownItems, describer_id
 from oculi.tasks.index.walk import FoundFile, is_under, walk_images
 from oculi.tasks.vision import Vision
+
+if TYPE_CHECKING:
+    from oculi.tasks.index.distributed import RayOptions, RayPipeline, VisionFactory
 
 _ALL_ITEM_COLUMNS = tuple(ItemRecord.__dataclass_fields__)
 
@@ -41,6 +45,8 @@ def index_paths(
     should_stop: StopFn | None = None,
     batch_size: int = BATCH_SIZE,
     workers: int | None = None,
+    ray: "RayOptions | None" = None,
+    vision_factory: "VisionFactory | None" = None,
 ) -> IndexReport:
     """Index image files and folders into a collection; incremental and resumable.
 
@@ -67,9 +73,13 @@ def index_paths(
             returns with ``report.interrupted`` set. A rerun completes it.
         batch_size: Images per perception call.
         workers: Threads reading/decoding ahead of the models (default: cores, at most 4).
+        ray: Run reading, decoding and perception on a Ray cluster instead of this process
+            (``oculi.tasks.index.distributed``); the store is still written from here.
+        vision_factory: With ``ray``: builds each Ray actor's ``Vision`` (it must pickle).
 
     Raises:
         InputError: a path does not exist, or the collection is being written by another process.
+        ConfigError: ``ray`` without Ray installed, or a cluster that cannot be reached.
     """
     t0 = time.monotonic()
     report = IndexReport(collection=coll.name)
@@ -101,8 +111,18 @@ def index_paths(
             todo.append(f)
         gone = [p for p in existing if p not in seen_paths and is_under(p, roots)
                 and not is_under(p, walk.unreadable_dirs)]
-        pipe = IndexPipeline(vision, coll, report, ImagePreparer(limits, KnownItems(ids)), ocr=ocr,
-                             batch_size=batch_size, workers=workers, progress=progress, should_stop=should_stop)
+        preparer = ImagePreparer(limits, KnownItems(ids))
+        pipe: IndexPipeline | RayPipeline
+        if ray is not None:
+            from oculi.tasks.index.distributed import RayPipeline
+
+            if vision_factory is None:
+                raise ValueError("index_paths(ray=...) needs a vision_factory for the Ray actors")
+            pipe = RayPipeline(vision_factory, coll, report, preparer, ocr=ocr, batch_size=batch_size, options=ray,
+                               progress=progress, should_stop=should_stop)
+        else:
+            pipe = IndexPipeline(vision, coll, report, preparer, ocr=ocr, batch_size=batch_size, workers=workers,
+                                 progress=progress, should_stop=should_stop)
         completed = False
         try:
             if todo:
@@ -142,7 +162,7 @@ def finish_removals(coll: Collection, report: IndexReport) -> None:
             if paths and r["path"] not in paths:
                 moves[r["id"]] = sorted(paths)[0]
     if moves:
-        coll.repoint_items(moves)  # type: ignore[attr-defined]
+        coll.repoint_items(moves)
 
 
 def ingest_images(
@@ -150,7 +170,7 @@ def ingest_images(
     coll: Collection,
     items: Sequence[tuple[str, bytes]],
     *,
-    blob_dir: Path,
+    blobs: BlobStore,
     limits: ImageLimits = ImageLimits(),
     ocr: bool = True,
     progress: ProgressFn | None = None,
@@ -159,8 +179,8 @@ def ingest_images(
 ) -> IndexReport:
     """Index images given as ``(name, bytes)`` (uploads) into a collection.
 
-    Each decodable image's bytes are kept under ``blob_dir`` (named by content hash) and
-    indexed like a file there; ``name`` is what results show. The same bytes uploaded twice
+    Each decodable image's bytes are kept in ``blobs`` (named by content hash) and indexed
+    under the blob's location; ``name`` is what results show. The same bytes uploaded twice
     are one item. Bad images are listed in ``report.failed`` under their name.
     """
     t0 = time.monotonic()
@@ -170,7 +190,7 @@ def ingest_images(
         nm = os.path.basename(str(name or f"upload-{i}"))[:255] or f"upload-{i}"
         srcs.append(FoundFile(path=nm, size=len(data or b""), mtime_ns=time.time_ns(), name=nm, data=bytes(data or b"")))
     with coll.writer(wait=True):
-        preparer = ImagePreparer(limits, KnownItems(coll.item_ids()), blob_dir=blob_dir)
+        preparer = ImagePreparer(limits, KnownItems(coll.item_ids()), blobs=blobs)
         pipe = IndexPipeline(vision, coll, report, preparer, ocr=ocr, batch_size=batch_size,
                              progress=progress, should_stop=should_stop)
         if srcs:

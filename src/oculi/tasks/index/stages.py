@@ -27,7 +27,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +35,7 @@ from oculi.core.errors import InputError, ModelAssetError, OculiError, StoreFull
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, read_regular_file, sniff_format
 from oculi.store.base import Collection, FileRecord, ItemRecord, item_id
-from oculi.store.integrity import write_bytes_atomic
+from oculi.store.blobs import BlobStore, content_key
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.metadata import ExifMeta, make_thumbnail, read_exif
 from oculi.tasks.index.spaces import record_spaces
@@ -96,6 +95,11 @@ class KnownItems:
         with self._lock:
             self._ids.update(ids)
 
+    def snapshot(self) -> list[str]:
+        """The ids known now (what a distributed worker is handed at the start of a run)."""
+        with self._lock:
+            return list(self._ids)
+
 
 def read_source(src: FoundFile, max_bytes: int) -> tuple[bytes, int, int]:
     """The bytes of a source, its size and modification time; ``InputError`` saying why not."""
@@ -111,14 +115,15 @@ class ImagePreparer:
     Args:
         limits: Byte and pixel limits for decoding.
         known: Item ids already stored; such an image is hashed but not decoded.
-        blob_dir: Where in-memory sources (uploads) are kept, named by content hash; they are
-            then indexed from there. None for sources that are files already.
+        blobs: Where in-memory sources (uploads) are kept (a ``BlobStore``), named by content
+            hash; they are then indexed under the blob's location. None for sources that are
+            files already.
     """
 
-    def __init__(self, limits: ImageLimits, known: KnownItems, *, blob_dir: Path | None = None) -> None:
+    def __init__(self, limits: ImageLimits, known: KnownItems, *, blobs: BlobStore | None = None) -> None:
         self.limits = limits
         self.known = known
-        self.blob_dir = blob_dir
+        self.blobs = blobs
 
     def __call__(self, src: FoundFile) -> PreparedImage | PrepareFailure:
         try:
@@ -127,14 +132,14 @@ class ImagePreparer:
             iid = item_id(sha)
             if iid in self.known:
                 prep = PreparedImage(src, sha, iid, size, mtime_ns)
-                if src.data is not None and self.blob_dir is not None:
+                if src.data is not None and self.blobs is not None:
                     prep = self._store_blob(prep, data, sniff_format(data))
                 return prep
             name = src.path if src.data is None else (src.name or "upload")
             loaded = load_image_bytes(data, name=name, path=src.path, max_bytes=self.limits.max_bytes,
                                       max_pixels=self.limits.max_pixels, draft_long_side=self.limits.draft_long_side)
             prep = PreparedImage(src, sha, iid, size, mtime_ns, loaded, read_exif(data), make_thumbnail(loaded.image))
-            if src.data is not None and self.blob_dir is not None:
+            if src.data is not None and self.blobs is not None:
                 prep = self._store_blob(prep, data, loaded.info.format)
             return prep
         except InputError as e:
@@ -146,20 +151,17 @@ class ImagePreparer:
             return PrepareFailure(src, f"{src.path}: {type(e).__name__}: {e}")
 
     def _store_blob(self, prep: PreparedImage, data: bytes, fmt: str | None) -> PreparedImage:
-        """Keep an uploaded image's bytes under ``blobs/`` (atomically) and index it from there."""
-        assert self.blob_dir is not None
+        """Keep an uploaded image's bytes in the blob store and index it under their location."""
+        assert self.blobs is not None
         fmt = (fmt or "bin").lower()
         ext = {"jpeg": ".jpg", "mpo": ".jpg", "tiff": ".tif"}.get(fmt, f".{fmt}")
-        dest = self.blob_dir / prep.sha[:2] / f"{prep.sha}{ext}"
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(dest, data)  # no temporary file left behind; a full disk is StoreFullError
-        st = dest.stat()
-        src = replace(prep.src, path=str(dest), size=st.st_size, mtime_ns=st.st_mtime_ns)
+        where = self.blobs.put(content_key(prep.sha, ext), data)
+        size, mtime_ns = len(data), prep.mtime_ns
+        src = replace(prep.src, path=where, size=size, mtime_ns=mtime_ns)
         loaded = prep.loaded
         if loaded is not None:
-            loaded = LoadedImage(loaded.image, replace(loaded.info, path=str(dest)))
-        return replace(prep, src=src, size=st.st_size, mtime_ns=st.st_mtime_ns, loaded=loaded)
+            loaded = LoadedImage(loaded.image, replace(loaded.info, path=where))
+        return replace(prep, src=src, size=size, mtime_ns=mtime_ns, loaded=loaded)
 
 
 def _observe(vision: Vision, batch: Sequence[PreparedImage], ocr: bool) -> list[tuple[PreparedImage, Observation | str]]:
@@ -296,7 +298,7 @@ class StoreWriter:
             self.coll.add_items(self.items)
             record_spaces(self.coll, self.spaces)
             if self.models:
-                self.coll.set_models(self.models)  # type: ignore[attr-defined]
+                self.coll.set_models(self.models)
         if self.files:
             self.coll.upsert_files(self.files)
         self.items = []

@@ -1,0 +1,236 @@
+"""The ingestion job queue in PostgreSQL, for server replicas sharing one ``PgStore``.
+
+Same jobs, states and guarantees as ``oculi.server.jobs.JobQueue`` (which keeps them in SQLite
+under one server's home), but every replica sees every job and any replica may run it:
+
+- ``submit`` writes the job and its images (``oculi_job_items.data``) in one transaction, so an
+  accepted upload is in the database before the client gets its job id;
+- a worker *claims* the oldest runnable job with ``SELECT ... FOR UPDATE SKIP LOCKED`` and
+  writes its replica id and a lease (``lease_until``) on it; two replicas never claim the same
+  job, and a claim is renewed by a heartbeat while the job runs;
+- a replica that dies (even ``kill -9``) stops renewing: once its lease has run out another
+  replica claims the job and carries on from the first image not marked done. Images of the
+  chunk that was in flight are ingested again, which stores nothing twice (item ids are
+  content hashes);
+- marking images done is conditional on still owning the job, so a replica that lost its lease
+  (a long pause) cannot overwrite the new owner's progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import threading
+import time
+from typing import Any, Sequence
+
+from oculi.core.errors import NotFoundError
+from oculi.server.jobs import FINAL, JOB_ID_RE, PENDING, Job, JobWorker, RunChunk
+from oculi.server.lanes import lower_thread_priority
+
+log = logging.getLogger("oculi.server.jobs")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS oculi_jobs (
+        id text PRIMARY KEY, collection text NOT NULL, state text NOT NULL, total integer NOT NULL,
+        created double precision NOT NULL, started double precision, finished double precision, error text,
+        key_id text, cancel_requested boolean NOT NULL DEFAULT false, owner text, lease_until double precision)""",
+    "CREATE INDEX IF NOT EXISTS oculi_jobs_state ON oculi_jobs (state, created)",
+    """CREATE TABLE IF NOT EXISTS oculi_job_items (
+        job_id text NOT NULL REFERENCES oculi_jobs(id) ON DELETE CASCADE, idx integer NOT NULL, name text NOT NULL,
+        state text NOT NULL DEFAULT 'pending', error text, data bytea, PRIMARY KEY (job_id, idx))""",
+)
+
+
+class PgJobQueue(JobWorker):
+    """Jobs of every replica sharing ``store`` (a ``PgStore``). ``start()`` launches this
+    replica's worker."""
+
+    def __init__(self, store: Any, run_chunk: RunChunk, *, chunk: int = 8, nice: int = 0, lease_s: float = 30.0) -> None:
+        self.store = store
+        self.run_chunk = run_chunk
+        self.chunk = max(1, int(chunk))
+        self.nice = nice
+        self.lease_s = float(lease_s)
+        self.replica = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+        self._lock = threading.Lock()
+        self._db = store.connect()
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(4242)")
+            for ddl in _SCHEMA:
+                self._db.execute(ddl)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current: str | None = None
+        self._live: dict[str, int] = {}
+
+    def set_live(self, n: int) -> None:
+        if self.current is not None:
+            self._live[self.current] = max(0, int(n))
+
+    def _x(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    # --- client side -------------------------------------------------------------------------
+    def submit(self, collection: str, items: Sequence[tuple[str, bytes]], *, key_id: str | None = None) -> Job:
+        job_id = secrets.token_hex(8)
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            cur.execute("INSERT INTO oculi_jobs (id, collection, state, total, created, key_id) VALUES (%s,%s,'queued',%s,%s,%s)",
+                        (job_id, collection, len(items), time.time(), key_id))
+            cur.executemany("INSERT INTO oculi_job_items (job_id, idx, name, data) VALUES (%s,%s,%s,%s)",
+                            [(job_id, i, name, bytes(data)) for i, (name, data) in enumerate(items)])
+        self._wake.set()
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> Job:
+        if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
+            raise NotFoundError(f"no job {job_id!r}")
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, collection, state, total, created, started, finished, error, key_id, cancel_requested "
+                "FROM oculi_jobs WHERE id=%s", (job_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r}")
+            counts = dict(self._db.execute("SELECT state, count(*) FROM oculi_job_items WHERE job_id=%s GROUP BY state",
+                                           (job_id,)).fetchall())
+            errs = self._db.execute("SELECT name, error FROM oculi_job_items WHERE job_id=%s AND state='failed' ORDER BY idx LIMIT 20",
+                                    (job_id,)).fetchall()
+        return Job(
+            id=row[0], collection=row[1], state=row[2], total=row[3], done=counts.get("done", 0),
+            failed=counts.get("failed", 0), created=row[4], started=row[5], finished=row[6], error=row[7],
+            key_id=row[8], cancel_requested=bool(row[9]), errors=tuple({"name": n, "error": e or ""} for n, e in errs),
+            in_flight=self._live.get(job_id, 0) if row[2] == "running" else 0,
+        )
+
+    def list(self, *, collection: str | None = None, limit: int = 50) -> list[Job]:
+        if collection is None:
+            rows = self._x("SELECT id FROM oculi_jobs ORDER BY created DESC LIMIT %s", (int(limit),)).fetchall()
+        else:
+            rows = self._x("SELECT id FROM oculi_jobs WHERE collection=%s ORDER BY created DESC LIMIT %s",
+                           (collection, int(limit))).fetchall()
+        return [self.get(r[0]) for r in rows]
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.state in FINAL:
+            return job
+        self._x("UPDATE oculi_jobs SET cancel_requested=true WHERE id=%s", (job_id,))
+        if job.state == "queued":
+            self._finish(job_id, "cancelled", None, only_state="queued")
+        self._wake.set()
+        return self.get(job_id)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._x("SELECT state, count(*) FROM oculi_jobs GROUP BY state").fetchall())
+
+    def _cancelled(self, job_id: str) -> bool:
+        row = self._x("SELECT cancel_requested FROM oculi_jobs WHERE id=%s", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    # --- worker ------------------------------------------------------------------------------
+    def _claim(self) -> str | None:
+        """Claim the oldest runnable job: queued, or running under a lease that ran out."""
+        now = time.time()
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            # a cancel whose job's owner died: finish it
+            cur.execute("UPDATE oculi_jobs SET state='cancelled', finished=%s WHERE state IN ('queued','running') "
+                        "AND cancel_requested AND (lease_until IS NULL OR lease_until < %s)", (now, now))
+            cur.execute(
+                "SELECT id FROM oculi_jobs WHERE state IN ('queued','running') AND NOT cancel_requested "
+                "AND (lease_until IS NULL OR lease_until < %s) ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED", (now,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute("UPDATE oculi_jobs SET state='running', owner=%s, lease_until=%s, started=COALESCE(started, %s) "
+                        "WHERE id=%s", (self.replica, now + self.lease_s, now, row[0]))
+            return row[0]
+
+    def _renew(self, job_id: str) -> bool:
+        """Extend this replica's lease; False when the job is no longer ours."""
+        cur = self._x("UPDATE oculi_jobs SET lease_until=%s WHERE id=%s AND owner=%s AND state='running'",
+                      (time.time() + self.lease_s, job_id, self.replica))
+        return cur.rowcount == 1
+
+    def _heartbeat(self, job_id: str, done: threading.Event) -> None:
+        while not done.wait(self.lease_s / 3):
+            try:
+                if not self._renew(job_id):
+                    return
+            except Exception:  # noqa: BLE001 - the next chunk's renewal reports it
+                log.debug("lease renewal failed", exc_info=True)
+
+    def _loop(self) -> None:
+        lower_thread_priority(self.nice)
+        while not self._stop.is_set():
+            try:
+                job_id = self._claim()
+            except Exception:  # noqa: BLE001 - the database is away: try again
+                log.warning("cannot claim a job", exc_info=True)
+                job_id = None
+            if job_id is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            beat = threading.Event()
+            hb = threading.Thread(target=self._heartbeat, args=(job_id, beat), name="oculi-jobs-lease", daemon=True)
+            hb.start()
+            try:
+                self._run(job_id)
+            except Exception as e:
+                log.exception("job %s failed", job_id)
+                self._finish(job_id, "failed", f"{type(e).__name__}: {e}")
+            finally:
+                beat.set()
+                self._live.pop(job_id, None)
+                self.current = None
+
+    def _run(self, job_id: str) -> None:
+        self.current = job_id
+        collection = self._x("SELECT collection FROM oculi_jobs WHERE id=%s", (job_id,)).fetchone()[0]
+        should_stop = lambda: self._stop.is_set() or self._cancelled(job_id)  # noqa: E731
+        while True:
+            if self._stop.is_set():
+                self._x("UPDATE oculi_jobs SET lease_until=NULL WHERE id=%s AND owner=%s", (job_id, self.replica))
+                return  # resumable: another replica (or this one, restarted) picks it up at once
+            if self._cancelled(job_id):
+                self._finish(job_id, "cancelled", None)
+                return
+            if not self._renew(job_id):
+                log.warning("job %s: lease lost to another replica", job_id)
+                return
+            rows = self._x("SELECT idx, name, data FROM oculi_job_items WHERE job_id=%s AND state='pending' ORDER BY idx LIMIT %s",
+                           (job_id, self.chunk)).fetchall()
+            if not rows:
+                self._finish(job_id, "done", None)
+                return
+            batch = [(name, bytes(data)) for _, name, data in rows if data is not None]
+            idxs = [idx for idx, _, data in rows if data is not None]
+            missing = [idx for idx, _, data in rows if data is None]
+            results: Sequence[Any] = self.run_chunk(collection, batch, should_stop) if batch else []
+            if len(results) != len(batch):
+                raise RuntimeError(f"ingestion returned {len(results)} results for {len(batch)} images")
+            if batch and all(r is PENDING for r in results) and not should_stop():
+                raise RuntimeError("ingestion made no progress")
+            with self._lock, self._db.transaction(), self._db.cursor() as cur:
+                cur.execute("SELECT owner FROM oculi_jobs WHERE id=%s FOR UPDATE", (job_id,))
+                if cur.fetchone()[0] != self.replica:
+                    return
+                cur.executemany(
+                    "UPDATE oculi_job_items SET state=%s, error=%s, data=NULL WHERE job_id=%s AND idx=%s",
+                    [("failed" if err else "done", err, job_id, idx) for idx, err in zip(idxs, results) if err is not PENDING],
+                )
+                cur.executemany("UPDATE oculi_job_items SET state='failed', error='spooled upload is missing' "
+                                "WHERE job_id=%s AND idx=%s", [(job_id, idx) for idx in missing])
+            self._live.pop(job_id, None)
+
+    def _finish(self, job_id: str, state: str, error: str | None, *, only_state: str | None = None) -> None:
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            if state == "cancelled":
+                cur.execute("UPDATE oculi_job_items SET state='skipped' WHERE job_id=%s AND state='pending'", (job_id,))
+            cur.execute("UPDATE oculi_job_items SET data=NULL WHERE job_id=%s", (job_id,))
+            cur.execute("UPDATE oculi_jobs SET state=%s, finished=%s, error=%s, lease_until=NULL WHERE id=%s"
+                        + (" AND state=%s" if only_state else ""),
+                        (state, time.time(), error, job_id, *((only_state,) if only_state else ())))

@@ -1,0 +1,94 @@
+"""The report job queue: spooled inputs, states, failures, cancel, resume after a restart, pruning."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from oculi.core.errors import NotFoundError
+from oculi.server import report_jobs
+from oculi.server.report_jobs import ReportJobQueue
+
+
+def _wait(q: ReportJobQueue, job_id: str, timeout: float = 20.0):
+    deadline = time.time() + timeout
+    job = q.get(job_id)
+    while job.state in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.05)
+        job = q.get(job_id)
+    return job
+
+
+def _writer(seen: list):
+    def run(job, folder: Path, progress):
+        names = [p.name for p in sorted((folder / "in").rglob("*")) if p.is_file()]
+        seen.append(names)
+        if job.options.get("title") == "boom":
+            raise ValueError("the records mention part 9, which has no image")
+        progress(job.images, job.images)
+        (folder / f"report.{job.format}").write_text(f"{len(names)} inputs")
+        return {"title": job.options.get("title"), "images": job.images}
+    return run
+
+
+def test_jobs_run_fail_and_keep_only_their_report(tmp_path: Path) -> None:
+    seen: list = []
+    q = ReportJobQueue(tmp_path, _writer(seen))
+    q.start()
+    try:
+        job = q.submit([("a.png", b"A"), ("a.png", b"B")], ("notes.csv", b"text\nx\n"), {"kind": "general", "format": "html",
+                                                                                        "title": "ok"})
+        assert job.state in ("queued", "running", "done") and job.images == 2  # the worker may already have it
+        done = _wait(q, job.id)
+        assert done.state == "done" and done.result == {"title": "ok", "images": 2} and done.done == 2
+        assert seen[0] == ["a.png", "a.png", "records.csv"]  # same upload name twice: kept apart, inputs spooled first
+        assert q.report_file(done).read_text() == "3 inputs"
+        assert not (q.folder(job.id) / "in").exists()  # inputs deleted once the report is written
+        assert done.to_dict()["download"] == f"/api/v1/reports/{job.id}/file"
+        bad = _wait(q, q.submit([("b.png", b"B")], None, {"kind": "general", "format": "pdf", "title": "boom"}).id)
+        assert bad.state == "failed" and "part 9" in bad.error and not q.folder(bad.id).exists()
+        with pytest.raises(NotFoundError):
+            q.get("../../etc/passwd")
+        with pytest.raises(NotFoundError):
+            q.get("0" * 16)
+    finally:
+        q.close()
+
+
+def test_a_job_running_when_the_server_died_runs_again(tmp_path: Path) -> None:
+    seen: list = []
+    q = ReportJobQueue(tmp_path, _writer(seen))  # not started: the job stays queued
+    job = q.submit([("a.png", b"A")], None, {"kind": "general", "format": "json", "title": "again"})
+    q._db.execute("UPDATE jobs SET state='running', started=1 WHERE id=?", (job.id,))  # as a crash leaves it
+    dropped = q.submit([("d.png", b"D")], None, {"kind": "general", "format": "json"})
+    assert q.cancel(dropped.id).state == "cancelled" and not q.folder(dropped.id).exists()
+    q.close()
+    q2 = ReportJobQueue(tmp_path, _writer(seen))
+    q2.start()
+    try:
+        assert _wait(q2, job.id).state == "done" and seen == [["a.png"]]
+        queued = q2.submit([("c.png", b"C")], None, {"kind": "general", "format": "json"})
+        q2.cancel(queued.id)  # queued: cancelled at once; already running: cancelled when its run returns
+        assert _wait(q2, queued.id).state in ("cancelled", "done")
+    finally:
+        q2.close()
+
+
+def test_old_finished_jobs_are_pruned(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(report_jobs, "MAX_KEPT", 2)
+    q = ReportJobQueue(tmp_path, _writer([]))
+    q.start()
+    try:
+        ids = []
+        for i in range(4):
+            j = q.submit([("a.png", b"A")], None, {"kind": "general", "format": "json", "title": str(i)})
+            _wait(q, j.id)
+            ids.append(j.id)
+        q.submit([("a.png", b"A")], None, {"kind": "general", "format": "json"})  # pruning runs on submit
+        kept = {j.id for j in q.list() if j.state == "done"}
+        assert ids[-1] in kept and ids[0] not in kept and len(kept) <= 2
+        assert not q.folder(ids[0]).exists()
+    finally:
+        q.close()

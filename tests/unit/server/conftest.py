@@ -52,6 +52,13 @@ class FakeEngine:
     def warmup(self) -> None:
         self.warmed = True
 
+    def list_models(self, *, health: bool = True) -> dict[str, Any]:
+        """The real model listing of this home (``GET /api/v1/models``), never loading a model:
+        the double has no real models to check."""
+        from oculi.engine import Engine
+
+        return Engine(self.settings).list_models(health=False)
+
     def load_image(self, source: Any) -> LoadedImage:
         if isinstance(source, LoadedImage):
             return source

@@ -53,8 +53,7 @@ class FakeEngine:
         self.warmed = True
 
     def list_models(self, *, health: bool = True) -> dict[str, Any]:
-        """The real model listing of this home (``GET /api/v1/models``), never loading a model:
-        the double has no real models to check."""
+        # the real listing of this home's configured models (no health check: that would load them)
         from oculi.engine import Engine
 
         return Engine(self.settings).list_models(health=False)

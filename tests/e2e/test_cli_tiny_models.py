@@ -62,6 +62,8 @@ def test_caption_ask_classify_with_brought_models(cli, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     scores = json.loads(r.stdout)["scores"]
     assert sorted(s["label"] for s in scores) == ["car", "cat", "dog"] and abs(sum(s["score"] for s in scores) - 1) < 1e-3
+    r2 = cli("classify", img, "--labels", "cat,dog,car", "--model", "clip", "--json")
+    assert r2.exit_code == 0 and json.loads(r2.stdout)["scores"] == scores, r2.output
     r = cli("caption", img, "--model", "clip")  # an embedder cannot caption: exit 4, naming what it serves
     assert r.exit_code == 4 and "classify" in r.output
 

@@ -184,12 +184,15 @@ def read(
 def classify(
     images: List[Path] = typer.Argument(..., help="Image files."),
     labels: str = typer.Option(..., "--labels", help='Comma-separated labels, e.g. "defect,ok".'),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + " E.g. a CLIP/SigLIP folder: zero-shot in its own space."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: {label, scores}."),
 ) -> None:
     """Zero-shot classification over your own labels."""
     from oculi.tasks.classify import parse_labels
 
     labs = parse_labels(labels)
+    use_model_options(model, config, "classify")
     eng = get_engine()
 
     def render(path: Path, res: Any) -> None:

@@ -233,8 +233,8 @@ def _chats(vision: Any, model: str) -> bool:
 
 
 def _model_name(vision: Any) -> str | None:
-    s = getattr(vision, "settings", None)
-    if s is None:
-        return None
-    names = sorted(set((getattr(s, "backend", None) or {}).values()))
-    return ", ".join(names) or "builtin"
+    """The model that observed the images (``builtin`` unless configured otherwise)."""
+    try:
+        return str(vision.model_name_for("observe"))
+    except (AttributeError, OculiError):
+        return "builtin" if getattr(vision, "settings", None) is not None else None

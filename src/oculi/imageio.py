@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from oculi.core.errors import InputError, input_error_from_os
 from oculi.core.types import ImageInfo
@@ -221,6 +221,9 @@ def _decode(data: bytes, name: str, max_pixels: int, draft_long_side: int | None
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = None  # our own limit below replaces PIL's global one
+            # a truncated file is an error here, whatever a library imported into this process set
+            # (WeasyPrint turns PIL's process-wide flag on when it is imported)
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
             img = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
             if fmt not in SUPPORTED_FORMATS:

@@ -332,12 +332,41 @@ class Library:
 
         return source_timeline(self.open(collection), source_id)
 
-    def ask_footage(self, collection: str, question: str, *, now: Any = None, tz: Any = None) -> Any:
+    def ask_footage(self, collection: str, question: str, *, now: Any = None, tz: Any = None,
+                    use_model: bool = True) -> Any:
         """Answer a question about a collection's footage, with evidence (``FootageAnswer``).
-        ``now`` is the reference for "today"; ``tz`` defaults to ``settings.timezone``."""
+        ``now`` is the reference for "today"; ``tz`` defaults to ``settings.timezone``.
+
+        Where a model serving ``chat`` is configured (``[tasks] chat = "NAME"``, or ``--model``),
+        it answers by calling the same query functions as tools
+        (``oculi.tasks.footage.agent``; ``method`` is ``"model"``), falling back to the rules
+        when it gives no usable reply; otherwise (or with ``use_model=False``) the rules answer.
+        """
         from oculi.tasks.footage.ask import ask_footage
 
-        return ask_footage(self.open(collection), question, now=now, tz=tz or self.timezone())
+        coll = self.open(collection)
+        zone = tz or self.timezone()
+        chat = self._footage_chat() if use_model else None
+        if chat is not None:
+            from datetime import datetime
+
+            from oculi.tasks.footage.agent import ask_with_tools
+
+            return ask_with_tools(coll, question, chat, now=now or datetime.now(zone), tz=zone)
+        return ask_footage(coll, question, now=now, tz=zone)
+
+    def _footage_chat(self) -> Any:
+        """The configured chat model as a tool-calling ``ToolChat``, or None (the built-in model
+        does not chat; footage questions then go to the rules)."""
+        from oculi.backends.registry import BUILTIN_MODEL
+        from oculi.tasks.footage.agent import BackendToolChat
+
+        engine: Any = self.engine
+        if not hasattr(engine, "model_name_for"):
+            return None
+        if engine.model_name_for("chat") == BUILTIN_MODEL:
+            return None
+        return BackendToolChat(engine.backend("chat"))  # a configured model that cannot chat: ModelConfigError
 
     def footage_report(self, collection: str, camera: str, day: Any, *, tz: Any = None, tz_name: str | None = None,
                        usual_hours: tuple[int, int] = (7, 19)) -> Any:

@@ -261,3 +261,22 @@ def test_draft_still_checks_the_pixel_limit_on_the_full_size():
     data_ = _encode(_quadrants(2400, 1600), "JPEG")
     with pytest.raises(InputError, match="over the limit"):
         load_image_bytes(data_, draft_long_side=300, max_pixels=2_000_000)
+
+
+def test_truncated_jpeg_still_refused_after_weasyprint_is_imported(tmp_path: Path) -> None:
+    # WeasyPrint (PDF reports) turns PIL's process-wide LOAD_TRUNCATED_IMAGES on at import;
+    # oculi's loader must keep refusing truncated files in the same process.
+    pytest.importorskip("weasyprint")
+    from PIL import ImageFile
+
+    from oculi.tasks.report.render import html_to_pdf
+
+    assert html_to_pdf("<p>x</p>").startswith(b"%PDF")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    full = _encode(Image.fromarray(data.coffee()), "JPEG", quality=90)
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # whatever another library does
+    try:
+        with pytest.raises(InputError, match="truncated|corrupt"):
+            load_image_bytes(full[: len(full) // 2], max_bytes=10**7, max_pixels=10**7)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -85,8 +85,13 @@ def use_model_options(model: str | None = None, config: Any = None, *needs: str)
             reg.options(reg.spec(model))  # exists and its table is valid
 
 
+#: ``oculi --store URL``: set by the main callback on every invocation (None when not given).
+STORE_OVERRIDE: str | None = None
+
+
 def get_settings() -> Settings:
-    return Settings(**_overrides)
+    extra = {"store": STORE_OVERRIDE} if STORE_OVERRIDE else {}
+    return Settings(**_overrides, **extra)
 
 
 def get_engine():  # -> Engine, imported lazily to keep `oculi --help` fast

@@ -175,14 +175,24 @@ def ask_footage(
     thumbnails: Optional[Path] = typer.Option(None, "--thumbnails", help="Write the cited keyframes into this folder."),
     collection: str = COLLECTION_OPT,
     tz: Optional[str] = TZ_OPT,
+    model: Optional[str] = typer.Option(None, "--model", help="A configured chat model (oculi.toml) that answers by calling "
+                                        "the footage query functions as tools; default: [tasks] chat, else the rules."),
+    rules: bool = typer.Option(False, "--rules", help="Answer by the rules even where a chat model is configured."),
     as_json: bool = typer.Option(False, "--json", help='Print JSON: {"answer", "evidence": [...], "query", ...}.'),
 ) -> None:
-    """Answer a question about the footage from its events, citing times, track ids and keyframes."""
+    """Answer a question about the footage from its events, citing times, track ids and keyframes.
+
+    Where a chat model is configured, it calls the same query functions as tools; its answer's
+    evidence is what those returned, and a model without a usable reply falls back to the rules."""
+    from oculi.cli.common import use_model_options
+
+    if model is not None:
+        use_model_options(model, None, "chat")
     zone_tz = _tz(tz)
     ref = datetime.fromtimestamp(_instant(now, zone_tz, "--now"), zone_tz) if now else datetime.now(zone_tz)
     lib = _library()
     coll = lib.open(collection)
-    ans = lib.ask_footage(collection, question, now=ref, tz=zone_tz)
+    ans = lib.ask_footage(collection, question, now=ref, tz=zone_tz, use_model=not rules)
     doc = ans.to_dict(zone_tz)
     _save_thumbnails(coll, doc["evidence"], thumbnails)
     if as_json:

@@ -51,8 +51,9 @@ def _main(
              "(PostgreSQL + pgvector). Same as OCULI_STORE or store = ... in oculi.toml.",
     ),
 ) -> None:
-    if store is not None:
-        os.environ["OCULI_STORE"] = store  # read by Settings() everywhere below, child processes included
+    from oculi.cli import common
+
+    common.STORE_OVERRIDE = store  # get_settings() gives it to every command of this invocation
     level = os.environ.get("OCULI_LOG", "debug" if verbose else "warning").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     reset_overrides()

@@ -2,8 +2,8 @@
 
 Everything a collection holds goes through the ``Store``/``Collection``/``BlobStore``
 protocols, so any store can be the source or the destination: items (vectors, thumbnails and
-observations included), file records, the footage record tables, the recorded models and the
-uploaded originals (whose locations, recorded as item and file paths, are rewritten to the
+observations included), file records, the footage record tables, the recorded models and vector
+spaces, and the uploaded originals (whose locations, recorded as item and file paths, are rewritten to the
 destination's).
 
 Resumable: items already in the destination (same id) are not copied again, file and footage
@@ -143,6 +143,15 @@ def _migrate_one(src: Store, dst: Store, name: str, progress: ProgressFn | None)
     total = s.count()
     with d.writer(wait=True):
         d.set_models(s.models())
+        spaces = s.vector_spaces()
+        if spaces:  # the destination then refuses another embedder's vectors too
+            mine = d.vector_spaces()
+            if mine and mine != spaces:
+                from oculi.core.errors import InputError
+
+                raise InputError(f"collection {name!r} in {dst.url} holds vectors of other models ({mine}) than the "
+                                 f"source's ({spaces}); migrate into a new collection")
+            d.set_vector_spaces(spaces)
         have = d.item_ids()
         done = 0
         for rows in s.iter_items(list(ALL_ITEM_COLUMNS), batch_size=ITEM_BATCH):
@@ -181,6 +190,8 @@ def _migrate_one(src: Store, dst: Store, name: str, progress: ProgressFn | None)
             out.mismatches.append(f"{k}: {counts_s[k]} in the source, {counts_d.get(k)} in the destination")
         elif sums_s[k] != sums_d.get(k):
             out.mismatches.append(f"{k}: same count, different content")
+    if s.vector_spaces() != d.vector_spaces():
+        out.mismatches.append("vector spaces: the destination records other models than the source")
     out.verified = not out.mismatches
     out.elapsed_s = time.monotonic() - t0
     return out

@@ -52,6 +52,12 @@ class FakeEngine:
     def warmup(self) -> None:
         self.warmed = True
 
+    def list_models(self, *, health: bool = True) -> dict[str, Any]:
+        # the real listing of this home's configured models (no health check: that would load them)
+        from oculi.engine import Engine
+
+        return Engine(self.settings).list_models(health=False)
+
     def load_image(self, source: Any) -> LoadedImage:
         if isinstance(source, LoadedImage):
             return source

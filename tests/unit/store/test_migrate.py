@@ -30,6 +30,7 @@ def _fill(store, name: str = "photos", n: int = 40) -> None:
         c.add_items(items)
         c.upsert_files(files_for(items))
         c.set_models({"sentence": "minilm"})
+        c.set_vector_spaces({"text": {"model": "minilm", "dim": 16}, "image": {"model": "effnet", "dim": 24}})
         c.upsert_records([src])
         c.upsert_records([event(src, "appear", 1_800_000_010.0)])
 
@@ -49,6 +50,7 @@ def test_lance_to_pg_and_back_is_verified_and_blob_paths_follow(tmp_path: Path, 
     pg = open_store(url=pg_url)
     c = pg.open_collection("photos")
     assert c.models() == {"sentence": "minilm"}
+    assert c.vector_spaces() == {"text": {"model": "minilm", "dim": 16}, "image": {"model": "effnet", "dim": 24}}
     up = c.get_items([item(999).id])[0]["path"]
     assert up.startswith("postgresql://") and pg.blobs("photos").get(up.rsplit("/blobs/", 1)[1]) == b"\x89PNG original bytes"
     # and back into a second embedded store: identical content to the original

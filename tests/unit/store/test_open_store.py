@@ -51,9 +51,9 @@ def test_cli_store_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     other = tmp_path / "other"
     LanceStore(other).create_collection("there")
     r = CliRunner().invoke(app, ["--store", str(other), "collections", "--json"])
-    monkeypatch.delenv("OCULI_STORE", raising=False)
     assert r.exit_code == 0, r.output
     assert [c["name"] for c in json.loads(r.stdout)["collections"]] == ["there"]
     r = CliRunner().invoke(app, ["--store", "ftp://x", "collections", "--json"])
-    monkeypatch.delenv("OCULI_STORE", raising=False)
     assert r.exit_code == 2 and "unknown store" in r.output
+    r = CliRunner().invoke(app, ["collections", "--json"])  # the option lasts one invocation
+    assert r.exit_code == 0 and json.loads(r.stdout)["collections"] == []

@@ -110,3 +110,19 @@ def ask_with_tools(coll: Any, question: str, model: ToolChat, *, now: datetime, 
                                                 d.get("seconds"), d.get("colour"), bool(d.get("ongoing")))
         messages.append({"role": "user", "content": "Result: " + json.dumps(result, ensure_ascii=False)[:MAX_RESULT_CHARS]})
     return ask_footage(coll, question, now=now, tz=tz)
+
+
+class BackendToolChat:
+    """A configured model backend that serves ``chat`` (``oculi.backends.base``), as a ``ToolChat``:
+    text turns in, its reply's text out, at temperature 0 so the same question takes the same path."""
+
+    def __init__(self, backend: Any, *, max_tokens: int = 512) -> None:
+        self.backend = backend
+        self.max_tokens = max_tokens
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        from oculi.backends.base import ChatMessage, ChatOptions, ChatPart
+
+        turns = [ChatMessage(m["role"], [ChatPart("text", text=m["content"])]) for m in messages]  # type: ignore[arg-type]
+        return self.backend.chat(turns, ChatOptions(max_tokens=self.max_tokens, temperature=0.0)).text
+

@@ -83,14 +83,22 @@ def html_to_pdf(html: str, *, base_url: str | None = None) -> bytes:
     Raises:
         ConfigError: WeasyPrint (or the pango library it needs) is not installed.
     """
+    from PIL import ImageFile
+
     try:
-        import weasyprint
-    except (ImportError, OSError) as e:  # OSError: the pango shared library is missing
-        raise ConfigError(f"PDF reports need WeasyPrint and pango ({e}); install them with `make setup` "
-                          f"(apt-get install libpango-1.0-0 libpangoft2-1.0-0), or write --format html") from None
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    return weasyprint.HTML(string=html, base_url=base_url).write_pdf()
+        try:
+            import weasyprint
+        except (ImportError, OSError) as e:  # OSError: the pango shared library is missing
+            raise ConfigError(f"PDF reports need WeasyPrint and pango ({e}); install them with `make setup` "
+                              f"(apt-get install libpango-1.0-0 libpangoft2-1.0-0), or write --format html") from None
+        logging.getLogger("weasyprint").setLevel(logging.ERROR)
+        logging.getLogger("fontTools").setLevel(logging.ERROR)
+        return weasyprint.HTML(string=html, base_url=base_url).write_pdf()
+    finally:
+        # weasyprint.images sets PIL's process-wide LOAD_TRUNCATED_IMAGES = True when it is first
+        # imported, which would make every later image load in this process accept truncated
+        # files; oculi never accepts them (``oculi.imageio`` refuses them whatever the flag says)
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def write_document(fmt: str, out: Path, *, stem: str, context: Callable[[str], dict[str, Any]], json_doc: Callable[[], Any],

@@ -13,13 +13,17 @@ replica cannot add compute; what it shows is the cost or gain of a second proces
 model copies, its own event loop and lanes) — on separate machines throughput adds up until
 the store is the bottleneck (docs/CAPACITY.md).
 
-Run: ``.venv/bin/python benchmarks/bench_replicas.py [--clients 8] [--seconds 60] [--replicas 1,2]``
+Run: ``.venv/bin/python benchmarks/bench_replicas.py [--clients 8] [--seconds 60] [--replicas 1,2]
+[--store postgresql://user@host/db]`` (with ``--store`` the replicas share that store and its keys).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,13 +81,13 @@ async def round_robin_load(urls: list[str], key: str, clients: int, seconds: flo
             "caption_p50": pct(lat["caption"], 50), "search_p50": pct(lat["search"], 50)}
 
 
-def build_collection(home: Path, photos: list[tuple[str, bytes]]) -> None:
+def build_collection(home: Path, photos: list[tuple[str, bytes]], store: str | None) -> None:
     """The searched collection, indexed once in this process (the replicas only read it)."""
     from oculi.config import Settings
     from oculi.engine import Engine
     from oculi.library import Library
 
-    settings = Settings(home=home, assets_dir=Settings().assets_dir)
+    settings = Settings(home=home, assets_dir=Settings().assets_dir, store=store)
     eng = Engine(settings)
     try:
         Library(eng).ingest("bench", photos)
@@ -97,6 +101,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--replicas", default="1,2")
     ap.add_argument("--collection-size", type=int, default=30)
+    ap.add_argument("--store", default=None, help="a store URL the replicas share (e.g. postgresql://...); "
+                    "default: the embedded store of one shared home")
     args = ap.parse_args()
     photos = sample_photos()
     rows = []
@@ -104,11 +110,18 @@ def main() -> int:
         home = Path(tmp) / "home"
         from oculi.server.auth import KeyStore
 
-        key, _ = KeyStore(home).create("admin", name="bench")
-        build_collection(home, photos + variants(photos, args.collection_size - len(photos), seed=1))
+        if args.store:  # keys live in the shared store then (oculi keys create --store ...)
+            out = subprocess.run([sys.executable, "-m", "oculi", "--store", args.store, "keys", "create", "--scope",
+                                  "admin", "--json"], env={**os.environ, "OCULI_HOME": str(home)},
+                                 capture_output=True, text=True, check=True).stdout
+            key = json.loads(out)["key"]
+        else:
+            key, _ = KeyStore(home).create("admin", name="bench")
+        build_collection(home, photos + variants(photos, args.collection_size - len(photos), seed=1), args.store)
         print(f"machine: {machine()}", flush=True)
         for n in (int(x) for x in args.replicas.split(",")):
-            servers = [Server(home, free_port(), Path(tmp) / f"replica{n}-{i}.log") for i in range(n)]
+            env = {"OCULI_STORE": args.store} if args.store else None
+            servers = [Server(home, free_port(), Path(tmp) / f"replica{n}-{i}.log", env=env) for i in range(n)]
             try:
                 for s in servers:
                     s.start()
@@ -124,7 +137,8 @@ def main() -> int:
     base = rows[0][1]["rps"]
     print(f"\nMachine: {machine()}\n")
     print(f"{args.clients} concurrent clients for {args.seconds:.0f} s, 2/3 caption (640×480 JPEG upload) and 1/3 "
-          f"text search over {args.collection_size} images; round-robin over the replicas; embedded store, read-only traffic.\n")
+          f"text search over {args.collection_size} images; round-robin over the replicas; "
+          f"{'one shared ' + args.store.split(':')[0] + ' store (keys in it too)' if args.store else 'embedded store, read-only traffic'}.\n")
     print("| replicas | requests | errors | requests/s | × 1 replica | p50 (s) | p95 (s) | caption p50 (s) | search p50 (s) | RSS, all replicas (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, r in rows:

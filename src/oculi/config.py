@@ -36,23 +36,34 @@ def _default_home() -> Path:
 
 
 CONFIG_FILE = "oculi.toml"
+#: Top-level keys of ``oculi.toml`` that ``Settings`` itself reads (``store = "postgresql://..."``,
+#: ``engine = "ray"``, ``ray_address = "ray://head:10001"``);
+#: the model configuration reader passes over them.
+SETTINGS_KEYS = frozenset({"store", "engine", "ray_address"})
 
 
-def _toml_store(path: Path) -> str | None:
-    """The top-level ``store = "..."`` of ``oculi.toml``, if the file has one."""
+def _toml_settings(path: Path) -> dict[str, str]:
+    """The top-level settings of ``oculi.toml`` (``store``, ``engine``, ``ray_address``), if any."""
     import tomllib
 
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
     except FileNotFoundError:
-        return None
+        return {}
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"{path}: {e}") from None
-    v = doc.get("store")
-    if v is not None and not isinstance(v, str):
-        raise ValueError(f"{path}: 'store' must be a string (a path or a postgresql:// URL)")
-    return v or None
+    out = {}
+    for key, what in (("store", "a path or a postgresql:// URL"), ("engine", '"local" or "ray"'),
+                      ("ray_address", "ray://host:port, host:port or auto")):
+        v = doc.get(key)
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"{path}: {key!r} must be a string ({what})")
+        if v:
+            out[key] = v
+    if out.get("engine", "local") not in ("local", "ray"):
+        raise ValueError(f"{path}: 'engine' must be \"local\" or \"ray\", not {out['engine']!r}")
+    return out
 
 
 class Settings(BaseSettings):
@@ -82,7 +93,8 @@ class Settings(BaseSettings):
         read_config_files: Read ``oculi.toml`` files at all (tests turn it off).
         engine: Where ``oculi index`` reads, decodes and perceives: ``"local"`` (this process's
             perception pool) or ``"ray"`` (actors on a Ray cluster; ``pip install 'oculi[ray]'``).
-            The store is written from this process either way.
+            The store is written from this process either way. Also ``engine = "ray"`` at the
+            top of ``oculi.toml`` (the environment and code win over the file).
         ray_address: The Ray cluster for ``engine="ray"`` (``ray://head:10001``, ``head:6379``,
             ``auto``); unset starts Ray on this machine.
         timezone: IANA time zone of footage clock times ("today", "after 5 pm", report days,
@@ -120,8 +132,14 @@ class Settings(BaseSettings):
     def _fill_paths(self) -> "Settings":
         if self.assets_dir is None:
             self.assets_dir = self.home / "assets"
+        explicit = set(self.model_fields_set)  # given in code or the environment: those win over the file
+        top = _toml_settings(self.home / CONFIG_FILE)
         if not self.store:
-            self.store = _toml_store(self.home / CONFIG_FILE)
+            self.store = top.get("store")
+        if "engine" not in explicit and "engine" in top:
+            self.engine = top["engine"]  # type: ignore[assignment]
+        if not self.ray_address:
+            self.ray_address = top.get("ray_address")
         return self
 
     @property
@@ -200,7 +218,7 @@ def read_model_config(settings: Settings) -> ModelConfig:
     for path in config_files(settings):
         data = _read_toml(path)
         cfg.files.append(path)
-        unknown = sorted(set(data) - {"models", "tasks"})
+        unknown = sorted(set(data) - {"models", "tasks"} - SETTINGS_KEYS)
         if unknown:
             raise ModelConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; oculi.toml has [models.NAME] and [tasks]")
         models = data.get("models", {})

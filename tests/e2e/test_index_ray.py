@@ -154,6 +154,27 @@ def test_killed_ray_driver_resumes_without_duplicates(ray_address, library, phot
     _assert_same_collection(library, "l2", "k")
 
 
+def test_ray_ingestion_into_postgresql_equals_local(ray_address, engine, photos, pg_server: str) -> None:
+    """The deployment's path: Ray workers perceive, the driver writes a PostgreSQL store."""
+    import uuid
+
+    from oculi.library import Library
+    from oculi.store import open_store
+    from tests.pgutil import pg_database
+
+    with pg_database(pg_server, f"t_{uuid.uuid4().hex[:12]}") as url:
+        store = open_store(url=url)
+        try:
+            lib = Library(engine, store)
+            rep = lib.index([photos], "by-ray", engine="ray", workers=2, batch_size=2)
+            assert (rep.added, rep.relinked, len(rep.failed)) == (5, 1, 1), rep.to_dict()
+            lib.index([photos], "by-local", engine="local")
+            _assert_same_collection(lib, "by-local", "by-ray")
+            assert lib.search("by-ray", text="a cat", top_k=1).results[0].path.endswith("chelsea.png")
+        finally:
+            store.close()
+
+
 def test_unknown_engine_and_unreachable_cluster_are_clear_errors(library, photos, tmp_home: Path) -> None:
     from oculi.core.errors import ConfigError
 

@@ -10,7 +10,6 @@ is started in-process on loopback with API keys on, as it runs in the deployment
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,20 +112,35 @@ def test_compose_parts_agree() -> None:
     pg = svc["postgres"]["environment"]
     assert store.scheme == "postgresql" and store.hostname == "postgres" and store.username == pg["POSTGRES_USER"]
     assert store.path.lstrip("/") == pg["POSTGRES_DB"] and "pgvector" in svc["postgres"]["image"]
+    from oculi.store import parse_store_url
+
+    assert parse_store_url(env["OCULI_STORE"])[0] == "postgresql"  # what open_store will open
     # oculi.toml is mounted where OCULI_CONFIG says, and its openai backend points at the vLLM service
     mount = next(v for v in oculi["volumes"] if v.endswith(":ro") and "oculi.toml" in v)
     src, target, _ = mount.split(":")
     assert target == env["OCULI_CONFIG"]
-    cfg = tomllib.loads((DEPLOY / src).read_text())
     vllm_args = svc["vllm"]["command"]
-    _check_vlm_config(cfg, host="vllm", port=int(_flag(vllm_args, "--port")),
+    _check_vlm_config((DEPLOY / src).read_text(), host="vllm", port=int(_flag(vllm_args, "--port")),
                       served=_flag(vllm_args, "--served-model-name"), env=env)
     assert urlsplit(_url_in(svc["vllm"]["healthcheck"]["test"])).port == int(_flag(vllm_args, "--port"))
     assert oculi["depends_on"]["vllm"]["condition"] == "service_healthy"
 
 
-def _check_vlm_config(cfg: dict[str, Any], *, host: str, port: int, served: str | None, env: dict[str, Any]) -> None:
+def _check_vlm_config(text: str, *, host: str, port: int, served: str | None, env: dict[str, Any]) -> None:
+    """``oculi.toml`` text, read as the app reads it (``OCULI_CONFIG``), and its openai model
+    validated by the backend's own options model."""
+    import tempfile
+
+    from oculi.backends.openai_backend import OpenAIOptions
+    from oculi.config import read_model_config
+
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "oculi.toml"
+        f.write_text(text)
+        mc = read_model_config(Settings(home=Path(d) / "home", config_file=f, read_config_files=False))
+    cfg = {"models": mc.models, "tasks": mc.tasks}
     vlm = cfg["models"]["vlm"]
+    OpenAIOptions.model_validate(vlm)  # raises on a key or value the backend would refuse
     assert vlm["backend"] == "openai"
     url = urlsplit(vlm["base_url"])
     assert (url.hostname, url.port, url.path) == (host, port, "/v1")
@@ -151,8 +165,7 @@ def test_helm_chart_renders_and_agrees() -> None:
     assert env["OCULI_STORE"]["valueFrom"]["secretKeyRef"] == values["secrets"]["store"]  # a secret, never a value
     mount = next(m for m in c["volumeMounts"] if m["name"] == "config")
     assert Path(env["OCULI_CONFIG"]["value"]).parent == Path(mount["mountPath"])
-    cfg = tomllib.loads(kinds["ConfigMap"]["data"][Path(env["OCULI_CONFIG"]["value"]).name])
-    _check_vlm_config(cfg, host="vllm", port=8000, served=None, env=env)
+    _check_vlm_config(kinds["ConfigMap"]["data"][Path(env["OCULI_CONFIG"]["value"]).name], host="vllm", port=8000, served=None, env=env)
     with pytest.raises(AssertionError, match="no 'replicaCount'"):  # the renderer refuses what it cannot fill
         render_chart({k: v for k, v in values.items() if k != "replicaCount"})
 

@@ -250,8 +250,8 @@ def models(
         console.print(t)
         if trained:
             tt = Table("name", "kind", "version", "path", title="trained models (oculi train list | check | remove)")
-            for m in trained:
-                tt.add_row(shown(m.name), str(m.kind), f"v{m.version}", shown(m.path))
+            for tm in trained:
+                tt.add_row(shown(tm.name), str(tm.kind), f"v{tm.version}", shown(tm.path))
             console.print(tt)
     if any(s.state in ("missing", "corrupt") for s in statuses):
         if not as_json:

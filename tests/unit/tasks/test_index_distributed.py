@@ -105,3 +105,35 @@ def test_driver_dedupes_across_batches_stops_and_resumes(library, tmp_path: Path
     assert ra == {p: r.id for p, r in library.open("l").file_states().items()}
     assert ra[str(root / "img0.png")] == ra[str(root / "z-copy-of-img0.png")]
     assert ra[str(root / "img7.png")] == ra[str(root / "z-copy-of-img7.png")] and coll.count() == 9
+
+
+def test_ray_index_records_vector_spaces_and_refuses_another_embedder(library, tmp_path: Path) -> None:
+    """The Ray driver records the collection's vector spaces and describer as a local run does,
+    and a run whose image embedder is another model is refused before any work."""
+    from oculi.backends.base import Backend, Capability
+    from oculi.backends.registry import register_backend
+    from oculi.core.errors import ModelConfigError
+    from oculi.engine import Engine
+
+    class Grey(Backend):  # another image embedder: 2-d
+        type_name = "grey-embed"
+        capabilities = frozenset({Capability.EMBED_IMAGE})
+        image_dim = 2
+
+        def embed_images(self, images):
+            import numpy as np
+            return np.tile(np.array([[0.6, 0.8]], np.float32), (len(images), 1))
+
+    register_backend("grey-embed", Grey)
+    root = tmp_path / "photos"
+    for i in range(3):
+        write_png(root / f"img{i}.png", (i * 60, 90, 30), pattern=i + 1)
+    assert library.index([root], "r", engine="ray", batch_size=2).added == 3
+    coll = library.open("r")
+    assert coll.vector_spaces() == {"image": {"model": "fake", "dim": 192}, "text": {"model": "fake", "dim": 64}}
+    assert coll.stats()["models"]["describer"] == "builtin"
+    other = Library(Engine(fake_settings(tmp_path / "home", tasks={"embed_image": "grey-embed"})), library.store)
+    write_png(root / "new.png", "blue", pattern=9)
+    with pytest.raises(ModelConfigError, match=r"holds image vectors of fake \(192-d\).*--reindex"):
+        other.index([root], "r", engine="ray", batch_size=2)
+    assert coll.count() == 3

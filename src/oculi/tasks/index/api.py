@@ -22,6 +22,7 @@ from oculi.store.blobs import BlobStore
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.pipeline import BATCH_SIZE, IndexPipeline
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
+from oculi.tasks.index.spaces import guard_collection
 from oculi.tasks.index.stages import DESCRIBER_KEY, ImagePreparer, KnownItems, describer_id
 from oculi.tasks.index.walk import FoundFile, is_under, walk_images
 from oculi.tasks.vision import Vision
@@ -119,7 +120,8 @@ def index_paths(
             if vision_factory is None:
                 raise ValueError("index_paths(ray=...) needs a vision_factory for the Ray actors")
             pipe = RayPipeline(vision_factory, coll, report, preparer, ocr=ocr, batch_size=batch_size, options=ray,
-                               progress=progress, should_stop=should_stop)
+                               progress=progress, should_stop=should_stop,
+                               spaces=guard_collection(coll, vision))  # another embedder's vectors are refused
         else:
             pipe = IndexPipeline(vision, coll, report, preparer, ocr=ocr, batch_size=batch_size, workers=workers,
                                  progress=progress, should_stop=should_stop)

@@ -31,19 +31,21 @@ import pickle
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from oculi.core.errors import BackendError, ConfigError, ModelAssetError, OculiError
 from oculi.imageio import ImageLimits
 from oculi.store.base import Collection, ItemRecord
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
 from oculi.tasks.index.stages import (
+    DESCRIBER_KEY,
     ImagePreparer,
     KnownItems,
     PreparedImage,
     PrepareFailure,
     StoreWriter,
     build_items,
+    describer_id,
     file_record,
     first_models,
     perceive_batch,
@@ -205,6 +207,9 @@ class IngestActor:
         for p in copies:  # a copy shares its original's fate
             rest.append(RemoteResult("failed", p, error=failed[p.iid]) if p.iid in failed else RemoteResult("relink", p))
         models = first_models(o for _, o in good)
+        describer = describer_id(self.vision)
+        if describer:
+            models[DESCRIBER_KEY] = describer  # the collection names the model that wrote its captions
         for (p, _), item in zip(good, build_items(self.vision, good)):
             out.append(RemoteResult("added", replace(p, loaded=None, thumb=b""), item=item, models=models))
         log.debug("worker %d: %d files in %.2f s", os.getpid(), len(srcs), time.monotonic() - t0)
@@ -232,12 +237,13 @@ class RayPipeline:
 
     def __init__(self, vision_factory: VisionFactory, coll: Collection, report: IndexReport, preparer: ImagePreparer, *,
                  ocr: bool, batch_size: int, options: RayOptions = RayOptions(),
-                 progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> None:
+                 progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+                 spaces: Mapping[str, Any] | None = None) -> None:
         self.vision_factory = vision_factory
         self.report = report
         self.preparer = preparer
         self.known: KnownItems = preparer.known
-        self.writer = StoreWriter(coll)
+        self.writer = StoreWriter(coll, spaces=spaces)  # the vector spaces recorded with what is written
         self.ocr = ocr
         self.batch_size = max(1, batch_size)
         self.options = options

@@ -27,8 +27,11 @@ def _size_warning(size: tuple[int, int], expected: tuple[int, int]) -> str | Non
 
 
 def score_images(insp: Inspector, images: Sequence[Any], names: Sequence[str], backend: PatchFeatures,
-                 heatmaps_dir: Path | None = None) -> list[InspectResult]:
-    """Score decoded RGB images (already checked) with an inspector: one ``InspectResult`` each."""
+                 heatmaps_dir: Path | None = None, written: set[str] | None = None) -> list[InspectResult]:
+    """Score decoded RGB images (already checked) with an inspector: one ``InspectResult`` each.
+
+    ``written``: heat-map paths already written by this run (a later image with the same file
+    stem gets ``stem-2.heatmap.png``)."""
     from oculi.draw import heatmap_overlay
 
     feats = backend.patch_features(list(images))  # [N, h, w, C]
@@ -41,6 +44,7 @@ def score_images(insp: Inspector, images: Sequence[Any], names: Sequence[str], b
                               f"fit it again: `oculi inspect fit --good DIR --name {who}`")
     raw = insp.raw_maps(feats)  # [N, S, S]
     thr = insp.threshold
+    written = written if written is not None else set()
     out = []
     for im, name, m in zip(images, names, raw):
         raw_score = float(m.max())
@@ -56,9 +60,10 @@ def score_images(insp: Inspector, images: Sequence[Any], names: Sequence[str], b
             heatmaps_dir.mkdir(parents=True, exist_ok=True)
             dest = heatmaps_dir / f"{Path(name).stem}.heatmap.png"
             k = 1
-            while dest.exists() and any(r.heatmap_path == str(dest) for r in out):
+            while str(dest) in written:  # two inputs with one stem (a/part.png, b/part.png): keep both
                 k += 1
                 dest = heatmaps_dir / f"{Path(name).stem}-{k}.heatmap.png"
+            written.add(str(dest))
             heatmap_overlay(im, heat, [r.box for r in regions], floor=thr).save(dest)
             res.heatmap_path = str(dest)
         out.append(res)
@@ -101,11 +106,12 @@ def inspect_images(paths: Sequence[Any], name: str, *, settings: Any, progress: 
     hdir = Path(heatmaps_dir) if heatmaps_dir is not None else None
     results: list[InspectResult] = []
     pending: list[tuple[str, Any, list[str]]] = []
+    written: set[str] = set()
 
     def flush() -> None:
         if not pending:
             return
-        res = score_images(insp, [p[1] for p in pending], [p[0] for p in pending], backend, hdir)
+        res = score_images(insp, [p[1] for p in pending], [p[0] for p in pending], backend, hdir, written)
         for r, (_, _, warns) in zip(res, pending):
             r.warnings.extend(warns)
         results.extend(res)

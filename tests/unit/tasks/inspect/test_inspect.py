@@ -167,3 +167,14 @@ def test_cli_inspect_json_and_eval_on_a_tiny_mvtec_folder(parts: dict, card, ise
     assert res.exit_code == 0 and "image AUROC" in res.stdout and "pixel AUROC" in res.stdout
     res = runner.invoke(app, ["eval", "inspect", str(tmp_path)])  # not the MVTec layout
     assert res.exit_code == 2 and "MVTec" in res.output
+
+
+def test_heatmaps_of_images_with_one_file_name_are_both_kept(parts: dict, card, isettings: Settings, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "part.png").write_bytes(parts["clean"].read_bytes())
+    (b / "part.png").write_bytes(parts["defects"]["hole"][0].read_bytes())
+    res = inspect_images([a / "part.png", b / "part.png"], "grain-line", settings=isettings, heatmaps_dir=tmp_path / "hm")
+    assert [Path(r.heatmap_path).name for r in res] == ["part.heatmap.png", "part-2.heatmap.png"]
+    assert [r.passed for r in res] == [True, False]

@@ -55,12 +55,13 @@ def test_cli_writes_every_format_and_refuses_bad_input(cli, samples_dir: Path, t
         (["--kind", "horoscope"], "unknown report kind 'horoscope'"),
         (["--format", "docx"], "unknown report format 'docx'"),
         (["--template", tmp_path / "no-such-dir"], "is not a folder of templates"),
-        (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
     ]
     for extra, message in cases:
         r = cli("report", "-i", samples_dir / "chelsea.png", "-o", tmp_path / "y.md", *extra)
         assert r.exit_code == 2, (extra, r.output)
         assert message in r.output, (extra, r.output)
+    r = cli("report", "-i", samples_dir / "chelsea.png", "-o", tmp_path / "y.md", "--model", "nosuchmodel")
+    assert r.exit_code == 4 and "no model named 'nosuchmodel'" in r.output
     r = cli("report", "-i", tmp_path / "missing.png", "-o", tmp_path / "y.md")
     assert r.exit_code == 2 and "no readable image" in r.output
     assert not (tmp_path / "y.md").exists()
@@ -177,3 +178,43 @@ def test_python_api_report_writes_the_file(engine, samples_dir: Path, tmp_path: 
     assert [c.status.value for c in rep.cross_checks] == ["unverifiable", "conflict"]  # couch not detected; dog is a cat
     html = (tmp_path / "r.html").read_text()
     assert "data:image/jpeg;base64," in html and "The record mentions a dog, but the images show a cat" in html
+
+
+def test_a_configured_chat_model_narrates_but_cannot_add_facts(cli, engine, samples_dir: Path, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    from oculi.backends.base import Backend, BackendOptions, Capability, ChatResult
+    from oculi.backends.registry import register_backend
+
+    class Embellisher(Backend):
+        """A chat model that reads the facts it is given and then embellishes, as models do."""
+
+        type_name = "embellisher"
+
+        class Options(BackendOptions):
+            api_key_env: str | None = None
+
+        capabilities = frozenset({Capability.CHAT})
+        seen: list = []
+
+        def chat(self, messages, options):
+            type(self).seen.append(messages[-1].text)
+            return ChatResult("The photo shows one cat. A dog sleeps on the sofa beside it. "
+                              "Nurse Ratched saw 3 intruders at 18:40. The record says a dog is on the sofa, but no dog "
+                              "is detected.")
+
+    register_backend("embellisher", Embellisher)
+    (tmp_path / "oculi.toml").write_text('[models.story]\nbackend = "embellisher"\n')
+    monkeypatch.setenv("OCULI_CONFIG", str(tmp_path / "oculi.toml"))
+    monkeypatch.setenv("OCULI_ASSETS_DIR", str(engine.settings.assets_dir))
+    monkeypatch.setenv("OCULI_HOME", str(tmp_path / "home"))
+    notes = tmp_path / "notes.csv"
+    notes.write_text("image,text\nchelsea.png,The dog is asleep on the sofa\n")
+    r = cli("report", "-i", samples_dir / "chelsea.png", "--records", notes, "--model", "story", "-o", tmp_path / "n.json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "n.json").read_text())
+    assert "cat" in Embellisher.seen[0] and "The record mentions a dog" in Embellisher.seen[0]  # it was given the facts
+    assert doc["summary"] == ["The photo shows one cat. The record says a dog is on the sofa, but no dog is detected."]
+    reasons = {x["sentence"]: " ".join(x["reasons"]) for x in doc["grounding"]["rejected"]}
+    assert "label 'dog' was not seen" in reasons["A dog sleeps on the sofa beside it."]
+    assert "name 'Ratched'" in reasons["Nurse Ratched saw 3 intruders at 18:40."]
+    assert doc["model"] == "story"

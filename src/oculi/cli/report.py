@@ -3,7 +3,8 @@
 ``oculi report --images DIR_OR_FILE... [--records FILE] --kind KIND --format FMT -o FILE``
 writes the report; ``oculi report footage`` (``oculi.cli.footage``) writes a camera's day.
 Exit codes: 0 written; 2 bad input (no readable image, records that do not parse, an unknown
-kind, format or encoding, a broken template); 3 a model asset is missing.
+kind, format or encoding, a broken template); 3 a model asset is missing; 4 an unknown or
+unusable --model.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def report(
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="md, html, pdf or json (default: from -o's extension)."),
     out: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the report."),
     inspector: Optional[str] = typer.Option(None, "--inspector", help="A fitted inspection model (oculi inspect fit --name) to score each image."),
-    model: Optional[str] = typer.Option(None, "--model", help="The backend that observes the images (default: builtin)."),
+    model: Optional[str] = typer.Option(None, "--model", help="A configured model ([models.NAME] in oculi.toml) that serves what it can; if it chats, it narrates the summary (grounded)."),
     template: Optional[Path] = typer.Option(None, "--template", help="A folder of Jinja2 templates overriding the built-in ones (docs/REPORTS.md)."),
     title: Optional[str] = typer.Option(None, "--title", help="The report's title."),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection whose footage events the records' times are checked against."),
@@ -106,15 +107,15 @@ def report(
 
 
 def _engine(model: str | None) -> Any:
+    """The engine; with ``--model NAME`` that configured model serves every capability it can
+    (and narrates the summary when it chats), the built-in model the rest."""
     if not model:
         return get_engine()
-    from oculi.backends.registry import list_backends
     from oculi.engine import Engine
 
-    if model not in list_backends():
-        raise ConfigError(f"unknown model {model!r}; known: {', '.join(list_backends())}")
-    s = get_settings()
-    return Engine(s.model_copy(update={"backend": {**s.backend, "observe": model}}))
+    eng = Engine(get_settings().model_copy(update={"model": model}))
+    eng.require_model(model)  # an unknown name: exit 4, naming the configured ones
+    return eng
 
 
 class _progress:

@@ -84,6 +84,31 @@ def inspector_notes(settings: Any, name: str) -> list[str]:
     return [f"Inspection model {name!r}: {w}" for w in getattr(card, "warnings", []) or []]
 
 
+NARRATOR_PROMPT = (
+    "You write the summary of a {kind} report. Rewrite the facts below as three or four plain sentences for a "
+    "person who must act on them. Use only these facts: add no number, name, object or time that is not in them, "
+    "and say nothing about what is not listed. Sentences that bring in anything else are removed.")
+
+
+def chat_narrator(engine: Any, model: str) -> Narrator:
+    """A narrator that asks the configured chat model ``model`` to rewrite the report's facts
+    as a summary (``engine.chat``); what it writes is grounded like every other sentence, and a
+    model that fails leaves the template summary."""
+    def narrate(rep: Report) -> str:
+        from oculi.backends.base import ChatMessage, ChatOptions, ChatPart
+
+        facts = list(rep.summary) + [f.text for im in rep.images for f in im.findings] + [c.text for c in rep.cross_checks]
+        msgs = [ChatMessage("system", [ChatPart("text", text=NARRATOR_PROMPT.format(kind=rep.kind))]),
+                ChatMessage("user", [ChatPart("text", text="\n".join(f"- {x}" for x in facts))])]
+        try:
+            return engine.chat(msgs, ChatOptions(max_tokens=300, temperature=0.0), model=model).text
+        except OculiError as e:
+            rep.warnings.append(f"the narrator model {model!r} failed ({e}); the summary is the template's")
+            return ""
+
+    return narrate
+
+
 def create_report(
     vision: Any,
     images: Sequence[str | Path],
@@ -117,7 +142,8 @@ def create_report(
         day: The day of records that give only a time (``gate closed at 18:00``).
         tz: Time zone of footage times and of record times without an offset.
         title: Overrides the kind's title.
-        model: The model name shown in the report (default: the engine's backend).
+        model: The configured model (``--model``) the engine was built with: shown in the report,
+            and when it chats it narrates the summary (``chat_narrator``), grounded like the rest.
         narrator: Optional prose writer for the summary (grounded like the rest).
         progress: ``(done, total, stage)`` callback.
 
@@ -190,13 +216,25 @@ def create_report(
     if recs is not None:
         link_records(recs, {im.id: im.path for im in ims}, day=day, tz=tz)
     name = model or _model_name(vision)
+    if narrator is None and model and _chats(vision, model):
+        narrator = chat_narrator(vision, model)
     return build_report(ims, kind=kind, records=recs, events=events, tz=tz, title=title, inspector=inspector, model=name,
                         warnings=warnings, narrator=narrator, notes=notes)
 
 
+def _chats(vision: Any, model: str) -> bool:
+    """Whether the configured model ``model`` chats (and so can narrate the summary)."""
+    try:
+        from oculi.backends.registry import capabilities_of
+
+        return "chat" in capabilities_of(vision.model(model))
+    except (AttributeError, ImportError, OculiError):
+        return False
+
+
 def _model_name(vision: Any) -> str | None:
-    s = getattr(vision, "settings", None)
-    if s is None:
-        return None
-    names = sorted(set((getattr(s, "backend", None) or {}).values()))
-    return ", ".join(names) or "builtin"
+    """The model that observed the images (``builtin`` unless configured otherwise)."""
+    try:
+        return str(vision.model_name_for("observe"))
+    except (AttributeError, OculiError):
+        return "builtin" if getattr(vision, "settings", None) is not None else None

@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, Callable
 
 from oculi.core.errors import NotFoundError
 from oculi.server.jobs import JobWorker
+from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.footage_jobs")
 
@@ -73,12 +73,11 @@ class FootageJobQueue(JobWorker):
     thread_name = "oculi-footage-jobs"
 
     def __init__(self, home: Path, run: RunJob) -> None:
-        self.root = Path(home) / "server"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(Path(home) / "server")
         self.run = run
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.root / "footage_jobs.db"), check_same_thread=False, timeout=30,
-                                   isolation_level=None)
+        # 0600 like the other server databases: jobs name the server paths and streams watched
+        self._db = connect_private(self.root / "footage_jobs.db", check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         with self._lock:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

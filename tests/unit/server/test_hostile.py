@@ -167,8 +167,8 @@ def test_server_databases_are_private(store_client, keys, settings):
     server = settings.home / "server"
     assert stat.S_IMODE(server.stat().st_mode) == 0o700
     assert stat.S_IMODE((server / "spool").stat().st_mode) == 0o700
-    files = [p for p in server.iterdir() if p.name.startswith(("keys.db", "jobs.db"))]
-    assert {"keys.db", "jobs.db", "keys.db-wal", "jobs.db-wal"} <= {p.name for p in files}
+    files = [p for p in server.iterdir() if ".db" in p.name]  # keys, jobs, footage and report jobs
+    assert {"keys.db", "jobs.db", "footage_jobs.db", "keys.db-wal", "jobs.db-wal"} <= {p.name for p in files}
     for p in files:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p.name, oct(p.stat().st_mode))
 

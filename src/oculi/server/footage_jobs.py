@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oculi.core.errors import NotFoundError
-from oculi.server.jobs import JobWorker
+from oculi.server.jobs import RunEachJob
 from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.footage_jobs")
@@ -67,7 +67,7 @@ class FootageJob:
         }
 
 
-class FootageJobQueue(JobWorker):
+class FootageJobQueue(RunEachJob):
     """Footage jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
 
     thread_name = "oculi-footage-jobs"
@@ -134,49 +134,36 @@ class FootageJobQueue(JobWorker):
                     self._finish_locked(job_id, "cancelled", None, None)
         return self.get(job_id)
 
-    def _finish_locked(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None) -> None:
-        self._db.execute("UPDATE jobs SET state=?, finished=?, error=?, result=? WHERE id=?",
-                         (state, time.time(), error, json.dumps(result) if result is not None else None, job_id))
-
     # --- worker ------------------------------------------------------------------------------
     def _next(self) -> str | None:
-        with self._lock:
+        with self._lock:  # a running job whose cancel was asked for while the server was down
             for (jid,) in self._db.execute("SELECT id FROM jobs WHERE state='running' AND cancel_requested=1").fetchall():
                 self._finish_locked(jid, "cancelled", None, None)
-            row = self._db.execute("SELECT id FROM jobs WHERE state IN ('running','queued') AND cancel_requested=0 "
-                                   "ORDER BY created LIMIT 1").fetchone()
-        return row[0] if row else None
+        return super()._next()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job_id = self._next()
-            if job_id is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            with self._lock:
-                self._db.execute("UPDATE jobs SET state='running', started=COALESCE(started, ?) WHERE id=?", (time.time(), job_id))
-            job = self.get(job_id)
-            last = [0.0]
+    def _run_one(self, job_id: str) -> bool:
+        job = self.get(job_id)
+        last = [0.0]
 
-            def progress(t: float, duration: float | None, job_id: str = job_id) -> None:
-                if t - last[0] >= 1.0 or duration is not None and t >= duration:
-                    last[0] = t
-                    with self._lock:
-                        self._db.execute("UPDATE jobs SET footage_seconds=?, duration=? WHERE id=?", (t, duration, job_id))
-
-            stop = lambda job_id=job_id: self._stop.is_set() or self._cancelled(job_id)  # noqa: E731
-            try:
-                result = self.run(job, stop, progress)
-            except Exception as e:  # the job fails; the worker goes on
-                log.warning("footage job %s failed: %s", job_id, e)
+        def progress(t: float, duration: float | None, job_id: str = job_id) -> None:
+            if t - last[0] >= 1.0 or duration is not None and t >= duration:
+                last[0] = t
                 with self._lock:
-                    self._finish_locked(job_id, "failed", f"{type(e).__name__}: {e}" if not str(e) else str(e), None)
-                continue
-            if self._stop.is_set() and result.get("interrupted"):
-                return  # stays 'running': resumed at the next start
+                    self._db.execute("UPDATE jobs SET footage_seconds=?, duration=? WHERE id=?", (t, duration, job_id))
+
+        stop = lambda job_id=job_id: self._stop.is_set() or self._cancelled(job_id)  # noqa: E731
+        try:
+            result = self.run(job, stop, progress)
+        except Exception as e:  # the job fails; the worker goes on
+            log.warning("footage job %s failed: %s", job_id, e)
             with self._lock:
-                state = "cancelled" if result.get("interrupted") else "done"
-                self._db.execute("UPDATE jobs SET footage_seconds=? WHERE id=?",
-                                 (result.get("source", {}).get("processed_until") or last[0], job_id))
-                self._finish_locked(job_id, state, None, result)
+                self._finish_locked(job_id, "failed", f"{type(e).__name__}: {e}" if not str(e) else str(e), None)
+            return True
+        if self._stop.is_set() and result.get("interrupted"):
+            return False  # stays 'running': resumed at the next start
+        with self._lock:
+            state = "cancelled" if result.get("interrupted") else "done"
+            self._db.execute("UPDATE jobs SET footage_seconds=? WHERE id=?",
+                             (result.get("source", {}).get("processed_until") or last[0], job_id))
+            self._finish_locked(job_id, state, None, result)
+        return True

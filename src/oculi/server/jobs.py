@@ -13,6 +13,7 @@ States: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -155,6 +156,39 @@ class JobWorker:
         with self._lock:
             row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
         return bool(row and row[0])
+
+
+class RunEachJob(JobWorker):
+    """A ``JobWorker`` whose jobs run whole, one at a time, oldest first (footage and report jobs):
+    the worker claims the next queued or interrupted job, marks it running and hands it to
+    ``_run_one``; ``_finish_locked`` records the end state. The ``jobs`` table has ``id``,
+    ``state``, ``created``, ``started``, ``finished``, ``error``, ``result`` and ``cancel_requested``."""
+
+    def _run_one(self, job_id: str) -> bool:  # pragma: no cover - every queue has its own
+        """Run one claimed job to its end; False when the worker must stop (the job stays resumable)."""
+        raise NotImplementedError
+
+    def _finish_locked(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None) -> None:
+        self._db.execute("UPDATE jobs SET state=?, finished=?, error=?, result=? WHERE id=?",
+                         (state, time.time(), error, json.dumps(result) if result is not None else None, job_id))
+
+    def _next(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM jobs WHERE state IN ('running','queued') AND cancel_requested=0 "
+                                   "ORDER BY created LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job_id = self._next()
+            if job_id is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            with self._lock:
+                self._db.execute("UPDATE jobs SET state='running', started=COALESCE(started, ?) WHERE id=?", (time.time(), job_id))
+            if not self._run_one(job_id):
+                return
 
 
 class JobQueue(JobWorker):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oculi.core.errors import NotFoundError
-from oculi.server.jobs import JobWorker
+from oculi.server.jobs import RunEachJob
 from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.report_jobs")
@@ -72,7 +72,7 @@ class ReportJob:
         }
 
 
-class ReportJobQueue(JobWorker):
+class ReportJobQueue(RunEachJob):
     """Report jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
 
     thread_name = "oculi-report-jobs"
@@ -157,8 +157,7 @@ class ReportJobQueue(JobWorker):
         return self.folder(job.id) / f"report.{EXTENSIONS.get(job.format, job.format)}"
 
     def _finish_locked(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None) -> None:
-        self._db.execute("UPDATE jobs SET state=?, finished=?, error=?, result=? WHERE id=?",
-                         (state, time.time(), error, json.dumps(result) if result is not None else None, job_id))
+        super()._finish_locked(job_id, state, error, result)
         shutil.rmtree(self.folder(job_id) / "in", ignore_errors=True)
         if state != "done":
             shutil.rmtree(self.folder(job_id), ignore_errors=True)
@@ -171,42 +170,25 @@ class ReportJobQueue(JobWorker):
                 self._db.execute("DELETE FROM jobs WHERE id=?", (jid,))
                 shutil.rmtree(self.folder(jid), ignore_errors=True)
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-
     # --- worker ------------------------------------------------------------------------------
-    def _next(self) -> str | None:
+    def _run_one(self, job_id: str) -> bool:
+        job = self.get(job_id)
+
+        def progress(done: int, total: int, job_id: str = job_id) -> None:
+            with self._lock:
+                self._db.execute("UPDATE jobs SET done=? WHERE id=?", (done, job_id))
+
+        try:
+            result = self.run(job, self.folder(job_id), progress)
+        except Exception as e:  # the job fails with its message; the worker goes on
+            log.warning("report job %s failed: %s", job_id, e)
+            with self._lock:
+                self._finish_locked(job_id, "failed", str(e) or type(e).__name__, None)
+            return True
         with self._lock:
-            row = self._db.execute("SELECT id FROM jobs WHERE state IN ('running','queued') AND cancel_requested=0 "
-                                   "ORDER BY created LIMIT 1").fetchone()
-        return row[0] if row else None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job_id = self._next()
-            if job_id is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            with self._lock:
-                self._db.execute("UPDATE jobs SET state='running', started=COALESCE(started, ?) WHERE id=?", (time.time(), job_id))
-            job = self.get(job_id)
-
-            def progress(done: int, total: int, job_id: str = job_id) -> None:
-                with self._lock:
-                    self._db.execute("UPDATE jobs SET done=? WHERE id=?", (done, job_id))
-
-            try:
-                result = self.run(job, self.folder(job_id), progress)
-            except Exception as e:  # the job fails with its message; the worker goes on
-                log.warning("report job %s failed: %s", job_id, e)
-                with self._lock:
-                    self._finish_locked(job_id, "failed", str(e) or type(e).__name__, None)
-                continue
-            with self._lock:
-                if self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()[0]:
-                    self._finish_locked(job_id, "cancelled", None, None)
-                else:
-                    self._db.execute("UPDATE jobs SET done=images WHERE id=?", (job_id,))
-                    self._finish_locked(job_id, "done", None, result)
+            if self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()[0]:
+                self._finish_locked(job_id, "cancelled", None, None)
+            else:
+                self._db.execute("UPDATE jobs SET done=images WHERE id=?", (job_id,))
+                self._finish_locked(job_id, "done", None, result)
+        return True

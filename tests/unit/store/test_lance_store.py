@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -20,28 +19,15 @@ from oculi.store import Condition, FileRecord, Filter, ItemRecord, Op, item_id
 from oculi.store import lance as lance_mod
 from oculi.store.base import glob_to_regex, validate_collection_name
 from oculi.store.lance import LanceStore, compile_filter
+from tests.store_contract import ID, TD, vec  # noqa: F401 - shared with the contract suite
+from tests.store_contract import item as contract_item
 
 REPO = Path(__file__).resolve().parents[3]
-TD, ID = 16, 24
-
-
-def vec(seed: int, dim: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
-    return v / np.linalg.norm(v)
 
 
 def item(n: int, **kw) -> ItemRecord:
-    sha = hashlib.sha256(str(n).encode()).hexdigest()
-    base = dict(
-        id=item_id(sha), sha256=sha, path=f"/photos/{'a' if n % 2 else 'b'}/img{n}.jpg", name=f"img{n}.jpg",
-        width=640, height=480, text_vec=vec(n, TD), image_vec=vec(1000 + n, ID), time=1_600_000_000.0 + n,
-        caption=f"A photo of thing {n}.", doc=f"A photo of thing {n}. Labels: tabby cat" if n % 3 == 0 else f"item {n} coffee",
-        labels=("tabby",) if n % 3 == 0 else ("espresso",), objects=("cat",) if n % 3 == 0 else ("cup",),
-        object_terms=("cat", "grey cat") if n % 3 == 0 else ("cup", "red cup"), colours=("grey",),
-        text="", observation={"labels": [{"name": "tabby", "score": 0.8}]}, thumbnail=b"\xff\xd8jpeg" + bytes([n % 256]),
-    )
-    base.update(kw)
-    return ItemRecord(**base)  # type: ignore[arg-type]
+    """The contract suite's item ``n``, without footage track ids."""
+    return contract_item(n, **{"track_ids": (), **kw})
 
 
 def files_for(items: list[ItemRecord]) -> list[FileRecord]:
@@ -246,7 +232,7 @@ def _child(code: str, tmp: Path) -> subprocess.Popen:
     script = tmp / "child.py"
     script.write_text(textwrap.dedent(code))
     return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])})
 
 
 def test_one_writer_at_a_time_across_processes(store: LanceStore, tmp_path: Path) -> None:

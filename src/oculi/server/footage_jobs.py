@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import threading
 import time
@@ -23,14 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from oculi.core.errors import NotFoundError
 from oculi.server.jobs import RunEachJob
 from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.footage_jobs")
 
 SCHEMA_VERSION = 1
-JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 FINAL = ("done", "failed", "cancelled")
 
 # run(job, should_stop, progress) -> result dict (the watch report) ; raises on failure
@@ -70,6 +67,7 @@ class FootageJob:
 class FootageJobQueue(RunEachJob):
     """Footage jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
 
+    job_label = "footage job"
     thread_name = "oculi-footage-jobs"
 
     def __init__(self, home: Path, run: RunJob) -> None:
@@ -109,13 +107,7 @@ class FootageJobQueue(RunEachJob):
         return self.get(job_id)
 
     def get(self, job_id: str) -> FootageJob:
-        if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
-            raise NotFoundError(f"no footage job {job_id!r}")
-        with self._lock:
-            row = self._db.execute(f"SELECT {self._COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no footage job {job_id!r}")
-        return self._job(row)
+        return super().get(job_id)
 
     def list(self, *, collection: str | None = None, limit: int = 50) -> list[FootageJob]:
         q, args = f"SELECT {self._COLS} FROM jobs", ()

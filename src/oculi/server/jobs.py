@@ -164,6 +164,22 @@ class RunEachJob(JobWorker):
     ``_run_one``; ``_finish_locked`` records the end state. The ``jobs`` table has ``id``,
     ``state``, ``created``, ``started``, ``finished``, ``error``, ``result`` and ``cancel_requested``."""
 
+    job_label = "job"  # in "no footage job 'x'"
+    _COLS: str  # the columns ``_job`` reads, in its order
+
+    def _job(self, row: tuple) -> Any:  # pragma: no cover - every queue has its own
+        raise NotImplementedError
+
+    def get(self, job_id: str) -> Any:
+        """The job ``job_id``. Raises ``NotFoundError`` (also for an id of the wrong shape)."""
+        if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
+            raise NotFoundError(f"no {self.job_label} {job_id!r}")
+        with self._lock:
+            row = self._db.execute(f"SELECT {self._COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no {self.job_label} {job_id!r}")
+        return self._job(row)
+
     def _run_one(self, job_id: str) -> bool:  # pragma: no cover - every queue has its own
         """Run one claimed job to its end; False when the worker must stop (the job stays resumable)."""
         raise NotImplementedError

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import shutil
 import threading
@@ -24,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from oculi.core.errors import NotFoundError
 from oculi.server.jobs import RunEachJob
 from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.report_jobs")
 
 SCHEMA_VERSION = 1
-JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 FINAL = ("done", "failed", "cancelled")
 MAX_KEPT = 200
 MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8", "json": "application/json",
@@ -75,6 +72,7 @@ class ReportJob:
 class ReportJobQueue(RunEachJob):
     """Report jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
 
+    job_label = "report job"
     thread_name = "oculi-report-jobs"
 
     def __init__(self, home: Path, run: RunReport) -> None:
@@ -131,13 +129,7 @@ class ReportJobQueue(RunEachJob):
         return self.get(job_id)
 
     def get(self, job_id: str) -> ReportJob:
-        if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
-            raise NotFoundError(f"no report job {job_id!r}")
-        with self._lock:
-            row = self._db.execute(f"SELECT {self._COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no report job {job_id!r}")
-        return self._job(row)
+        return super().get(job_id)
 
     def list(self, *, limit: int = 50) -> list[ReportJob]:
         with self._lock:

@@ -28,6 +28,7 @@ from PIL import Image
 from pydantic import Field
 
 from oculi.backends.base import Backend, BackendOptions
+from oculi.backends.torch_device import resolve_torch_device
 from oculi.core.errors import BackendError, InputError, ModelConfigError
 
 log = logging.getLogger(__name__)
@@ -81,15 +82,7 @@ class DiffusersBackend(Backend):
             from diffusers import DiffusionPipeline
         except ImportError as e:
             raise ModelConfigError(f"model {self.name!r} needs diffusers: pip install 'oculi[diffusers]' ({e})") from None
-        dev = self.options.device
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        elif dev.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelConfigError(f"model {self.name!r}: device {dev!r} was asked for, but torch sees no CUDA GPU; set device = \"cpu\"")
-        if self.options.dtype != "auto":
-            dtype = getattr(torch, self.options.dtype)
-        else:
-            dtype = torch.float16 if dev.startswith("cuda") else torch.float32
+        dev, dtype = resolve_torch_device(self.name, self.options.device, self.options.dtype, cuda_default="float16")
         try:
             pipe = DiffusionPipeline.from_pretrained(self.folder, dtype=dtype, local_files_only=True)
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -37,6 +37,7 @@ from PIL import Image
 from pydantic import Field
 
 from oculi.backends.base import Backend, BackendOptions, ChatMessage, ChatOptions, ChatPart, ChatResult
+from oculi.backends.torch_device import resolve_torch_device
 from oculi.backends.vlm_common import JSON_INSTRUCTION, answer_of, caption_prompt, cut_at_stop
 from oculi.core.errors import BackendError, InputError, ModelConfigError
 from oculi.core.types import Answer, ClassScore, Observation
@@ -126,20 +127,7 @@ class TransformersBackend(Backend):
         return f"transformers:{name}" + (f"@{self.options.revision}" if self.options.revision else "")
 
     def _resolve_device(self) -> tuple[str, Any]:
-        import torch
-
-        dev = self.options.device
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        elif dev.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelConfigError(f"model {self.name!r}: device {dev!r} was asked for, but torch sees no CUDA GPU; set device = \"cpu\"")
-        if self.options.dtype != "auto":
-            dtype = getattr(torch, self.options.dtype)
-        elif dev.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        else:
-            dtype = torch.float32
-        return dev, dtype
+        return resolve_torch_device(self.name, self.options.device, self.options.dtype, cuda_default="bfloat16")
 
     def _load(self) -> None:
         kind = self.kind

@@ -17,12 +17,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pyarrow as pa
 
-from oculi.core.errors import InputError, OculiError
+from oculi.core.errors import InputError
 from oculi.store.base import TABLE_FILTER_FIELDS, Filter
 from oculi.store.integrity import TableRole, register_table_role
 from oculi.store.lance_errors import guarded
 from oculi.store.lance_session import committing, flock_or_holder
-from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable
+from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable, record_type_of
 
 _ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.STR: pa.string(), ColumnType.FLOAT: pa.float64(), ColumnType.INT: pa.int64(),
@@ -71,9 +71,7 @@ class LanceRecords:
         """Insert or replace records (all of one table) by id, in one commit."""
         if not records:
             return
-        cls = type(records[0])
-        if any(type(r) is not cls for r in records):
-            raise OculiError("upsert_records takes records of one table at a time")
+        cls = record_type_of(records)
         t = self._records(cls.TABLE)
         latest = {r.id: r for r in records}
         rows = [r.to_row() for r in latest.values()]

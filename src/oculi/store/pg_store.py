@@ -67,7 +67,7 @@ from oculi.store.base import (
 )
 from oculi.store.blobs import check_key
 from oculi.store.integrity import CollectionCheck, RepairReport
-from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable
+from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable, record_type_of
 
 log = logging.getLogger(__name__)
 
@@ -866,9 +866,7 @@ class PgCollection:
     def upsert_records(self, records: Sequence[Any]) -> None:
         if not records:
             return
-        cls = type(records[0])
-        if any(type(r) is not cls for r in records):
-            raise OculiError("upsert_records takes records of one table at a time")
+        cls = record_type_of(records)
         cols = list(cls.COLUMNS)
         names = ", ".join(["coll", *(_q(c) for c in cols)])
         ph = ", ".join(["%s"] * (len(cols) + 1))

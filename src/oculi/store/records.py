@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone, tzinfo
 from enum import StrEnum
-from typing import Any, ClassVar, Mapping, Union
+from typing import Any, ClassVar, Mapping, Sequence, Union
 
 
 class RecordTable(StrEnum):
@@ -368,6 +368,17 @@ RECORD_TYPES: dict[RecordTable, type] = {
 
 
 # --- deterministic ids ----------------------------------------------------------------------
+
+def record_type_of(records: Sequence[Any]) -> type:
+    """The record class of a non-empty batch for ``upsert_records``, which takes one table at a
+    time. Raises ``OculiError`` for a mixed batch."""
+    from oculi.core.errors import OculiError
+
+    cls = type(records[0])
+    if any(type(r) is not cls for r in records):
+        raise OculiError("upsert_records takes records of one table at a time")
+    return cls
+
 
 def _digest(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:32]

@@ -23,7 +23,6 @@ WORDS = [
     "against", "person", "people", "there", "are", "and", "it", "which", "larger", "compare", "these", "?", ".", ",",
     "reply", "with", "json", "object", "nothing", "else", "short", "paragraph", "objects", "text", "colours", "setting",
     "be", "exact", "yes", "no", "two", "three", "square", "circle", "stripe",
-    "caption", "en", "question", "answer", "picture",  # the task prefixes of PaliGemma and BLIP
 ]
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}:"
@@ -93,7 +92,9 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
+def build_tiny_sd(folder: Path, seed: int = 0, *, vae_attention: bool = True) -> Path:
+    """``vae_attention=False``: a VAE without its mid-block attention, so each output pixel depends on
+    its neighbourhood only (what an edit-inside-a-mask test needs to see the unmasked part kept)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -107,7 +108,7 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
                                 cross_attention_dim=16, attention_head_dim=4, norm_num_groups=8)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
                         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"), up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-                        norm_num_groups=8, sample_size=16)
+                        norm_num_groups=8, sample_size=16, mid_block_add_attention=vae_attention)
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=word_tokenizer(16, bos_eos=True), unet=unet,
@@ -243,6 +244,9 @@ def build_tiny_idefics3(folder: Path, seed: int = 0, *, smolvlm: bool = False) -
     return folder
 
 
+TASK_WORDS = ["caption", "en", "question", "answer", "picture"]  # PaliGemma's and BLIP's task prefixes
+
+
 def build_tiny_paligemma(folder: Path, seed: int = 0) -> Path:
     """A PaliGemma: SigLIP tower (32 px, patch 8 → 16 image tokens) + Gemma; no chat template, as
     PaliGemma has none: it is prompted with task prefixes ("caption en", "answer en ...")."""
@@ -252,6 +256,7 @@ def build_tiny_paligemma(folder: Path, seed: int = 0) -> Path:
     ip = SiglipImageProcessor(size={"height": 32, "width": 32})
     ip.image_seq_length = 16
     tok = word_tokenizer(1024)
+    tok.add_tokens(TASK_WORDS)
     proc = PaliGemmaProcessor(image_processor=ip, tokenizer=tok)  # adds <image> and the <loc>/<seg> tokens
     cfg = PaliGemmaConfig(
         vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -275,6 +280,7 @@ def build_tiny_blip(folder: Path, seed: int = 0) -> Path:
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
     tok = word_tokenizer(64, bos_eos=True)
+    tok.add_tokens(TASK_WORDS)
     proc = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
     cfg = BlipConfig(
         text_config=dict(vocab_size=len(tok), hidden_size=32, encoder_hidden_size=32, intermediate_size=64, num_hidden_layers=1,

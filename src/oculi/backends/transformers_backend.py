@@ -9,7 +9,11 @@ Two families, told apart from the folder's ``config.json`` (``kind = "auto"``) o
 * **vision-language generators** (``kind = "vlm"``; SmolVLM/Idefics3, Qwen2-VL, LLaVA,
   PaliGemma, BLIP...): ``AutoModelForImageTextToText`` + ``AutoProcessor`` and the processor's
   chat template; serve ``describe``, ``answer`` and multi-turn ``chat`` with any number of
-  images, streamed through a ``TextIteratorStreamer``.
+  images, streamed through a ``TextIteratorStreamer``. A processor without a chat template
+  (PaliGemma, BLIP) gets the task prefixes its family was trained on (``TASK_PROMPTS``) and the
+  last user turn only; images larger than ``max_image_pixels`` are scaled down first (Qwen2-VL
+  takes any size); a processor that names a video processor (Qwen2-VL, SmolVLM2) is built for
+  images alone where torchvision, which transformers' video processors need, is not installed.
 
 ``oculi.toml``::
 

@@ -686,6 +686,11 @@ async def images_edits(request: Request, _: Principal = Depends(require(Scope.RE
     if (field_str(fields, "response_format", max_len=16) or "b64_json") != "b64_json":
         raise _bad("only response_format b64_json is supported: the server keeps no image files", "response_format",
                    "unsupported_value")
+    for name in ("quality", "background", "input_fidelity"):  # gpt-image's own knobs: refused, never ignored
+        if fields.get(name) not in (None, "", "auto"):
+            raise _bad(f"{name} is not supported by this server's generators (only auto)", name, "unsupported_parameter")
+    if (field_str(fields, "output_format", max_len=16) or "png") != "png":
+        raise _bad("only output_format png is supported", "output_format", "unsupported_value")
     n = field_int(fields, "n", 1, 1, MAX_GENERATED)
     size = field_str(fields, "size", max_len=16)
     width, height = _size(size)

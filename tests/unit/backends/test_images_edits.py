@@ -206,6 +206,8 @@ def test_images_edits_refuses_bad_input_with_4xx(client, oculi_vlm_server) -> No
         (post(files={"image": ("a.png", start, "image/png")}, data={**ok, "size": "30x30"}), 400, "multiple of 8"),
         (post(files={"image": ("a.png", start, "image/png")}, data={**ok, "n": "9"}), 400, "'n' must lie"),
         (post(files={"image": ("a.png", start, "image/png")}, data={**ok, "model": "vlm"}), 400, "does not generate images"),
+        (post(files={"image": ("a.png", start, "image/png")}, data={**ok, "quality": "high"}), 400, "quality is not supported"),
+        (post(files={"image": ("a.png", start, "image/png")}, data={**ok, "output_format": "webp"}), 400, "output_format png"),
         (post(files=[("image", ("a.png", start, "image/png")), ("image", ("b.png", start, "image/png"))], data=ok), 400,
          "exactly one"),
         (post(data=ok), 415, "multipart"),  # a form without files is urlencoded

@@ -249,7 +249,8 @@ def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn 
                     ((Observation.from_dict(it.observation), it) for it in items)]
             vecs = np.asarray(vision.embed_texts([d.summary for d in docs]), dtype=np.float32)
             coll.update_items([
-                replace(it, caption=d.caption, doc=d.doc, observation=_refreshed_observation(it, d.caption, describer, text_models), labels=d.labels, objects=d.objects,
+                replace(it, caption=d.caption, doc=d.doc, labels=d.labels, objects=d.objects,
+                        observation=_refreshed_observation(it, d.caption, describer, text_models),
                         object_terms=d.object_terms, colours=d.colours, text=d.text, track_ids=d.track_ids,
                         text_vec=vecs[i])
                 for i, (it, d) in enumerate(zip(items, docs))

@@ -218,8 +218,9 @@ def create_report(
     name = model or _model_name(vision)
     if narrator is None and model and _chats(vision, model):
         narrator = chat_narrator(vision, model)
+    embed = getattr(vision, "embed_texts", None) if narrator is not None else None
     return build_report(ims, kind=kind, records=recs, events=events, tz=tz, title=title, inspector=inspector, model=name,
-                        warnings=warnings, narrator=narrator, notes=notes)
+                        warnings=warnings, narrator=narrator, notes=notes, embed=embed)
 
 
 def _chats(vision: Any, model: str) -> bool:

@@ -34,7 +34,16 @@ from oculi.tasks.report.evidence import (
     Finding,
     Severity,
 )
-from oculi.tasks.report.grounding import Rejection, Vocabulary, ground_text, label_table, labels_in, vocabulary_from
+from oculi.tasks.report.claims import ClaimEvidence, EmbedFn, claim_problems, evidence_from_vocabulary
+from oculi.tasks.report.grounding import (
+    Rejection,
+    Vocabulary,
+    ground_text,
+    label_table,
+    labels_in,
+    split_sentences,
+    vocabulary_from,
+)
 from oculi.tasks.report.records import Record, Records
 
 REPORT_SCHEMA = "oculi.report/1"
@@ -113,6 +122,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     notice: str | None = None
+    evidence_vocabulary: Vocabulary | None = field(default=None, repr=False)  # what the grounding check read; not serialised
 
     @property
     def severity(self) -> Severity:
@@ -396,6 +406,7 @@ def build_report(
     narrator: Narrator | None = None,
     created: datetime | None = None,
     notes: Sequence[str] = (),
+    embed: EmbedFn | None = None,
 ) -> Report:
     """Compose a report from images already observed (and inspected).
 
@@ -411,6 +422,8 @@ def build_report(
         warnings: Problems met before building (bad images, unmatched records).
         narrator: Optional prose writer for the summary; its text is grounded like the rest.
         notes: More limits (what the inspection model's card warns about).
+        embed: A sentence encoder (``Engine.embed_texts``) for the claim check of the narrator's
+            prose (``claims.py``); without one only its words are checked.
 
     Returns:
         The ``Report``; sentences that failed the grounding check are in ``report.rejected``.
@@ -471,12 +484,50 @@ def build_report(
     rep = Report(kind=kind, title=title or TITLES[kind], created=(created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
                  summary=summary, images=ims, cross_checks=checks, recommendations=recommendations, limits=limits,
                  records=records, events=evs, inspector=inspector, model=model, warnings=all_warnings, rejected=rejected,
-                 notice=MEDICAL_NOTICE if kind == "medical" else None)
+                 notice=MEDICAL_NOTICE if kind == "medical" else None, evidence_vocabulary=vocab)
     if narrator is not None:
-        prose = ground_text(narrator(rep), vocab, "narrator", rejected)
-        if prose:
-            rep.summary = [prose]
+        _narrate(rep, narrator, vocab, embed)
     return rep
+
+
+def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None = None) -> ClaimEvidence:
+    """What a model writing about ``rep`` may claim: the evidence's words and seen labels, the
+    report's vocabulary for what it covers, and its grounded statements (summary, findings,
+    cross-checks, recommendations, limits, records, captions) for the similarity test."""
+    statements = (list(rep.summary) + [f.text for im in rep.images for f in im.findings]
+                  + [im.caption for im in rep.images if im.caption] + [c.text for c in rep.cross_checks]
+                  + list(rep.recommendations) + list(rep.limits) + ([rep.notice] if rep.notice else [])
+                  + ([r.text for r in rep.records.records] if rep.records else []))
+    return evidence_from_vocabulary(vocab, statements, inspection=any(im.inspection for im in rep.images),
+                                    footage=bool(rep.events) or bool(rep.records and any(r.time_text for r in rep.records.records)),
+                                    medical=rep.kind == "medical", embed=embed)
+
+
+def _narrate(rep: Report, narrator: Narrator, vocab: Vocabulary, embed: EmbedFn | None) -> None:
+    """Replace the summary with the narrator's prose, keeping only sentences that pass both the
+    grounding check and the claim check; the number left out goes into the limits."""
+    before = len(rep.rejected)
+    prose = ground_text(narrator(rep), vocab, "narrator", rep.rejected)
+    if prose:
+        ev = report_claim_evidence(rep, vocab, embed)
+        kept = []
+        for s in split_sentences(prose):
+            problems = claim_problems(s, ev)
+            if problems:
+                rep.rejected.append(Rejection(s, tuple(problems), "narrator"))
+            else:
+                kept.append(s)
+        prose = " ".join(kept)
+        if ev.embed_error:
+            rep.warnings.append(f"the sentence encoder failed ({ev.embed_error}); the narrator's sentences were checked "
+                                f"word by word only")
+    if prose:
+        rep.summary = [prose]
+    left_out = len(rep.rejected) - before
+    if left_out:
+        rep.limits.append(f"{left_out} {plural('sentence', left_out)} of the narrator model {'was' if left_out == 1 else 'were'} "
+                          f"left out: not supported by the evidence (listed under grounding.rejected in the JSON form)"
+                          + ("." if prose else "; the summary is the template's."))
 
 
 def _keep(text: str, vocab: Vocabulary, where: str, rejected: list[Rejection]) -> bool:

@@ -1,0 +1,288 @@
+"""Claims: a model's sentence must be *supported* by the evidence, not only free of invented facts.
+
+``grounding.sentence_problems`` rejects numbers, labels, names and quotations the evidence does
+not hold. A sentence with none of those ("The part shows signs of corrosion", "The patient
+appears healthy", "No one was present") has nothing it can check, so a narrator model's prose
+passes a second test here, sentence by sentence:
+
+- **words**: every content word, lemmatised (``lemminflect``; ``shows`` → ``show``,
+  ``detection`` ~ ``detected`` by a shared stem), must occur in the evidence — the observations
+  (labels and their WordNet kinds: a cat is also a *feline*, an *animal*), OCR text, records,
+  inspection results, footage events, file names — or in the report's own vocabulary
+  (``REPORT_WORDS``: function words, hedges, connectives, section words, the words the report's
+  templates use; inspection, footage and medical words only when the report has that evidence);
+- **no denial of what was seen**: "no dog", "nobody", "no one" when a dog or a person was
+  detected (unless the sentence attributes it to a record);
+- **meaning** (when a sentence encoder is given: all-MiniLM-L6-v2, the built-in text encoder):
+  the sentence's cosine similarity to its nearest evidence statement (the facts the narrator
+  was given, the records, the captions) must reach ``SUPPORT_THRESHOLD``, calibrated on the
+  labelled sentences in ``tests/data/grounding_claims.json`` (docs/REPORTS.md has the figures).
+
+Template sentences are built from the evidence and pass this test (the tests check every
+report kind); it is applied to what a model writes, where an unchecked claim can come from.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from oculi.core.errors import OculiError
+
+# cosine similarity (all-MiniLM-L6-v2) of a narrator sentence to its nearest evidence statement
+# below which it is dropped; chosen on tests/data/grounding_claims.json (docs/REPORTS.md)
+SUPPORT_THRESHOLD = 0.2
+
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
+
+FUNCTION_WORDS = frozenset("""
+a an the this that these those it its it's itself there here their theirs they them we us our you your i me my
+he she his her him who whom whose which what when where why how whether
+is are was were be been being am do does did done doing has have had having will would shall should can could
+may might must of in on at by for with without within from to into onto over under above below between among
+through during before after since until till about around across along against toward towards upon per via
+and or but nor so yet if then than as because while whereas although though unless also too very just only
+even still again already not no none nothing nobody any anything some something each every all both either
+neither other another such same own more most less least much many few lot lots one ones
+s t d ll re ve m
+""".split())
+
+REPORT_WORDS = frozenset("""
+image images photo photos picture pictures frame frames shot view scene report reports summary summaries finding
+findings evidence note notes record records log logs entry entries statement section list limit limits warning
+warnings recommendation recommendations cross check checks checked checking
+show shows shown showing depict depicts depicted contain contains contained include includes included see seen
+sees saw visible detect detects detected detection detections find finds found identify identifies identified
+recognise recognised recognize recognized read reads label labels labelled labeled mention mentions mentioned
+say says said state states stated claim claims claimed report reported note noted describe describes described
+appear appears appeared seem seems seemed look looks looked likely unlikely possibly possible probably perhaps
+apparently approximately roughly about around clearly overall total altogether together however therefore thus
+moreover furthermore additionally meanwhile instead otherwise besides rather quite fairly somewhat mostly mainly
+first second third last next finally then
+object objects thing things item items kind kinds class classes type types category categories
+score scores scored confidence confident certainty threshold thresholds probability value
+left right upper lower centre center middle top bottom side corner near nearby beside next edge part parts area
+region regions whole single both pair several
+text texts line lines word words quote quotes quoted quotation
+match matches matched matching agree agrees agreed agreement consistent consistency conflict conflicts conflicting
+contradict contradicts contradicted contradiction contradictions support supports supported confirm confirms
+confirmed verify verified unverifiable unverified check confirmable
+model models detector classifier ocr perception whole-image best
+action actions need needs needed require requires required necessary review reviewed correct confirm
+""".split())
+
+# words a report may use only when it has the evidence they talk about
+INSPECTION_WORDS = frozenset("""
+inspection inspections inspect inspected pass passes passed failed fail fails failure failing anomaly anomalies
+anomalous defect defects defective reject rejected hold re-inspect reinspect marked differ differs differed
+difference differences reference good flagged flag hand calibrated
+""".split())
+FOOTAGE_WORDS = frozenset("""
+footage camera cameras event events track tracks tracked arrival arrivals arrive arrived arriving appear appeared
+zone zones loiter loitered loitering crowd crowding dwell covered covers between hours hour usual unusual time
+times clock closing closed after before during morning evening night
+""".split())
+MEDICAL_WORDS = frozenset("""
+clinician clinicians clinical preliminary diagnosis decision medical reviewed review
+""".split())
+
+_TOKEN = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
+_SUFFIXES = ("ations", "ation", "ions", "ion", "ments", "ment", "ness", "ings", "ing", "ities", "ity", "ously", "ous",
+             "ical", "ally", "ly", "ers", "er", "ed", "es", "s", "y", "e")
+_DENIAL = re.compile(r"\b(no|not any|without|never)\s+(?:\w+\s+)?$", re.I)
+_NOBODY = re.compile(r"\b(no one|no-one|nobody|no person|no people|no human|no humans|not a soul)\b", re.I)
+_ATTRIBUTED = re.compile(r"\b(record|records|log|logs|says|said|states|stated|according to|claims|claimed|mentions)\b", re.I)
+
+
+def _stem(w: str) -> str:
+    for suf in _SUFFIXES:
+        if w.endswith(suf) and len(w) - len(suf) >= 4:
+            return w[: -len(suf)]
+    return w
+
+
+@functools.lru_cache(maxsize=20000)
+def word_forms(word: str) -> frozenset[str]:
+    """A word's lemmas (every part of speech) and a derivational stem (``detection`` → ``detect``)."""
+    from lemminflect import getAllLemmas
+
+    w = word.lower().strip("'-")
+    forms = {w}
+    for lemmas in getAllLemmas(w).values():
+        forms.update(lemmas)
+    if w.endswith("'s"):
+        forms.add(w[:-2])
+    forms |= {_stem(f) for f in list(forms)}
+    return frozenset(forms)
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+
+
+def _kinds_of(label: str) -> set[str]:
+    """The words for what a seen label is (WordNet: a cat is a feline, a carnivore, an animal)."""
+    from oculi.core.taxonomy import taxonomy
+
+    try:
+        tax = taxonomy()
+    except Exception:  # noqa: BLE001 - a missing table costs the synonyms, never the report
+        return set()
+    coco = label in tax.coco
+    syns = set((tax.coco[label],) if coco else tax.label_synsets(label)) | set(tax.label_ancestors(label, coco=coco))
+    out: set[str] = set()
+    for s in syns:
+        if s in (tax.coco.get(label),) or s in tax.label_synsets(label) or tax.is_category(s):
+            for lem in tax.lemmas(s):
+                out.update(tokens(lem))
+    return out
+
+
+@dataclass
+class ClaimEvidence:
+    """What a model's sentence may talk about: evidence words (as forms), seen labels, and the
+    evidence statements a sentence encoder compares it with."""
+
+    forms: set[str] = field(default_factory=set)
+    seen_labels: set[str] = field(default_factory=set)
+    label_words: dict[str, str] = field(default_factory=dict)  # a word for a seen label or its kind → the label
+    statements: list[str] = field(default_factory=list)
+    embed: EmbedFn | None = None
+    threshold: float = SUPPORT_THRESHOLD
+    embed_error: str | None = None
+    _vectors: np.ndarray | None = None
+
+    def add_words(self, text: str) -> None:
+        for t in tokens(text):
+            self.forms |= word_forms(t)
+            for part in t.split("-"):
+                if part:
+                    self.forms |= word_forms(part)
+
+    def add_label(self, label: str) -> None:
+        """A label seen in an image, its everyday words and its WordNet kinds."""
+        from oculi.tasks.report.grounding import label_table
+
+        self.seen_labels.add(label)
+        self.add_words(label)
+        self.label_words[label.lower()] = label
+        for w, c in label_table().items():
+            if c == label:
+                self.add_words(w)
+                self.label_words[w] = label
+        for w in _kinds_of(label):
+            self.forms |= word_forms(w)
+            self.label_words.setdefault(w, label)
+
+    def add_statement(self, text: str) -> None:
+        if text and text.strip():
+            self.statements.append(" ".join(text.split()))
+            self.add_words(text)
+            self._vectors = None
+
+    def similarity(self, sentence: str) -> float | None:
+        """Cosine similarity of ``sentence`` to its nearest statement (``None`` without an encoder,
+        or when the encoder failed: ``embed_error`` says why, and only the words are checked)."""
+        if self.embed is None or not self.statements:
+            return None
+        try:
+            if self._vectors is None:
+                self._vectors = np.asarray(self.embed(self.statements), dtype=np.float32)  # [S, 384]
+            v = np.asarray(self.embed([sentence]), dtype=np.float32)[0]  # [384]
+        except OculiError as e:
+            self.embed, self.embed_error = None, str(e)
+            return None
+        return float(np.max(self._vectors @ v))
+
+
+def unsupported_words(sentence: str, ev: ClaimEvidence) -> list[str]:
+    """The content words of ``sentence`` that neither the evidence nor the report's vocabulary has."""
+    out = []
+    for t in tokens(sentence):
+        parts = [t] + [p for p in t.split("-") if p and p != t]
+        if any(p in FUNCTION_WORDS or p in REPORT_WORDS for p in parts):
+            continue
+        if any(word_forms(p) & ev.forms for p in parts):
+            continue
+        if t.isdigit():
+            continue
+        out.append(t)
+    return list(dict.fromkeys(out))
+
+
+def denied_labels(sentence: str, ev: ClaimEvidence) -> list[str]:
+    """Labels seen in an image that ``sentence`` says are absent ("no dog", "no animal", "nobody")."""
+    if _ATTRIBUTED.search(sentence):
+        return []
+    low = sentence.lower()
+    out = []
+    if "person" in ev.seen_labels and _NOBODY.search(low):
+        out.append("person")
+    for w, c in ev.label_words.items():
+        if c in out or w in FUNCTION_WORDS or w in REPORT_WORDS:
+            continue
+        for m in re.finditer(rf"\b{re.escape(w)}s?\b", low):
+            if _DENIAL.search(low[: m.start()]):
+                out.append(c)
+                break
+    return out
+
+
+def claim_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
+    """Why ``sentence`` is not supported by ``ev`` (empty when it is)."""
+    problems = []
+    words = unsupported_words(sentence, ev)
+    if words:
+        problems.append("not supported by the evidence: " + ", ".join(repr(w) for w in words[:6]))
+    for lab in denied_labels(sentence, ev):
+        problems.append(f"says there is no {lab}, but one was seen")
+    if not problems:
+        sim = ev.similarity(sentence)
+        if sim is not None and sim < ev.threshold:
+            problems.append(f"not supported by the evidence: nearest evidence statement at similarity {sim:.2f} "
+                            f"(< {ev.threshold:.2f})")
+    return problems
+
+
+def claim_evidence(vocab_text: Iterable[str], seen_labels: Iterable[str], statements: Iterable[str], *,
+                   inspection: bool = False, footage: bool = False, medical: bool = False,
+                   embed: EmbedFn | None = None, threshold: float = SUPPORT_THRESHOLD) -> ClaimEvidence:
+    """The evidence a model's sentences are checked against.
+
+    Args:
+        vocab_text: Evidence texts whose words may be used (OCR, records, names, observation fields).
+        seen_labels: Labels seen in an image (detector classes, classifier labels).
+        statements: Evidence statements: the report's grounded sentences, records, captions.
+        inspection, footage, medical: Whether the report has inspection results, footage events
+            or records with times, or is a medical report (their vocabulary is allowed).
+        embed: A sentence encoder (``Engine.embed_texts``) for the similarity test; ``None`` skips it.
+        threshold: The similarity a sentence must reach.
+
+    Example:
+        >>> ev = claim_evidence(["chelsea.png"], ["cat"], ["One cat detected: centre (score 0.93)."])
+        >>> claim_problems("The photo shows a feline in the centre.", ev)
+        []
+        >>> claim_problems("The part shows signs of corrosion.", ev)
+        ["not supported by the evidence: 'signs', 'corrosion'"]
+    """
+    ev = ClaimEvidence(embed=embed, threshold=threshold)
+    for t in vocab_text:
+        ev.add_words(str(t))
+    for lab in seen_labels:
+        ev.add_label(str(lab))
+    for s in statements:
+        ev.add_statement(str(s))
+    for on, words in ((inspection, INSPECTION_WORDS), (footage, FOOTAGE_WORDS), (medical, MEDICAL_WORDS)):
+        if on:
+            for w in words:
+                ev.forms |= word_forms(w)
+    return ev
+
+
+def evidence_from_vocabulary(vocab: Any, statements: Iterable[str], **kw: Any) -> ClaimEvidence:
+    """``claim_evidence`` from a grounding ``Vocabulary`` (its words, texts and seen labels)."""
+    return claim_evidence(list(vocab.text) + sorted(vocab.words), vocab.seen_labels, statements, **kw)

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from oculi.core.errors import OculiError
+from oculi.language.vocab import NUMBER_WORDS
 
 # cosine similarity (all-MiniLM-L6-v2) of a narrator sentence to its nearest evidence statement
 # below which it is dropped; chosen on tests/data/grounding_claims.json (docs/REPORTS.md)
@@ -52,6 +53,7 @@ s t d ll re ve m
 """.split())
 
 REPORT_WORDS = frozenset("""
+cover covers covered make makes made train trained footage s min mins minute minutes second seconds h
 image images photo photos picture pictures frame frames shot view scene report reports summary summaries finding
 findings evidence note notes record records log logs entry entries statement section list limit limits warning
 warnings recommendation recommendations cross check checks checked checking
@@ -83,7 +85,7 @@ difference differences reference good flagged flag hand calibrated
 """.split())
 FOOTAGE_WORDS = frozenset("""
 footage camera cameras event events track tracks tracked arrival arrivals arrive arrived arriving appear appeared
-zone zones loiter loitered loitering crowd crowding dwell covered covers between hours hour usual unusual time
+zone zones loiter loitered loitering crowd crowding dwell between outside inside hours hour usual unusual time
 times clock closing closed after before during morning evening night
 """.split())
 MEDICAL_WORDS = frozenset("""
@@ -208,7 +210,7 @@ def unsupported_words(sentence: str, ev: ClaimEvidence) -> list[str]:
             continue
         if any(word_forms(p) & ev.forms for p in parts):
             continue
-        if t.isdigit():
+        if t.isdigit() or t in NUMBER_WORDS:  # numbers are the grounding check's
             continue
         out.append(t)
     return list(dict.fromkeys(out))
@@ -284,5 +286,9 @@ def claim_evidence(vocab_text: Iterable[str], seen_labels: Iterable[str], statem
 
 
 def evidence_from_vocabulary(vocab: Any, statements: Iterable[str], **kw: Any) -> ClaimEvidence:
-    """``claim_evidence`` from a grounding ``Vocabulary`` (its words, texts and seen labels)."""
-    return claim_evidence(list(vocab.text) + sorted(vocab.words), vocab.seen_labels, statements, **kw)
+    """``claim_evidence`` from a grounding ``Vocabulary`` (its words, texts and seen labels; the
+    words for labels a record only mentions may be used too, but they are not seen)."""
+    from oculi.tasks.report.grounding import label_table
+
+    said = [w for w, c in label_table().items() if c in vocab.said_labels] + sorted(vocab.said_labels)
+    return claim_evidence(list(vocab.text) + sorted(vocab.words) + said, vocab.seen_labels, statements, **kw)

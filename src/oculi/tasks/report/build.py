@@ -64,7 +64,7 @@ MEDICAL_NOTICE = ("This is a preliminary, machine-generated summary of what gene
                   "It is not a diagnosis and must be reviewed by a clinician before any decision.")
 
 # A narrator rewrites the summary in better prose (a configured VLM/LLM); its text is grounded
-# like everything else, so it can only drop facts, never add them.
+# like everything else and its claims checked (claims.py), so it can only drop facts, never add them.
 Narrator = Callable[["Report"], str]
 
 

@@ -13,7 +13,9 @@ text of a configured narrator model, when one rewrites the summary) passes ``gro
   the evidence's words (OCR text, records, file names, the inspector, model and camera names).
 
 A sentence that breaks a rule is dropped and listed in the report's ``grounding.rejected``
-with the reason; nothing invented reaches the page.
+with the reason; nothing invented reaches the page. A narrator model's sentences also pass the
+claim check (``claims.py``): a claim with nothing here to check ("the patient appears healthy")
+must still be supported by the evidence's words.
 """
 
 from __future__ import annotations

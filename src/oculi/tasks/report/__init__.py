@@ -87,7 +87,8 @@ def inspector_notes(settings: Any, name: str) -> list[str]:
 NARRATOR_PROMPT = (
     "You write the summary of a {kind} report. Rewrite the facts below as three or four plain sentences for a "
     "person who must act on them. Use only these facts: add no number, name, object or time that is not in them, "
-    "and say nothing about what is not listed. Sentences that bring in anything else are removed.")
+    "and say nothing about what is not listed: no condition, cause, state or judgement the facts do not state. "
+    "Sentences that bring in anything else are removed.")
 
 
 def chat_narrator(engine: Any, model: str) -> Narrator:

@@ -110,6 +110,9 @@ def test_reports_tab_writes_a_cameras_day_from_stored_footage(browser, report_se
     page.wait_for_selector("body[data-report-state='refused']")
     assert "back door" in page.inner_text("#rp-error") and "main gate" in page.inner_text("#rp-error")
     page.screenshot(path=str(tmp_path / "ui-reports-footage.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the fields wrap, nothing scrolls sideways
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(tmp_path / "ui-reports-footage-phone.png"), full_page=True)
     assert not errors, errors
 
 

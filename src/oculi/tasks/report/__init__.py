@@ -219,7 +219,7 @@ def create_report(
     name = model or _model_name(vision)
     if narrator is None and model and _chats(vision, model):
         narrator = chat_narrator(vision, model)
-    embed = getattr(vision, "embed_texts", None) if narrator is not None else None
+    embed = getattr(vision, "embed_texts", None) if narrator is not None or any(im.caption for im in ims) else None
     return build_report(ims, kind=kind, records=recs, events=events, tz=tz, title=title, inspector=inspector, model=name,
                         warnings=warnings, narrator=narrator, notes=notes, embed=embed)
 

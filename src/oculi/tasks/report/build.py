@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from oculi.core.labels import CATEGORY_MEMBERS, imagenet_to_coco
 from oculi.core.types import SCHEMA_VERSION, Box, Observation
+from oculi.language.describe import LABEL_HEDGED
 from oculi.language.vocab import number_word, plural
 from oculi.tasks.report.evidence import (
     SEVERITY_ORDER,
@@ -485,22 +486,57 @@ def build_report(
                  summary=summary, images=ims, cross_checks=checks, recommendations=recommendations, limits=limits,
                  records=records, events=evs, inspector=inspector, model=model, warnings=all_warnings, rejected=rejected,
                  notice=MEDICAL_NOTICE if kind == "medical" else None, evidence_vocabulary=vocab)
+    _check_captions(rep, vocab, embed)
     if narrator is not None:
         _narrate(rep, narrator, vocab, embed)
     return rep
 
 
-def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None = None) -> ClaimEvidence:
+def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None = None, *,
+                          captions: bool = True) -> ClaimEvidence:
     """What a model writing about ``rep`` may claim: the evidence's words and seen labels, the
     report's vocabulary for what it covers, and its grounded statements (summary, findings,
-    cross-checks, recommendations, limits, records, captions) for the similarity test."""
+    cross-checks, recommendations, limits, records, and the captions unless ``captions=False``)
+    for the similarity test."""
     statements = (list(rep.summary) + [f.text for im in rep.images for f in im.findings]
-                  + [im.caption for im in rep.images if im.caption] + [c.text for c in rep.cross_checks]
+                  + ([im.caption for im in rep.images if im.caption] if captions else []) + [c.text for c in rep.cross_checks]
                   + list(rep.recommendations) + list(rep.limits) + ([rep.notice] if rep.notice else [])
                   + ([r.text for r in rep.records.records] if rep.records else []))
-    return evidence_from_vocabulary(vocab, statements, inspection=any(im.inspection for im in rep.images),
-                                    footage=bool(rep.events) or bool(rep.records and any(r.time_text for r in rep.records.records)),
-                                    medical=rep.kind == "medical", embed=embed)
+    ev = evidence_from_vocabulary(vocab, statements, inspection=any(im.inspection for im in rep.images),
+                                  footage=bool(rep.events) or bool(rep.records and any(r.time_text for r in rep.records.records)),
+                                  medical=rep.kind == "medical", embed=embed)
+    for im in rep.images:  # what the classifier's labels are kinds of (the captions hedge with them)
+        for lab in im.observation.labels[:3]:
+            if lab.score >= LABEL_HEDGED:
+                ev.add_kinds(lab.name)
+    return ev
+
+
+def _check_captions(rep: Report, vocab: Vocabulary, embed: EmbedFn | None) -> None:
+    """The describe backend's captions (a configured VLM's, when one describes) pass the claim
+    check too, against the evidence and the report's other statements (no caption supports
+    another); the number left out goes into the limits."""
+    if not any(im.caption for im in rep.images):
+        return
+    ev = report_claim_evidence(rep, vocab, embed, captions=False)
+    left_out = 0
+    for im in rep.images:
+        if not im.caption:
+            continue
+        kept = []
+        for s in split_sentences(im.caption):
+            problems = claim_problems(s, ev)
+            if problems:
+                rep.rejected.append(Rejection(s, tuple(problems), f"caption of {im.id}"))
+                left_out += 1
+            else:
+                kept.append(s)
+        im.caption = " ".join(kept) or None
+    if ev.embed_error:
+        rep.warnings.append(f"the sentence encoder failed ({ev.embed_error}); captions were checked word by word only")
+    if left_out:
+        rep.limits.append(f"{left_out} {plural('sentence', left_out)} of the image captions {'was' if left_out == 1 else 'were'} "
+                          f"left out: not supported by the evidence (listed under grounding.rejected in the JSON form).")
 
 
 def _narrate(rep: Report, narrator: Narrator, vocab: Vocabulary, embed: EmbedFn | None) -> None:

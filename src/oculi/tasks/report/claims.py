@@ -75,6 +75,8 @@ contradict contradicts contradicted contradiction contradictions support support
 confirmed verify verified unverifiable unverified check confirmable
 model models detector classifier ocr perception whole-image best
 action actions need needs needed require requires required necessary review reviewed correct confirm
+guess guesses built-in builtin cannot identify containing reading wearing worn main colour colours color colors
+head heads trained
 """.split())
 
 # words a report may use only when it has the evidence they talk about
@@ -179,6 +181,12 @@ class ClaimEvidence:
         for w in _kinds_of(label):
             self.forms |= word_forms(w)
             self.label_words.setdefault(w, label)
+
+    def add_kinds(self, label: str) -> None:
+        """The WordNet kinds of a label the classifier gave (an ImageNet class: a missile is a
+        kind of *vehicle*), as words only: a guess is not a sighting."""
+        for w in _kinds_of(label):
+            self.forms |= word_forms(w)
 
     def add_statement(self, text: str) -> None:
         if text and text.strip():

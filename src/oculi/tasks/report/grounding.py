@@ -149,7 +149,7 @@ def sentence_problems(sentence: str, vocab: Vocabulary) -> list[str]:
         n = _norm_number(m.group(1))
         if n not in vocab.numbers:
             problems.append(f"number {m.group(0).strip()} is not in the evidence")
-    low = re.findall(r"[a-z]+", sentence.lower())
+    low = re.findall(r"[a-z]+", _QUOTED.sub("", sentence).lower())  # a quotation is checked whole, below
     for w in low:
         if w in NUMBER_WORDS[2:] and NUMBER_WORDS.index(w) not in vocab.counts:
             problems.append(f"number {w} is not in the evidence")

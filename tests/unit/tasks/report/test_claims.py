@@ -164,3 +164,26 @@ def test_a_chat_model_narrator_cannot_make_unsupported_claims(narrating_engine, 
                                                                            "There are no signs of disease."}
     assert any("2 sentences of the narrator model were left out" in s for s in med.limits)
     assert med.notice and "not a diagnosis" in med.notice
+
+
+def test_captions_of_a_describe_model_are_checked_too(scenarios, engine) -> None:
+    """A configured VLM that describes the image may embellish as a narrator does; the built-in
+    captions of every scikit-image sample pass (checked in the loop over the samples below)."""
+    from oculi.tasks.report import ReportImage, build_report
+
+    cat = next(sc for sc in scenarios[0] if sc.name == "cat").kwargs["images"][0]
+    im = ReportImage("img1", cat.path, cat.observation, image=cat.image,
+                     caption="A photo of a cat in the centre. The cat looks healthy and well fed. Nobody is in the room.")
+    rep = build_report([im], embed=engine.embed_texts)
+    assert rep.images[0].caption == "A photo of a cat in the centre."
+    assert {r.sentence for r in rep.rejected} == {"The cat looks healthy and well fed.", "Nobody is in the room."}
+    assert all(r.where == "caption of img1" for r in rep.rejected)
+    assert any(s.startswith("2 sentences of the image captions were left out") for s in rep.limits)
+
+
+def test_builtin_captions_of_every_sample_pass(engine, samples_dir: Path) -> None:
+    paths = sorted(samples_dir.glob("*.png"))
+    assert len(paths) >= 8
+    rep = create_report(engine, paths, kind="general")
+    assert [r.to_dict() for r in rep.rejected] == []
+    assert sum(1 for im in rep.images if im.caption) == len(rep.images)

@@ -134,7 +134,7 @@ def _kinds_of(label: str) -> set[str]:
 
     try:
         tax = taxonomy()
-    except Exception:  # noqa: BLE001 - a missing table costs the synonyms, never the report
+    except OculiError:  # a missing or corrupt table costs the kinds, never the report
         return set()
     coco = label in tax.coco
     syns = set((tax.coco[label],) if coco else tax.label_synsets(label)) | set(tax.label_ancestors(label, coco=coco))

@@ -187,3 +187,16 @@ def test_builtin_captions_of_every_sample_pass(engine, samples_dir: Path) -> Non
     rep = create_report(engine, paths, kind="general")
     assert [r.to_dict() for r in rep.rejected] == []
     assert sum(1 for im in rep.images if im.caption) == len(rep.images)
+
+
+def test_an_encoder_that_fails_leaves_the_word_check_and_a_warning(scenarios) -> None:
+    from oculi.core.errors import BackendError
+
+    def broken(texts):  # a remote text encoder that is down
+        raise BackendError("the text encoder failed: connection refused")
+
+    sc = next(sc for sc in scenarios[0] if sc.name == "cat")
+    rep = sc.report(narrator=lambda rep: "It is what it is. The patient appears healthy.", embed=broken)
+    assert rep.summary == ["It is what it is."]  # no evidence word, no encoder to compare it: kept
+    assert [r.sentence for r in rep.rejected] == ["The patient appears healthy."]
+    assert any("sentence encoder failed" in w and "word by word" in w for w in rep.warnings)

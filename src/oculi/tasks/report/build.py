@@ -492,6 +492,12 @@ def build_report(
     return rep
 
 
+def report_verdicts(rep: Report) -> set[str]:
+    """The verdicts ``rep`` reaches: its cross-checks' statuses and ``passed``/``failed`` inspections."""
+    return {c.status.value for c in rep.cross_checks} | {
+        "passed" if bool(im.inspection.get("pass", im.inspection.get("passed"))) else "failed" for im in rep.images if im.inspection}
+
+
 def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None = None, *,
                           captions: bool = True) -> ClaimEvidence:
     """What a model writing about ``rep`` may claim: the evidence's words and seen labels, the
@@ -505,6 +511,7 @@ def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None 
     ev = evidence_from_vocabulary(vocab, statements, inspection=any(im.inspection for im in rep.images),
                                   footage=bool(rep.events) or bool(rep.records and any(r.time_text for r in rep.records.records)),
                                   medical=rep.kind == "medical", embed=embed)
+    ev.verdicts = report_verdicts(rep)
     for im in rep.images:  # what the classifier's labels are kinds of (the captions hedge with them)
         for lab in im.observation.labels[:3]:
             if lab.score >= LABEL_HEDGED:

@@ -13,6 +13,9 @@ passes a second test here, sentence by sentence:
   templates use; inspection, footage and medical words only when the report has that evidence);
 - **no denial of what was seen**: "no dog", "nobody", "no one" when a dog or a person was
   detected (unless the sentence attributes it to a record);
+- **no verdict the report does not reach**: a record *borne out* (consistent, confirmed, agrees)
+  when no cross-check found one consistent, *contradicted* when none conflicts, *all/both passed*
+  when an image failed inspection (not when negated or recommended: "should be confirmed");
 - **meaning** (when a sentence encoder is given: all-MiniLM-L6-v2, the built-in text encoder):
   a sentence made only of the report's vocabulary, with no word from the evidence itself, must
   be close to an evidence statement (the facts the narrator was given, the records, the
@@ -156,6 +159,7 @@ class ClaimEvidence:
     forms: set[str] = field(default_factory=set)
     seen_labels: set[str] = field(default_factory=set)
     label_words: dict[str, str] = field(default_factory=dict)  # a word for a seen label or its kind → the label
+    verdicts: set[str] | None = None  # cross-check statuses and inspection results the report has (None: not known)
     statements: list[str] = field(default_factory=list)
     embed: EmbedFn | None = None
     threshold: float = SUPPORT_THRESHOLD
@@ -250,6 +254,38 @@ def denied_labels(sentence: str, ev: ClaimEvidence) -> list[str]:
     return out
 
 
+_AGREE = re.compile(r"\b(consistent|agrees?|agreed|in agreement|confirm(?:s|ed)?|borne out|bears? out|corroborat\w*)\b")
+_CONTRA = re.compile(r"\b(contradict\w*|conflicts?|conflicting|disagrees?|disagreed|inconsistent)\b")
+_ALL_PASS = re.compile(r"\b(all|both|every|each)\b[^.;:]*\bpass(?:ed|es)?\b")
+_NEGATION = re.compile(r"\b(no|not|never|nothing|none|nor|cannot|without)\b|n't\b")
+_MODAL = re.compile(r"\b(should|must|shall|needs? to|to be|to|could|may|might|would|or)\s+(?:\w+\s+){0,2}$")
+_CLAUSE = re.compile(r"[,;:()]|\b(but|although|though|whereas|while)\b")
+
+
+def _asserted(sentence: str, m: re.Match) -> bool:
+    """Whether the word ``m`` found is asserted: not negated or made a recommendation in its clause."""
+    before = sentence[: m.start()]
+    cut = max((c.end() for c in _CLAUSE.finditer(before)), default=0)
+    clause = before[cut:]
+    return not _NEGATION.search(clause) and not _MODAL.search(clause)
+
+
+def verdict_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
+    """A verdict the report does not reach: records borne out when none is, contradicted when
+    none is, every part passed when one failed."""
+    if ev.verdicts is None:
+        return []
+    low = sentence.lower()
+    out = []
+    if "consistent" not in ev.verdicts and any(_asserted(low, m) for m in _AGREE.finditer(low)):
+        out.append("says the evidence bears a record out, but no cross-check found a record consistent")
+    if "conflict" not in ev.verdicts and any(_asserted(low, m) for m in _CONTRA.finditer(low)):
+        out.append("says a record is contradicted, but no cross-check found a conflict")
+    if "failed" in ev.verdicts and any(_asserted(low, m) for m in _ALL_PASS.finditer(low)):
+        out.append("says every image passed, but one failed inspection")
+    return out
+
+
 def claim_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
     """Why ``sentence`` is not supported by ``ev`` (empty when it is)."""
     problems = []
@@ -258,6 +294,7 @@ def claim_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
         problems.append("not supported by the evidence: " + ", ".join(repr(w) for w in words[:6]))
     for lab in denied_labels(sentence, ev):
         problems.append(f"says there is no {lab}, but one was seen")
+    problems += verdict_problems(sentence, ev)
     if not problems and not from_evidence:
         # made only of the report's own vocabulary ("the situation needs review"): tied to no
         # piece of evidence by its words, so it must be close in meaning to an evidence statement

@@ -16,6 +16,7 @@ import pytest
 from oculi.tasks.footage.query import find_events
 from oculi.tasks.footage.report import build_footage_report
 from oculi.tasks.report import create_report
+from oculi.tasks.report.build import report_verdicts
 from oculi.tasks.report.claims import claim_evidence, claim_problems, evidence_from_vocabulary
 from oculi.tasks.report.grounding import split_sentences, vocabulary_from
 from tests.grounding_claims import judge, load_scenarios, precision_recall
@@ -48,6 +49,18 @@ def test_unsupported_claims_without_numbers_or_labels_are_caught() -> None:
     assert claim_problems("The cat is sleeping peacefully.", ev)  # ..."peacefully" is not
 
 
+def test_verdicts_the_report_does_not_reach(scenarios) -> None:
+    insp = next(sc for sc in scenarios[0] if sc.name == "inspection")
+    rep = insp.report(narrator=lambda rep: "Both parts passed inspection. Not every part passed. "
+                                           "The record for part 4711 is contradicted by the inspection.")
+    assert rep.summary == ["Not every part passed. The record for part 4711 is contradicted by the inspection."]
+    assert rep.rejected[0].reasons == ("says every image passed, but one failed inspection",)
+    cat = next(sc for sc in scenarios[0] if sc.name == "cat")  # the record's dog is a cat: nothing bears it out
+    rep = cat.report(narrator=lambda rep: "The record is consistent with the image. The record should be confirmed.")
+    assert rep.summary == ["The record should be confirmed."]
+    assert "no cross-check found a record consistent" in rep.rejected[0].reasons[0]
+
+
 def test_the_labelled_set(scenarios, engine) -> None:
     """Precision and recall on the hand-labelled sentences (figures in docs/REPORTS.md)."""
     results = [r for sc in scenarios[0] for r in judge(sc, embed=engine.embed_texts)]
@@ -78,6 +91,7 @@ def test_every_template_sentence_of_every_kind_passes(scenarios) -> None:
         kinds.add(rep.kind)
         ev = evidence_from_vocabulary(rep.evidence_vocabulary, [], inspection=any(im.inspection for im in rep.images),
                                       footage=bool(rep.events), medical=rep.kind == "medical")
+        ev.verdicts = report_verdicts(rep)
         sentences = _template_sentences(rep)
         assert sentences
         for s in sentences:

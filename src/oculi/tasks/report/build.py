@@ -499,17 +499,24 @@ def report_verdicts(rep: Report) -> set[str]:
 
 
 def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None = None, *,
-                          captions: bool = True) -> ClaimEvidence:
-    """What a model writing about ``rep`` may claim: the evidence's words and seen labels, the
-    report's vocabulary for what it covers, and its grounded statements (summary, findings,
-    cross-checks, recommendations, limits, records, and the captions unless ``captions=False``)
-    for the similarity test."""
-    statements = (list(rep.summary) + [f.text for im in rep.images for f in im.findings]
-                  + ([im.caption for im in rep.images if im.caption] if captions else []) + [c.text for c in rep.cross_checks]
-                  + list(rep.recommendations) + list(rep.limits) + ([rep.notice] if rep.notice else [])
-                  + ([r.text for r in rep.records.records] if rep.records else []))
-    ev = evidence_from_vocabulary(vocab, statements, inspection=any(im.inspection for im in rep.images),
-                                  footage=bool(rep.events) or bool(rep.records and any(r.time_text for r in rep.records.records)),
+                          captions: bool = True, statements: bool = True) -> ClaimEvidence:
+    """What a model writing about ``rep`` may claim: the words of what perception found (not of
+    the records: their words may be used only when attributed to a record), the seen labels,
+    the report's vocabulary for what it covers, and its grounded statements (summary, findings,
+    cross-checks, recommendations, limits, and the captions unless ``captions=False``; none with
+    ``statements=False``) for the words and the similarity test."""
+    recs = rep.records.records if rep.records else []
+    names = [im.name for im in rep.images] + [im.path for im in rep.images] + [rep.inspector or "", rep.model or ""]
+    seen = vocabulary_from([im.observation for im in rep.images], [im.inspection for im in rep.images if im.inspection], [],
+                           rep.events, names, seen_labels=vocab.seen_labels)
+    said = [r.text for r in recs] + [str(v) for r in recs for v in r.fields.values()] + [x for r in recs for x in r.image_refs]
+    facts = (list(rep.summary) + [f.text for im in rep.images for f in im.findings]
+             + ([im.caption for im in rep.images if im.caption] if captions else []) + [c.text for c in rep.cross_checks]
+             + list(rep.recommendations) + list(rep.limits) + ([rep.notice] if rep.notice else [])) if statements else []
+    ev = evidence_from_vocabulary(seen, facts, said_text=said, said_labels=vocab.said_labels - vocab.seen_labels,
+                                  said_statements=[r.text for r in recs] if statements else [],
+                                  inspection=any(im.inspection for im in rep.images),
+                                  footage=bool(rep.events) or any(r.time_text for r in recs),
                                   medical=rep.kind == "medical", embed=embed)
     ev.verdicts = report_verdicts(rep)
     for im in rep.images:  # what the classifier's labels are kinds of (the captions hedge with them)

@@ -11,6 +11,8 @@ passes a second test here, sentence by sentence:
   inspection results, footage events, file names — or in the report's own vocabulary
   (``REPORT_WORDS``: function words, hedges, connectives, section words, the words the report's
   templates use; inspection, footage and medical words only when the report has that evidence);
+  a word only the records use is a claim, not evidence: it may appear only in a sentence that
+  attributes it to the record ("the record says the lid was loose");
 - **no denial of what was seen**: "no dog", "nobody", "no one" when a dog or a person was
   detected (unless the sentence attributes it to a record);
 - **no verdict the report does not reach**: a record *borne out* (consistent, confirmed, agrees)
@@ -157,6 +159,7 @@ class ClaimEvidence:
     evidence statements a sentence encoder compares it with."""
 
     forms: set[str] = field(default_factory=set)
+    said_forms: set[str] = field(default_factory=set)  # words only the records use: claims, not evidence
     seen_labels: set[str] = field(default_factory=set)
     label_words: dict[str, str] = field(default_factory=dict)  # a word for a seen label or its kind → the label
     verdicts: set[str] | None = None  # cross-check statuses and inspection results the report has (None: not known)
@@ -166,12 +169,14 @@ class ClaimEvidence:
     embed_error: str | None = None
     _vectors: np.ndarray | None = None
 
-    def add_words(self, text: str) -> None:
+    def add_words(self, text: str, *, said: bool = False) -> None:
+        """The words of an evidence text (``said=True``: a record's, usable only when attributed)."""
+        target = self.said_forms if said else self.forms
         for t in tokens(text):
-            self.forms |= word_forms(t)
+            target |= word_forms(t)
             for part in t.split("-"):
                 if part:
-                    self.forms |= word_forms(part)
+                    target |= word_forms(part)
 
     def add_label(self, label: str) -> None:
         """A label seen in an image, its everyday words and its WordNet kinds."""
@@ -194,10 +199,15 @@ class ClaimEvidence:
         for w in _kinds_of(label):
             self.forms |= word_forms(w)
 
-    def add_statement(self, text: str) -> None:
+    def add_statement(self, text: str, *, words: bool = True) -> None:
+        """An evidence statement for the similarity test; its words (outside quotations, which are
+        a record's or the OCR's and counted as such) become evidence words unless ``words=False``."""
+        from oculi.tasks.report.grounding import _QUOTED
+
         if text and text.strip():
             self.statements.append(" ".join(text.split()))
-            self.add_words(text)
+            if words:
+                self.add_words(_QUOTED.sub(" ", text))
             self._vectors = None
 
     def similarity(self, sentence: str) -> float | None:
@@ -215,9 +225,11 @@ class ClaimEvidence:
         return float(np.max(self._vectors @ v))
 
 
-def _word_support(sentence: str, ev: ClaimEvidence) -> tuple[list[str], int]:
-    """``(unsupported content words, number of words found in the evidence itself)``."""
-    out, from_evidence = [], 0
+def _word_support(sentence: str, ev: ClaimEvidence) -> tuple[list[str], list[str], int]:
+    """``(unsupported content words, words only a record uses (in a sentence that does not
+    attribute them), number of words found in the evidence itself)``."""
+    out, said_only, from_evidence = [], [], 0
+    attributed = bool(_ATTRIBUTED.search(sentence))
     for t in tokens(sentence):
         parts = [t] + [p for p in t.split("-") if p and p != t]
         if t.isdigit() or t in NUMBER_WORDS:  # numbers are the grounding check's
@@ -227,8 +239,14 @@ def _word_support(sentence: str, ev: ClaimEvidence) -> tuple[list[str], int]:
             continue
         if any(p in FUNCTION_WORDS or p in REPORT_WORDS for p in parts):
             continue
+        if any(word_forms(p) & ev.said_forms for p in parts):
+            if attributed:
+                from_evidence += 1
+            else:
+                said_only.append(t)
+            continue
         out.append(t)
-    return list(dict.fromkeys(out)), from_evidence
+    return list(dict.fromkeys(out)), list(dict.fromkeys(said_only)), from_evidence
 
 
 def unsupported_words(sentence: str, ev: ClaimEvidence) -> list[str]:
@@ -289,9 +307,12 @@ def verdict_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
 def claim_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
     """Why ``sentence`` is not supported by ``ev`` (empty when it is)."""
     problems = []
-    words, from_evidence = _word_support(sentence, ev)
+    words, said_only, from_evidence = _word_support(sentence, ev)
     if words:
         problems.append("not supported by the evidence: " + ", ".join(repr(w) for w in words[:6]))
+    if said_only:
+        problems.append("only a record says " + ", ".join(repr(w) for w in said_only[:6])
+                        + " (a sentence that states it must attribute it to the record)")
     for lab in denied_labels(sentence, ev):
         problems.append(f"says there is no {lab}, but one was seen")
     problems += verdict_problems(sentence, ev)
@@ -306,14 +327,19 @@ def claim_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
 
 
 def claim_evidence(vocab_text: Iterable[str], seen_labels: Iterable[str], statements: Iterable[str], *,
+                   said_text: Iterable[str] = (), said_labels: Iterable[str] = (), said_statements: Iterable[str] = (),
                    inspection: bool = False, footage: bool = False, medical: bool = False,
                    embed: EmbedFn | None = None, threshold: float = SUPPORT_THRESHOLD) -> ClaimEvidence:
     """The evidence a model's sentences are checked against.
 
     Args:
-        vocab_text: Evidence texts whose words may be used (OCR, records, names, observation fields).
+        vocab_text: Evidence texts whose words may be used (OCR, names, observation fields, events).
         seen_labels: Labels seen in an image (detector classes, classifier labels).
-        statements: Evidence statements: the report's grounded sentences, records, captions.
+        statements: Evidence statements: the report's grounded sentences (their words count too).
+        said_text: What records say: its words may be used only in a sentence that attributes them
+            to a record ("the record says the lid was loose").
+        said_labels: Labels only a record mentions (their everyday words count as said).
+        said_statements: Record texts, for the similarity test only.
         inspection, footage, medical: Whether the report has inspection results, footage events
             or records with times, or is a medical report (their vocabulary is allowed).
         embed: A sentence encoder (``Engine.embed_texts``) for the similarity test; ``None`` skips it.
@@ -333,6 +359,14 @@ def claim_evidence(vocab_text: Iterable[str], seen_labels: Iterable[str], statem
         ev.add_label(str(lab))
     for s in statements:
         ev.add_statement(str(s))
+    for t in said_text:
+        ev.add_words(str(t), said=True)
+    for lab in said_labels:
+        ev.add_words(str(lab), said=True)
+        for w in (w for w, c in _label_table().items() if c == lab):
+            ev.add_words(w, said=True)
+    for s in said_statements:
+        ev.add_statement(str(s), words=False)
     for on, words in ((inspection, INSPECTION_WORDS), (footage, FOOTAGE_WORDS), (medical, MEDICAL_WORDS)):
         if on:
             for w in words:
@@ -340,10 +374,13 @@ def claim_evidence(vocab_text: Iterable[str], seen_labels: Iterable[str], statem
     return ev
 
 
-def evidence_from_vocabulary(vocab: Any, statements: Iterable[str], **kw: Any) -> ClaimEvidence:
-    """``claim_evidence`` from a grounding ``Vocabulary`` (its words, texts and seen labels; the
-    words for labels a record only mentions may be used too, but they are not seen)."""
+def _label_table() -> dict[str, str]:
     from oculi.tasks.report.grounding import label_table
 
-    said = [w for w, c in label_table().items() if c in vocab.said_labels] + sorted(vocab.said_labels)
-    return claim_evidence(list(vocab.text) + sorted(vocab.words) + said, vocab.seen_labels, statements, **kw)
+    return label_table()
+
+
+def evidence_from_vocabulary(vocab: Any, statements: Iterable[str], **kw: Any) -> ClaimEvidence:
+    """``claim_evidence`` from a grounding ``Vocabulary`` of evidence that holds no records (its
+    words, texts and seen labels); pass the records as ``said_text`` / ``said_labels``."""
+    return claim_evidence(list(vocab.text) + sorted(vocab.words), vocab.seen_labels, statements, **kw)

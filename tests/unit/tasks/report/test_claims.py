@@ -16,7 +16,7 @@ import pytest
 from oculi.tasks.footage.query import find_events
 from oculi.tasks.footage.report import build_footage_report
 from oculi.tasks.report import create_report
-from oculi.tasks.report.build import report_verdicts
+from oculi.tasks.report.build import report_claim_evidence
 from oculi.tasks.report.claims import claim_evidence, claim_problems, evidence_from_vocabulary
 from oculi.tasks.report.grounding import split_sentences, vocabulary_from
 from tests.grounding_claims import judge, load_scenarios, precision_recall
@@ -35,8 +35,9 @@ def scenarios(engine, samples_dir: Path, tmp_path_factory):
 
 
 def test_unsupported_claims_without_numbers_or_labels_are_caught() -> None:
-    ev = claim_evidence(["chelsea.png", "The dog is asleep on the sofa"], ["cat"],
-                        ["One cat detected: centre (score 0.93).", "The record mentions a dog, but the images show a cat."])
+    ev = claim_evidence(["chelsea.png"], ["cat"],
+                        ["One cat detected: centre (score 0.93).", "The record mentions a dog, but the images show a cat."],
+                        said_text=["The dog is asleep on the sofa; the lid was loose"], said_labels=["dog", "couch"])
     for s in ("The photo shows a feline in the centre.", "A cat is visible in the middle of the picture.",
               "The record mentions a dog, but the image shows a cat instead."):
         assert claim_problems(s, ev) == [], s
@@ -44,9 +45,12 @@ def test_unsupported_claims_without_numbers_or_labels_are_caught() -> None:
     assert "'patient', 'healthy'" in claim_problems("The patient appears healthy.", ev)[0]
     assert "'present'" in claim_problems("No one was present.", ev)[0]
     assert claim_problems("There is no animal in the photo.", ev) == ["says there is no cat, but one was seen"]
-    # the record's dog may be talked about as the record's, not as seen asleep by the camera
-    assert claim_problems("The cat is asleep.", ev) == []  # "asleep" is in the evidence (the record's word)...
-    assert claim_problems("The cat is sleeping peacefully.", ev)  # ..."peacefully" is not
+    # a record's words are its claims: stated as fact they are refused, attributed they are kept
+    assert claim_problems("The cat is asleep.", ev) == [
+        "only a record says 'asleep' (a sentence that states it must attribute it to the record)"]
+    assert claim_problems("The lid was loose.", ev)[0].startswith("only a record says 'lid', 'loose'")
+    assert claim_problems("The record says the lid was loose.", ev) == []
+    assert claim_problems("The cat is sleeping peacefully.", ev)  # "peacefully" is nowhere
 
 
 def test_verdicts_the_report_does_not_reach(scenarios) -> None:
@@ -89,9 +93,7 @@ def test_every_template_sentence_of_every_kind_passes(scenarios) -> None:
     for sc in scs:
         rep = sc.report()
         kinds.add(rep.kind)
-        ev = evidence_from_vocabulary(rep.evidence_vocabulary, [], inspection=any(im.inspection for im in rep.images),
-                                      footage=bool(rep.events), medical=rep.kind == "medical")
-        ev.verdicts = report_verdicts(rep)
+        ev = report_claim_evidence(rep, rep.evidence_vocabulary, statements=False)  # not its own sentences
         sentences = _template_sentences(rep)
         assert sentences
         for s in sentences:

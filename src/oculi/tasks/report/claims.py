@@ -7,8 +7,9 @@ passes a second test here, sentence by sentence:
 
 - **words**: every content word, lemmatised (``lemminflect``; ``shows`` → ``show``,
   ``detection`` ~ ``detected`` by a shared stem), must occur in the evidence — the observations
-  (labels and their WordNet kinds: a cat is also a *feline*, an *animal*), OCR text, records,
-  inspection results, footage events, file names — or in the report's own vocabulary
+  (labels and their WordNet kinds: a cat is also a *feline*, an *animal*), OCR text,
+  inspection results, footage events, file names, the report's grounded sentences outside their
+  quotations — or in the report's own vocabulary
   (``REPORT_WORDS``: function words, hedges, connectives, section words, the words the report's
   templates use; inspection, footage and medical words only when the report has that evidence);
   a word only the records use is a claim, not evidence: it may appear only in a sentence that
@@ -25,8 +26,10 @@ passes a second test here, sentence by sentence:
   sentence of ``tests/data/grounding_claims.json`` (docs/REPORTS.md has the figures). Only such
   sentences are embedded, so the encoder costs nothing for the rest.
 
-Template sentences are built from the evidence and pass this test (the tests check every
-report kind); it is applied to what a model writes, where an unchecked claim can come from.
+It is applied to what a model writes (a narrator's prose, the describe backend's captions),
+where an unchecked claim can come from. Template sentences are built from the evidence and
+pass it too, checked against the evidence without the report's own sentences (the tests do
+that for every report kind and the footage report).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ warnings recommendation recommendations cross check checks checked checking
 show shows shown showing depict depicts depicted contain contains contained include includes included see seen
 sees saw visible detect detects detected detection detections find finds found identify identifies identified
 recognise recognised recognize recognized read reads label labels labelled labeled mention mentions mentioned
-say says said state states stated claim claims claimed report reported note noted describe describes described
+say says said state states stated claim claims claimed report reported note noted describe describes described according
 appear appears appeared seem seems seemed look looks looked likely unlikely possibly possible probably perhaps
 apparently approximately roughly about around clearly overall total altogether together however therefore thus
 moreover furthermore additionally meanwhile instead otherwise besides rather quite fairly somewhat mostly mainly

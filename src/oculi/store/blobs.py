@@ -31,7 +31,7 @@ from oculi.core.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from oculi.config import Settings
-    from oculi.store.integrity import CollectionCheck
+    from oculi.store.integrity import CollectionCheck, RepairReport
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,3}$")
 
@@ -165,6 +165,11 @@ class BlobRoot(Protocol):
 
     def collection(self, name: str) -> BlobStore: ...
 
+    def set_aside(self, name: str, key: str) -> str:
+        """Move a damaged blob of collection ``name`` out of its way (under ``.damaged/``, which
+        no collection name can be); returns where it went."""
+        ...
+
 
 class DirectoryBlobRoot:
     """``<root>/<collection>/<key>`` (``blobs = "/shared/blobs"``)."""
@@ -177,6 +182,13 @@ class DirectoryBlobRoot:
         from oculi.store.base import validate_collection_name
 
         return DirectoryBlobStore(self.root / validate_collection_name(name))
+
+    def set_aside(self, name: str, key: str) -> str:
+        src = self.collection(name)._path(key)
+        dest = self.root / ".damaged" / name / check_key(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+        return str(dest)
 
 
 def parse_blobs_url(target: str | None) -> tuple[str, str]:
@@ -220,6 +232,30 @@ def open_blob_root(settings: "Settings", url: str | None = None) -> BlobRoot | N
 
     bucket, _, prefix = where.partition("/")
     return S3BlobRoot(bucket, prefix, endpoint_url=settings.s3_endpoint, cache_dir=settings.home / "cache" / "s3-blobs")
+
+
+def repair_blobs(root: BlobRoot, name: str, rep: "RepairReport") -> None:
+    """Set aside collection ``name``'s blobs in ``root`` that fail their checksum (the original
+    cannot be re-derived; its item stays): recorded in ``rep`` (``lost_originals``, ``actions``,
+    and ``before``/``after`` where they lack them)."""
+    from dataclasses import replace
+
+    from oculi.store.integrity import CollectionCheck
+
+    where = f"{root.url}/{name}/"
+    found = CollectionCheck(name=name, path=where)
+    verify_blobs(root.collection(name), found, where=where)
+    if rep.before is not None:
+        known = {d.path for d in rep.before.damage}
+        rep.before = replace(rep.before, damage=[*rep.before.damage, *(d for d in found.damage if d.path not in known)])
+    for d in found.damage:
+        moved = root.set_aside(name, d.path[len(where):])
+        rep.lost_originals.append(d.path)
+        rep.actions.append(f"set aside the damaged upload original {d.path} (now {moved})")
+    if found.damage and rep.after is not None:
+        after = CollectionCheck(name=name, path=where)
+        verify_blobs(root.collection(name), after, where=where)
+        rep.after = replace(rep.after, damage=[d for d in rep.after.damage if not d.path.startswith(where)] + after.damage)
 
 
 def verify_blobs(blobs: BlobStore, res: "CollectionCheck", *, hashes: bool = True, where: str = "") -> None:

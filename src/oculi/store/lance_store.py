@@ -23,7 +23,7 @@ import lancedb
 
 from oculi.core.errors import InputError, NotFoundError, OculiError, StoreCorruptError
 from oculi.store.base import STORE_SCHEMA_VERSION, CollectionInfo, validate_collection_name
-from oculi.store.blobs import BlobRoot, BlobStore, DirectoryBlobStore, verify_blobs
+from oculi.store.blobs import BlobRoot, BlobStore, DirectoryBlobStore, repair_blobs, verify_blobs
 from oculi.store.integrity import (
     RECORD_FILE,
     RECORD_FORMAT,
@@ -159,7 +159,12 @@ class LanceStore:
         """Repair a damaged collection (``lance_repair``); a healthy one is left alone."""
         from oculi.store.lance_repair import repair_collection
 
-        return repair_collection(self, name)
+        rep = repair_collection(self, name)
+        if self.blob_root is not None:  # uploads kept outside the folder: damaged ones set aside there
+            d = self.collection_dir(name)
+            with directory_lock(d, d.name):
+                repair_blobs(self.blob_root, d.name, rep)
+        return rep
 
     def create_collection(self, name: str, *, exist_ok: bool = True) -> LanceCollection:
         d = self._dir(name)

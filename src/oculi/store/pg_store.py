@@ -66,7 +66,7 @@ from oculi.store.base import (
     glob_to_regex,
     validate_collection_name,
 )
-from oculi.store.blobs import BlobRoot, BlobStore, check_key, verify_blobs
+from oculi.store.blobs import BlobRoot, BlobStore, check_key, repair_blobs, verify_blobs
 from oculi.store.integrity import CollectionCheck, RepairReport
 from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable, record_type_of
 
@@ -374,6 +374,8 @@ class PgStore:
             if c.has_items_table():
                 self.conn().execute(f"REINDEX TABLE {c.items_table}")
                 rep.actions.append(f"rebuilt the indexes of {c.items_table}")
+            if self.blob_root is not None:  # uploads in a bucket: damaged ones set aside there
+                repair_blobs(self.blob_root, c.name, rep)
         rep.elapsed_s = time.monotonic() - t0
         return rep
 

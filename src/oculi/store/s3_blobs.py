@@ -118,6 +118,15 @@ class S3BlobRoot:
         region = session.region_name or "us-east-1"
         return session.client("s3", endpoint_url=self.endpoint_url, region_name=region, config=cfg)
 
+    def set_aside(self, name: str, key: str) -> str:
+        """Copy a damaged object to ``prefix/.damaged/<collection>/<key>`` and delete it."""
+        src = self.collection(name)._obj(key)
+        dest = (f"{self.prefix}/" if self.prefix else "") + f".damaged/{name}/{check_key(key)}"
+        self.call("set a damaged blob aside", lambda: self.client.copy_object(
+            Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": src}))
+        self.call("set a damaged blob aside", lambda: self.client.delete_object(Bucket=self.bucket, Key=src))
+        return f"s3://{self.bucket}/{dest}"
+
     def where(self) -> str:
         """The bucket and the endpoint, for messages."""
         ep = self.endpoint_url or (self._client.meta.endpoint_url if self._client is not None else "AWS")

@@ -111,6 +111,16 @@ def test_damage_is_found_by_check_and_refused_by_the_cache(s3_blobs: str, s3_ser
         b.local_path(_key(bad))
     assert b.local_path(_key(good)).read_bytes() == good
     assert [p.name for p in b.local_path(_key(good)).parent.iterdir()] == [Path(_key(good)).name]  # no temporary left
+    # repair sets the changed object aside (its original cannot be re-derived) and says so
+    r = CliRunner().invoke(app, ["--store", str(tmp_path / "c"), "collections", "repair", "up", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["lost_originals"] == [f"{s3_blobs}/up/{_key(bad)}"] and doc["before"]["damage"][0]["kind"] == "blob"
+    assert doc["after"]["damage"] == []
+    aside = s3_client(s3_server).get_object(Bucket=bucket, Key=f"{prefix}/.damaged/up/{_key(bad)}")["Body"].read()
+    assert aside == b"something else" and list(b.keys()) == [_key(good)]
+    r = CliRunner().invoke(app, ["--store", str(tmp_path / "c"), "collections", "check", "up", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["collections"][0]["blobs_checked"] == 1
 
 
 def test_large_streams_are_multipart_and_never_put_twice(s3_blobs: str, s3_server: str, tmp_path: Path,

@@ -7,7 +7,8 @@ PostgreSQL) that names the same bucket sees the same uploads.
 
 - ``put`` asks first (``HEAD``) and writes only what is not there: same key, same bytes.
 - ``put_stream`` is a multipart upload (``upload_fileobj``) above 16 MB, in 16 MB parts, so a
-  video is never held in memory.
+  video is never held in memory; what it sends is also written to the local cache, so the
+  decoder of an uploaded video does not download it again.
 - ``local_path`` downloads once into ``OCULI_HOME/cache/s3-blobs/…`` (a temporary file, its
   SHA-256 compared with the key, then renamed into place), for readers that need a file (the
   video decoder). A copy that does not match the key is refused (``StoreCorruptError``).
@@ -204,11 +205,22 @@ class S3BlobStore:
         from boto3.s3.transfer import TransferConfig
 
         obj = self._obj(key)
-        if not self.exists(key):
-            cfg = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES,
-                                 max_concurrency=4)
-            self.root.call("upload a blob", lambda: self.root.client.upload_fileobj(
-                stream, self.root.bucket, obj, Config=cfg))
+        if self.exists(key):
+            return self.location(key)
+        cfg = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES, max_concurrency=4)
+        # the bytes also go to the local cache as they are read: a video uploaded to be decoded
+        # here is not downloaded again (local_path finds it)
+        dest = self._cache_path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tee = _Tee(stream, dest.parent / f".up-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            self.root.call("upload a blob", lambda: self.root.client.upload_fileobj(tee, self.root.bucket, obj, Config=cfg))
+            tee.out.close()
+            if _content_hash(key) in (None, tee.sha.hexdigest()):
+                os.replace(tee.tmp, dest)
+        finally:
+            tee.out.close()
+            tee.tmp.unlink(missing_ok=True)
         return self.location(key)
 
     def open(self, key: str) -> BinaryIO:
@@ -253,8 +265,7 @@ class S3BlobStore:
                 while chunk := src.read(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
-            stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
-            if len(stem) == 64 and h.hexdigest() != stem:
+            if _content_hash(key) not in (None, h.hexdigest()):
                 raise StoreCorruptError(f"the blob {self.location(key)} does not match its checksum (changed since it "
                                         f"was uploaded); oculi collections check {self.name} lists it",
                                         collection=self.name)
@@ -262,6 +273,29 @@ class S3BlobStore:
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+
+def _content_hash(key: str) -> str | None:
+    """The SHA-256 a content-addressed key names (its file name's stem), else None."""
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return stem if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem) else None
+
+
+class _Tee:
+    """A read-only stream (no ``seek``: s3transfer then reads it once, in order) that copies
+    what is read into ``tmp`` and hashes it."""
+
+    def __init__(self, src: BinaryIO, tmp: Path) -> None:
+        self.src = src
+        self.tmp = tmp
+        self.out = open(tmp, "wb")
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.src.read(n)
+        self.sha.update(chunk)
+        self.out.write(chunk)
+        return chunk
 
 
 class _Body:

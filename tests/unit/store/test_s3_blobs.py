@@ -135,7 +135,14 @@ def test_large_streams_are_multipart_and_never_put_twice(s3_blobs: str, s3_serve
     bucket = s3_blobs[len("s3://"):].split("/", 1)[0]
     head = s3_client(s3_server).head_object(Bucket=bucket, Key=where.split("/", 3)[3])
     assert head["ContentLength"] == len(data) and head["ETag"].strip('"').endswith("-3")  # a three-part upload
-    assert hashlib.sha256(b.local_path(key).read_bytes()).hexdigest() == key.split("/")[1].split(".")[0]
+    cached = b.local_path(key)
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == key.split("/")[1].split(".")[0]
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary left
+    # the upload filled the cache as it went: no GET was needed (an object changed behind oculi's
+    # back would not be seen by a copy that came from a GET either; check reads the bucket)
+    bucket_key = where.split("/", 3)[3]
+    s3_client(s3_server).put_object(Bucket=bucket, Key=bucket_key, Body=b"changed")
+    assert b.local_path(key).read_bytes() == data
 
     class NoRead(io.RawIOBase):
         def read(self, n: int = -1) -> bytes:

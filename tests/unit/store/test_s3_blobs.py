@@ -247,3 +247,23 @@ def test_dropping_a_collection_leaves_a_shared_bucket_alone(s3_blobs: str, tmp_p
     assert two.blobs("photos").get(_key(data)) == data
     with pytest.raises(NotFoundError):
         two.blobs("photos").get(_key(b"never put"))
+
+
+def test_postgresql_store_with_s3_blobs_checks_and_repairs_them(s3_blobs: str, s3_server: str, pg_server: str) -> None:
+    with pg_database(pg_server, f"r_{uuid.uuid4().hex[:12]}") as url:
+        pg = open_store(url=url)
+        pg.create_collection("up")
+        b = pg.blobs("up")
+        assert isinstance(b, S3BlobStore)
+        data = b"\x89PNG in a bucket " * 40
+        b.put(_key(data), data)
+        assert pg.check_collection("up").ok and pg.check_collection("up").blobs_checked == 1
+        assert pg.conn().execute("SELECT count(*) FROM oculi_blobs").fetchone()[0] == 0  # not in the database
+        bucket, prefix = s3_blobs[len("s3://"):].split("/", 1)
+        s3_client(s3_server).put_object(Bucket=bucket, Key=f"{prefix}/up/{_key(data)}", Body=b"truncated")
+        chk = pg.check_collection("up")
+        assert not chk.ok and [d.kind for d in chk.damage] == ["blob"]
+        rep = pg.repair_collection("up")
+        assert rep.lost_originals == [f"{s3_blobs}/up/{_key(data)}"] and len(rep.before.damage) == 1  # type: ignore[union-attr]
+        assert pg.check_collection("up").ok and list(b.keys()) == []
+        pg.close()

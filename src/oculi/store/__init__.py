@@ -104,5 +104,6 @@ def parse_store_url(target: str | None) -> tuple[str, str]:
     if t.startswith("lance://"):
         return "lance", t[len("lance://"):]
     if "://" in t:
-        raise InputError(f"unknown store {t.split('://', 1)[0]!r}: use a path, lance://PATH or postgresql://user@host/db")
+        hint = " (an S3 bucket holds uploads' bytes, not collections: --blobs / OCULI_BLOBS)" if t.startswith("s3://") else ""
+        raise InputError(f"unknown store {t.split('://', 1)[0]!r}: use a path, lance://PATH or postgresql://user@host/db{hint}")
     return "lance", t

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from oculi.core.errors import NotFoundError
+from oculi.core.errors import NotFoundError, StoreUnavailableError
 from oculi.server.lanes import lower_thread_priority
 from oculi.server.private import connect_private, private_dir
 
@@ -113,6 +113,9 @@ class JobWorker:
     ``_wake``, ``_stop`` and ``_thread`` and implements ``_loop``; ``_before_start`` runs first."""
 
     thread_name = "oculi-jobs"
+    #: A job whose store (a bucket, a database) cannot be reached is not failed: it waits this
+    #: long and tries again, its uploads kept.
+    store_retry_s = 5.0
     _db: sqlite3.Connection
     _lock: threading.Lock
     _wake: threading.Event
@@ -358,6 +361,11 @@ class JobQueue(JobWorker):
                 continue
             try:
                 self._run(job_id)
+            except StoreUnavailableError as e:  # nothing is dropped: the job waits for the store
+                log.warning("job %s waits for the store: %s", job_id, e)
+                with self._lock:
+                    self._db.execute("UPDATE jobs SET error=? WHERE id=?", (f"waiting for the store: {e}", job_id))
+                self._stop.wait(self.store_retry_s)
             except Exception as e:  # the job fails, the worker goes on
                 log.exception("job %s failed", job_id)
                 with self._lock:

@@ -18,6 +18,7 @@ under one server's home), but every replica sees every job and any replica may r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import socket
@@ -25,7 +26,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from oculi.core.errors import NotFoundError
+from oculi.core.errors import NotFoundError, StoreUnavailableError
 from oculi.server.jobs import FINAL, JOB_ID_RE, PENDING, Job, JobWorker, RunChunk
 from oculi.server.lanes import lower_thread_priority
 
@@ -179,6 +180,12 @@ class PgJobQueue(JobWorker):
             hb.start()
             try:
                 self._run(job_id)
+            except StoreUnavailableError as e:  # nothing is dropped: the job waits (here or on another replica)
+                log.warning("job %s waits for the store: %s", job_id, e)
+                with contextlib.suppress(Exception):
+                    self._x("UPDATE oculi_jobs SET lease_until=NULL, error=%s WHERE id=%s AND owner=%s",
+                            (f"waiting for the store: {e}", job_id, self.replica))
+                self._stop.wait(self.store_retry_s)
             except Exception as e:
                 log.exception("job %s failed", job_id)
                 self._finish(job_id, "failed", f"{type(e).__name__}: {e}")

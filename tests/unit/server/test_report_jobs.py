@@ -61,7 +61,7 @@ def test_a_job_running_when_the_server_died_runs_again(tmp_path: Path) -> None:
     seen: list = []
     q = ReportJobQueue(tmp_path, _writer(seen))  # not started: the job stays queued
     job = q.submit([("a.png", b"A")], None, {"kind": "general", "format": "json", "title": "again"})
-    q._db.execute("UPDATE jobs SET state='running', started=1 WHERE id=?", (job.id,))  # as a crash leaves it
+    q._rows.update(job.id, {"state": "running", "started": 1})  # as a crash leaves it
     dropped = q.submit([("d.png", b"D")], None, {"kind": "general", "format": "json"})
     assert q.cancel(dropped.id).state == "cancelled" and not q.folder(dropped.id).exists()
     q.close()

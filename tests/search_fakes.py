@@ -7,7 +7,9 @@
 - the visual embedding is the image shrunk to 8×8 RGB (so a resized copy is near-identical);
 - the text embedding hashes words into 64 dimensions (texts sharing words are similar).
 
-``OCULI_FAKE_DELAY`` (seconds per image) slows perception down for interrupt tests;
+- frame detection (footage) finds one "person": the box around the saturated red pixels;
+
+``OCULI_FAKE_DELAY`` (seconds per image or frame) slows perception down for interrupt tests;
 ``OCULI_FAKE_LOG`` (a file) gets one line per image perceived, so a test can count perception work.
 Use ``fake_engine(home)`` for an ``Engine`` wired to it.
 """
@@ -94,6 +96,20 @@ class FakeBackend:
             colours = tuple(ColourShare(str(names[i]), float(counts[i] / counts.sum())) for i in order[:3])
             out.append(Observation(info, objects=tuple(objs), labels=labels, text=text, colours=colours,
                                    embedding=self._embed_image(img), models={"fake": "1"}))
+        return out
+
+    # FrameDetector
+    def detect_frames(self, images: Sequence[Image.Image], *, min_score: float) -> list[list[DetectedObject]]:
+        out = []
+        for img in images:
+            if self.delay:
+                time.sleep(self.delay)
+            a = np.asarray(img.convert("RGB"), dtype=np.int16)  # [H, W, 3]
+            ys, xs = np.nonzero((a[..., 0] > 150) & (a[..., 1] < 90) & (a[..., 2] < 90))
+            if len(xs) < 4:
+                out.append([])
+                continue
+            out.append([DetectedObject("person", 0.9, Box(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))])
         return out
 
     # ImageEmbedder

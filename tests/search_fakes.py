@@ -177,3 +177,24 @@ def write_png(path: Path, colour: str | tuple[int, int, int] = "red", size: tupl
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format="PNG", pnginfo=info)
     return path
+
+
+def write_walk_clip(path: Path, seconds: float = 20.0, *, fps: int = 4, size: tuple[int, int] = (160, 96)) -> Path:
+    """A small H.264 clip (PyAV): a red figure walking left to right over grey, which the fake
+    frame detector sees as one person."""
+    import av
+
+    w, h = size
+    n = int(seconds * fps)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            a = np.full((h, w, 3), 90, np.uint8)  # [H, W, 3]
+            x = int(4 + (w - 24) * i / max(1, n - 1))
+            a[h // 3: h // 3 + h // 2, x: x + 16] = (230, 20, 20)
+            for pk in st.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                out.mux(pk)
+        for pk in st.encode():
+            out.mux(pk)
+    return path

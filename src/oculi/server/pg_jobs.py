@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -64,7 +65,7 @@ class PgLease:
 
     def __init__(self, db: Any, lock: threading.Lock, table: str, lease_s: float) -> None:
         self.db, self.lock, self.table, self.lease_s = db, lock, table, float(lease_s)
-        self.replica = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # who holds a job, for operators
 
     def claim(self) -> str | None:
         now = time.time()

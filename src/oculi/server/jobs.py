@@ -108,9 +108,10 @@ def safe_item_name(name: str | None, index: int, fmt: str | None = None) -> str:
 
 
 class JobWorker:
-    """One worker thread over a SQLite ``jobs`` table (with ``state`` and ``cancel_requested``):
-    start / stop / close, counts by state, the cancel check. A queue sets ``_db``, ``_lock``,
-    ``_wake``, ``_stop`` and ``_thread`` and implements ``_loop``; ``_before_start`` runs first."""
+    """One worker thread over a ``jobs`` table (with ``state`` and ``cancel_requested``):
+    start / stop / close, counts by state, the cancel check. A queue sets ``_wake``, ``_stop``
+    and ``_thread`` (and ``_db``, ``_lock`` unless it overrides ``close``, ``counts`` and
+    ``_cancelled``, as ``RunEachJob`` does) and implements ``_loop``; ``_before_start`` runs first."""
 
     thread_name = "oculi-jobs"
     _db: sqlite3.Connection
@@ -174,11 +175,6 @@ class RunEachJob(JobWorker):
     def _job(self, row: dict[str, Any]) -> Any:  # pragma: no cover - every queue has its own
         raise NotImplementedError
 
-    @property
-    def shared(self) -> bool:
-        """Whether other replicas see and run these jobs (a PostgreSQL store)."""
-        return bool(self._rows.shared)
-
     def get(self, job_id: str) -> Any:
         """The job ``job_id``. Raises ``NotFoundError`` (also for an id of the wrong shape)."""
         if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
@@ -232,13 +228,17 @@ class RunEachJob(JobWorker):
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            with self._rows.hold(job_id) as lost:
-                if self._cancelled(job_id):  # cancelled while its worker was down
-                    self._finish(job_id, "cancelled", None, None)
-                    continue
-                if not self._run_one(job_id, lost):
-                    self._rows.release(job_id)
-                    return
+            try:
+                with self._rows.hold(job_id) as lost:
+                    if self._cancelled(job_id):  # cancelled while its worker was down
+                        self._finish(job_id, "cancelled", None, None)
+                        continue
+                    if not self._run_one(job_id, lost):
+                        self._rows.release(job_id)
+                        return
+            except Exception:  # noqa: BLE001 - its end could not be recorded (the database went away): it runs again
+                log.exception("%s %s: could not record its state; it will run again", self.job_label, job_id)
+                self._wake.wait(1.0)
 
 
 class JobQueue(JobWorker):

@@ -118,3 +118,27 @@ def test_replicas_sharing_a_postgresql_store_list_every_job_and_run_each_once(jo
         a.close()
         b.close()
     assert r.calls == 4  # each job claimed by one replica only
+
+
+@pytest.mark.parametrize("job_store", ["postgresql"], indirect=True)
+def test_a_replica_that_stalls_past_its_lease_loses_the_job_and_cannot_finish_it(job_store, tmp_path: Path) -> None:
+    r = Runner()
+    a = FootageJobQueue(tmp_path / "a", r, store=job_store, lease_s=1.0)
+    b = FootageJobQueue(tmp_path / "b", r, store=job_store, lease_s=1.0)
+    job = a.submit("cams", "/v/long.mp4", "gate", {})
+    a.start()
+    try:
+        assert r.started.wait(10)
+        with a._rows._lock:  # A stalls (a long pause): it can neither renew its lease nor write progress
+            b.start()
+            end = time.time() + 20
+            while b._rows.get(job.id)["owner"] != b._rows._lease.replica:  # B claims it once A's lease ran out
+                assert time.time() < end, b._rows.get(job.id)
+                time.sleep(0.05)
+        # A wakes up: its claim is gone, so it stops and records nothing; B finishes the job
+        j = wait(b, job.id, ("done", "cancelled", "failed"))
+        assert j.state == "done" and j.footage_seconds == 10 and j.result["source"]["processed_until"] == 10, j
+        assert b._rows.get(job.id)["owner"] == b._rows._lease.replica and r.calls == 2
+    finally:
+        a.close()
+        b.close()

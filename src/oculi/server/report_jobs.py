@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from oculi.server.job_tables import Column, job_table
-from oculi.server.jobs import RunEachJob
+from oculi.server.jobs import JOB_ID_RE, RunEachJob
 
 log = logging.getLogger("oculi.server.report_jobs")
 
@@ -149,6 +150,14 @@ class ReportJobQueue(RunEachJob):
         if state != "done":
             self._rows.drop_files(job_id)
         return True
+
+    def _before_start(self) -> None:
+        """Remove this machine's job folders that no job names any more (a job pruned by another
+        replica, whose copy was left here; inputs kept by a submit that failed before its row)."""
+        root = self._rows.files_root
+        for d in root.iterdir() if root is not None and root.is_dir() else ():
+            if d.is_dir() and JOB_ID_RE.fullmatch(d.name) and self._rows.get(d.name) is None:
+                shutil.rmtree(d, ignore_errors=True)
 
     def _prune(self) -> None:
         for jid in self._rows.prune(MAX_KEPT):

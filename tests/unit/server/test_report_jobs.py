@@ -65,8 +65,11 @@ def test_a_job_running_when_the_server_died_runs_again(job_store, tmp_path: Path
     dropped = q.submit([("d.png", b"D")], None, {"kind": "general", "format": "json"})
     assert q.cancel(dropped.id).state == "cancelled" and not q.folder(dropped.id).exists()
     q.close()
+    stray = q.folder("0123456789abcdef") / "in"  # inputs of a job whose row was never written
+    stray.mkdir(parents=True)
     q2 = ReportJobQueue(tmp_path, _writer(seen), store=job_store)
     q2.start()
+    assert not stray.parent.exists()  # cleared at start
     try:
         assert _wait(q2, job.id).state == "done" and seen == [["a.png"]]
         queued = q2.submit([("c.png", b"C")], None, {"kind": "general", "format": "json"})

@@ -1,6 +1,7 @@
 """Check the ``transformers`` (and ``diffusers``) backends on a GPU: ``python benchmarks/gpu_check.py``.
 
-Builds tiny random-weight models from configs (tests/tiny_models.py: a CLIP, a LLaVA-style VLM, a
+Builds tiny random-weight models from configs (tests/tiny_models.py: a CLIP, a LLaVA-style VLM, the
+other VLM families users bring — Qwen2-VL, Qwen2.5-VL, Idefics3, SmolVLM, PaliGemma, BLIP — and a
 Stable Diffusion pipeline), saves them to a temporary folder, and drives them through the real
 backend load and inference path with ``device = "cuda"`` (``--device cpu`` runs the same on the
 CPU, for comparison). Each step checks its result (shapes, normalisation, determinism, the device
@@ -96,6 +97,20 @@ def main() -> int:
             r.completion_tokens == 6 and streamed.strip() == r.text
 
     step("VLM 3-image chat + stream", chat)
+
+    from tests.tiny_models import VLM_BUILDERS
+
+    for family in ("qwen2_vl", "qwen2_5_vl", "idefics3", "smolvlm", "paligemma", "blip"):
+        def family_run(family: str = family) -> tuple[str, bool]:
+            b = TransformersBackend(family, TransformersOptions(path=str(VLM_BUILDERS[family](root / family)), max_new_tokens=6,
+                                                               **opts), settings)
+            cap = b.describe(imgs[0], None)
+            ans = b.answer(imgs[0], None, "what colour is this ?").answer
+            r = b.chat([ChatMessage("user", [ChatPart("image", image=imgs[1]), ChatPart("text", text="compare these")])],
+                       ChatOptions(max_tokens=4))
+            return f"{cap!r} / {ans!r} / {r.text!r} on {on_device(b)}", bool(cap.strip() and ans.strip() and r.text.strip())
+
+        step(f"{family}: caption, ask, chat", family_run)
     try:
         import diffusers  # noqa: F401
 
@@ -111,6 +126,16 @@ def main() -> int:
             return f"{a.size}, same seed same pixels: {same}, pipeline on {sd.pipe.device}", a.size == (32, 32) and same
 
         step("diffusers text-to-image (4 steps)", generate)
+
+        def edit() -> tuple[str, bool]:
+            mask = Image.new("L", (64, 64), 0)
+            mask.paste(255, (0, 0, 32, 64))  # repaint the left half
+            out = np.asarray(sd.generate_image("a red bicycle", image=imgs[1], mask=mask, seed=1, strength=1.0)[0])
+            kept = np.array_equal(out[:, 32:], np.asarray(imgs[1])[:, 32:])
+            changed = not np.array_equal(out[:, :32], np.asarray(imgs[1])[:, :32])
+            return f"inpainting on {sd.device}: right half kept: {kept}, left half changed: {changed}", kept and changed
+
+        step("diffusers edit inside a mask (4 steps)", edit)
     except ImportError:
         rows.append(("diffusers text-to-image", 0.0, "diffusers not installed: skipped", True))
 

@@ -17,7 +17,9 @@ store adds its kinds to its harness and gets the same assertions:
    ahead, and still changes no file that was there);
 4. ``repair_collection`` leaves a collection that checks ok; every original item is either
    there byte for byte (vectors included) or listed for re-indexing (its source is on disk) or
-   as lost; a second repair does nothing.
+   as lost; the vector spaces (which model made the vectors: here a brought embedder's, which
+   nothing built in could guess) are what they were, so the repaired collection still refuses
+   another embedder's vectors; a second repair does nothing.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from oculi.core.errors import StoreCorruptError
+from oculi.core.errors import ModelConfigError, StoreCorruptError
 from oculi.store import FileRecord, ItemRecord, item_id
+from oculi.store.base import vector_models_of
 
 DAMAGES = ("truncate", "garble", "delete", "zero")
 TD, ID = 16, 24
 COLLECTION = "damaged"
+# the vector spaces of a model the user brought (not derivable from the built-in model's record)
+SPACES = {"image": {"model": "transformers:siglip-base-patch16-224", "dim": ID},
+          "text": {"model": "openai:nomic-embed-text", "dim": TD}}
 
 
 def vec(seed: int, dim: int) -> np.ndarray:
@@ -51,7 +57,7 @@ def make_item(n: int, source: Path) -> ItemRecord:
         id=item_id(sha), sha256=sha, path=str(source), name=source.name, width=64, height=48,
         text_vec=vec(n, TD), image_vec=vec(10_000 + n, ID), caption=f"thing {n}", doc=f"thing {n} word{n} coffee",
         labels=("espresso",), objects=("cup",), object_terms=("cup",), colours=("red",),
-        observation={"n": n}, thumbnail=b"\xff\xd8" + os.urandom(600), time=1_600_000_000.0 + n,
+        observation={"n": n, "models": vector_models_of(SPACES)}, thumbnail=b"\xff\xd8" + os.urandom(600), time=1_600_000_000.0 + n,
     )
 
 
@@ -83,6 +89,7 @@ class Filled:
     items: dict[str, ItemRecord]  # what should be stored, by id
     sources: dict[str, Path]  # id -> its source file (on disk)
     store_dir: Path | None = None  # where the store was made (copied for each case)
+    spaces: dict[str, Any] = field(default_factory=lambda: dict(SPACES))  # what the collection records
 
 
 def fill(store: Any, sources_dir: Path, name: str = COLLECTION) -> Filled:
@@ -102,6 +109,7 @@ def fill(store: Any, sources_dir: Path, name: str = COLLECTION) -> Filled:
             items[it.id] = it
             sources[it.id] = src
         with coll.writer():
+            coll.set_vector_spaces(SPACES)  # as indexing records them before writing vectors
             coll.add_items(batch)
             coll.upsert_files([FileRecord(str(sources[i.id]), i.id, 10, 1) for i in batch])
             if stop == 30:
@@ -260,6 +268,17 @@ def _repair_and_verify(harness: StoreHarness, base: Path, filled: Filled) -> Non
         else:
             assert str(filled.sources[i]) in reindex | lost, f"item {i} vanished without being reported"
     assert set(rows) <= set(filled.items), "repair brought back items that had been deleted"
+    if rows:  # the spaces survive (rebuilt from the items when collection.json was lost): another model is refused
+        from oculi.tasks.index.spaces import check_spaces
+
+        assert repaired.vector_spaces() == filled.spaces, (repaired.vector_spaces(), rep.to_dict())
+        other = {"image": {"model": "builtin/efficientnet-lite0", "dim": ID}, "text": filled.spaces["text"]}
+        try:
+            check_spaces(COLLECTION, repaired.vector_spaces(), other, repaired.count())
+        except ModelConfigError as e:
+            assert "--reindex" in str(e)
+        else:
+            raise AssertionError("a repaired collection took another embedder's vectors")
     again = harness.make_store(base / "store").repair_collection(COLLECTION)
     assert not again.actions and sorted(again.reindex_paths) == sorted(reindex), again.to_dict()
     shutil.rmtree(base)

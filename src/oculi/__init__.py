@@ -89,15 +89,18 @@ def observe(image: "ImageSource") -> Observation:
 
 def generate(prompt: str, *, image: "ImageSource | None" = None, steps: int | None = None, seed: int | None = None,
              width: int | None = None, height: int | None = None, strength: float | None = None,
-             model: str | None = None) -> Any:
+             mask: "ImageSource | None" = None, model: str | None = None) -> Any:
     """Images from a prompt with the configured generator (``[tasks] generate``, e.g. a
-    ``diffusers`` model). See ``Engine.generate``; raises ``NoGeneratorError`` when none is configured.
+    ``diffusers`` model); with ``image``, that image changed toward the prompt, only inside ``mask``
+    (transparent = edit) when one is given. See ``Engine.generate``; raises ``NoGeneratorError``
+    when none is configured.
 
     Example:
         >>> oculi.generate("a red bicycle against a brick wall", seed=1).images[0].save("out.png")  # doctest: +SKIP
+        >>> oculi.generate("a blue door", image="house.png", mask="door-mask.png", seed=1)  # doctest: +SKIP
     """
     return default_engine().generate(prompt, image=image, steps=steps, seed=seed, width=width, height=height,
-                                     strength=strength, model=model)
+                                     strength=strength, mask=mask, model=model)
 
 
 def index(paths: "list[str] | str", collection: str = "default", **kw: Any) -> "IndexReport":

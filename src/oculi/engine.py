@@ -385,14 +385,19 @@ class Engine:
 
     def generate(self, prompt: str, *, image: ImageSource | None = None, steps: int | None = None, seed: int | None = None,
                  width: int | None = None, height: int | None = None, strength: float | None = None,
-                 model: str | None = None, progress: Any = None) -> Any:
-        """Images from a prompt (text-to-image), or a start image changed toward it.
+                 mask: ImageSource | None = None, model: str | None = None, progress: Any = None) -> Any:
+        """Images from a prompt (text-to-image), or a start image changed toward it (image-to-image),
+        only where ``mask`` says when one is given: a PNG the size of ``image`` whose fully
+        transparent pixels mark what to change (OpenAI's convention), or white-on-black without
+        transparency.
 
         Returns:
             ``oculi.tasks.generate.Generation`` (images, model, seed, steps).
 
         Raises:
-            NoGeneratorError: no generator configured; InputError: empty prompt, bad size or steps.
+            NoGeneratorError: no generator configured; InputError: empty prompt, bad size or steps, a
+            mask without an image, of another size or marking nothing; ModelConfigError: a mask for a
+            generator that cannot edit inside one.
 
         Example:
             >>> eng.generate("a red bicycle against a brick wall", seed=1).images[0].save("out.png")  # doctest: +SKIP
@@ -401,10 +406,27 @@ class Engine:
 
         if not prompt or not prompt.strip():
             raise InputError("the prompt is empty; say what to draw, e.g. \"a red bicycle against a brick wall\"")
+        if mask is not None and image is None:
+            raise InputError("a mask needs an image to edit (give the image too)")
         gen = self.generator(model)
         start = None if image is None else self.load_image(image).image
+        edit = None
+        if mask is not None:
+            edit = generate_task.mask_from(self._load_mask(mask), start.size)
         return generate_task.generate(gen, prompt, image=start, steps=steps, seed=seed, width=width, height=height,
-                                      strength=strength, progress=progress)
+                                      strength=strength, mask=edit, progress=progress)
+
+    def _load_mask(self, source: ImageSource) -> Image.Image:
+        """An edit mask decoded with the image limits, its transparency kept."""
+        s = self.settings
+        if isinstance(source, LoadedImage):
+            return source.image
+        if isinstance(source, Image.Image):
+            return source
+        if isinstance(source, (str, Path)):
+            return load_image(source, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels, keep_alpha=True).image
+        return load_image_bytes(bytes(source), name="mask", max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels,
+                                keep_alpha=True).image
 
     def chat(self, messages: Sequence[Any], options: Any = None, *, model: str | None = None) -> Any:
         """A configured chat model's reply to a whole conversation (``oculi.backends.base.ChatMessage``

@@ -215,8 +215,10 @@ def _draft_scale(w: int, h: int, long_side: int | None) -> int:
     return 1
 
 
-def _decode(data: bytes, name: str, max_pixels: int, draft_long_side: int | None = None) -> tuple[Image.Image, str, tuple[int, int]]:
-    """Decode to RGB; returns ``(image, format, (width, height) of the full upright image)``."""
+def _decode(data: bytes, name: str, max_pixels: int, draft_long_side: int | None = None,
+            keep_alpha: bool = False) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Decode to RGB (RGBA with ``keep_alpha`` where the image has transparency: an edit mask);
+    returns ``(image, format, (width, height) of the full upright image)``."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -250,6 +252,8 @@ def _decode(data: bytes, name: str, max_pixels: int, draft_long_side: int | None
             if img.mode != "RGB":
                 if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                     img = img.convert("RGBA")
+                    if keep_alpha:
+                        return img, fmt, full
                     bg = Image.new("RGB", img.size, (255, 255, 255))
                     bg.paste(img, mask=img.getchannel("A"))
                     img = bg
@@ -275,6 +279,7 @@ def load_image_bytes(
     max_bytes: int = 64 * 1024 * 1024,
     max_pixels: int = 80_000_000,
     draft_long_side: int | None = None,
+    keep_alpha: bool = False,
 ) -> LoadedImage:
     """Decode image bytes with oculi's limits.
 
@@ -286,6 +291,7 @@ def load_image_bytes(
         max_pixels: Largest width × height accepted.
         draft_long_side: Decode a large JPEG at a reduced size whose longer side is still at
             least this (see the module notes); ``info`` keeps the original size.
+        keep_alpha: An image with transparency stays RGBA (edit masks) instead of being laid on white.
 
     Raises:
         InputError: empty, oversized, corrupt, truncated or unsupported data.
@@ -294,7 +300,7 @@ def load_image_bytes(
         raise InputError(f"{name}: file is empty")
     if len(data) > max_bytes:
         raise InputError(f"{name}: {len(data):,} bytes is over the limit of {max_bytes:,} (OCULI_MAX_IMAGE_BYTES)")
-    img, fmt, (width, height) = _decode(data, name, max_pixels, draft_long_side)
+    img, fmt, (width, height) = _decode(data, name, max_pixels, draft_long_side, keep_alpha)
     info = ImageInfo(
         width=width,
         height=height,
@@ -311,8 +317,9 @@ def load_image(
     max_bytes: int = 64 * 1024 * 1024,
     max_pixels: int = 80_000_000,
     draft_long_side: int | None = None,
+    keep_alpha: bool = False,
 ) -> LoadedImage:
-    """Read and decode an image file (``draft_long_side`` as in ``load_image_bytes``).
+    """Read and decode an image file (``draft_long_side``, ``keep_alpha`` as in ``load_image_bytes``).
 
     Example:
         >>> loaded = load_image("photo.jpg")  # doctest: +SKIP
@@ -327,4 +334,4 @@ def load_image(
     name = str(path)
     data, _ = read_regular_file(p, max_bytes=max_bytes, name=name)
     return load_image_bytes(data, name=name, path=str(p.resolve()), max_bytes=max_bytes, max_pixels=max_pixels,
-                            draft_long_side=draft_long_side)
+                            draft_long_side=draft_long_side, keep_alpha=keep_alpha)

@@ -85,3 +85,28 @@ def test_index_and_search_with_a_brought_embedder_and_describer(cli, tmp_path: P
     assert res[0]["caption_model"] == "transformers:tiny-llava" and res[0]["caption"].strip()
     r = cli("search", "a red cat", "-c", "tiny", "--json")
     assert r.exit_code == 0 and len(json.loads(r.stdout)["results"]) >= 1, r.output
+
+
+def test_repair_of_a_garbled_collection_json_keeps_a_brought_embedders_space(cli, folders: dict[str, Path],
+                                                                             tmp_path: Path) -> None:
+    """collection.json holds which model made the vectors; a garbled one is rebuilt by repair from
+    the tables, and the items' own record of their vectors' models: the collection still refuses
+    another embedder's vectors (here the same weights under another name: another model id)."""
+    photos = tmp_path / "photos"
+    for i, colour in enumerate(("red", "blue"), 1):
+        write_png(photos / f"{colour}.png", colour, labels=[("thing", 0.9)], pattern=i)
+    assert cli("index", photos, "-c", "tiny", "--json").exit_code == 0
+    want = json.loads(cli("collections", "show", "tiny", "--json").stdout)["vector_spaces"]
+    assert want["image"] == {"model": "transformers:tiny-clip", "dim": 16}
+    meta = tmp_path / "home" / "collections" / "tiny" / "collection.json"
+    meta.write_bytes(bytes(b ^ 0x5A for b in meta.read_bytes()))  # garbled, same size
+    r = cli("collections", "repair", "tiny", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(cli("collections", "show", "tiny", "--json").stdout)["vector_spaces"] == want
+    other = tmp_path / "other-clip"
+    other.symlink_to(folders["clip"], target_is_directory=True)
+    toml = tmp_path / "home" / "oculi.toml"
+    toml.write_text(toml.read_text().replace(str(folders["clip"]), str(other)), encoding="utf-8")
+    write_png(photos / "green.png", "green", labels=[("thing", 0.9)], pattern=3)
+    r = cli("index", photos, "-c", "tiny")
+    assert r.exit_code == 4 and "transformers:tiny-clip" in r.output and "--reindex" in r.output, r.output

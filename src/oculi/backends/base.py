@@ -350,7 +350,9 @@ class TextEmbedder(Protocol):
 
 @runtime_checkable
 class ImageGenerator(Protocol):
-    """Text-to-image (and image-to-image with ``image`` and ``strength``)."""
+    """Text-to-image (and image-to-image with ``image`` and ``strength``). A generator that can edit
+    inside a mask also takes ``mask`` (white = repaint, the size of ``image``); one without that
+    keyword is refused a mask, never given one it would ignore."""
 
     def generate_image(self, prompt: str, *, image: "Image.Image | None" = None, steps: int | None = None,
                        seed: int | None = None, width: int | None = None, height: int | None = None,

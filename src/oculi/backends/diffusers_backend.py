@@ -13,7 +13,9 @@ model of this type (or a plugin's) configured::
 
 The folder loads with ``DiffusionPipeline.from_pretrained`` (whatever pipeline class its
 ``model_index.json`` names: Stable Diffusion 1.x/2.x/XL, PixArt, ...). Image-to-image reuses the
-same components through ``AutoPipelineForImage2Image.from_pipe`` (no second copy of the weights).
+same components through ``AutoPipelineForImage2Image.from_pipe`` (no second copy of the weights), and
+an edit inside a mask through ``AutoPipelineForInpainting.from_pipe`` (an inpainting checkpoint uses
+its extra UNet inputs; an ordinary one keeps the unmasked latents of the start image at every step).
 torch and diffusers are imported on ``load()``.
 """
 
@@ -61,6 +63,7 @@ class DiffusersBackend(Backend):
         self.options: DiffusersOptions = options
         self.pipe: Any = None
         self._img2img: Any = None
+        self._inpaint: Any = None
         self.device = "cpu"
         self._run_lock = threading.Lock()
 
@@ -90,11 +93,11 @@ class DiffusersBackend(Backend):
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe.to(dev)
         self.device = dev
-        self._img2img = None
+        self._img2img = self._inpaint = None
         log.info("loaded %s (%s) on %s", self.folder, type(pipe).__name__, dev)
 
     def _unload(self) -> None:
-        self.pipe = self._img2img = None
+        self.pipe = self._img2img = self._inpaint = None
 
     def _image_to_image(self) -> Any:
         if self._img2img is None:
@@ -107,6 +110,18 @@ class DiffusersBackend(Backend):
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
 
+    def _inpainting(self) -> Any:
+        if self._inpaint is None:
+            from diffusers import AutoPipelineForInpainting
+
+            try:
+                self._inpaint = AutoPipelineForInpainting.from_pipe(self.pipe)
+            except (ValueError, KeyError) as e:
+                raise ModelConfigError(f"model {self.name!r} ({type(self.pipe).__name__}) has no inpainting form, so it "
+                                       f"cannot edit inside a mask: {e}") from None
+            self._inpaint.set_progress_bar_config(disable=True)
+        return self._inpaint
+
     def _side(self, value: int | None, name: str) -> int | None:
         if value is None:
             return None
@@ -117,19 +132,26 @@ class DiffusersBackend(Backend):
 
     def generate_image(self, prompt: str, *, image: Image.Image | None = None, steps: int | None = None,
                        seed: int | None = None, width: int | None = None, height: int | None = None,
-                       strength: float | None = None, progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
-        """Images for ``prompt`` (one), or ``image`` changed toward it (image-to-image).
+                       strength: float | None = None, mask: Image.Image | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> list[Image.Image]:
+        """Images for ``prompt`` (one), or ``image`` changed toward it (image-to-image), only inside
+        ``mask`` when one is given.
 
         Args:
             prompt: What to draw.
-            image: A start image: image-to-image with ``strength`` (0 keeps it, 1 ignores it).
+            image: A start image: image-to-image with ``strength`` (0 keeps it, 1 ignores it). A start
+                image larger than 2048 pixels a side is scaled down first (aspect kept).
+            mask: With ``image``: where to edit, white (255) = repaint, black = keep (diffusers'
+                convention), the size of ``image``. ``oculi.tasks.generate.mask_from`` reads
+                OpenAI's convention (transparent = edit) into this one.
             steps: Denoising steps (default: the model's ``steps``).
             seed: Same seed, same prompt, same options → the same image.
             width, height: Output size in pixels (multiples of 8; default: the pipeline's).
             progress: Called with ``(step, steps)`` after each denoising step.
 
         Raises:
-            InputError: empty prompt, bad size, steps or strength; BackendError: the pipeline failed.
+            InputError: empty prompt, bad size, steps or strength, a mask without an image or of
+                another size; BackendError: the pipeline failed.
         """
         import torch
 
@@ -140,6 +162,10 @@ class DiffusersBackend(Backend):
             raise InputError(f"steps must be between 1 and {MAX_STEPS}; got {n_steps}")
         if strength is not None and not 0.0 < strength <= 1.0:
             raise InputError(f"strength must be in (0, 1]; got {strength}")
+        if mask is not None and image is None:
+            raise InputError("a mask needs the image it marks up (image-to-image)")
+        if mask is not None and mask.size != image.size:
+            raise InputError(f"the mask is {mask.width}x{mask.height}; the image is {image.width}x{image.height}: they must match")
         self.load()
         kw: dict[str, Any] = {"prompt": prompt, "num_inference_steps": n_steps}
         if self.options.guidance_scale is not None:
@@ -148,12 +174,19 @@ class DiffusersBackend(Backend):
             kw["generator"] = torch.Generator(device="cpu").manual_seed(int(seed))
         total = n_steps
         if image is not None:
-            pipe = self._image_to_image()
+            pipe = self._image_to_image() if mask is None else self._inpainting()
             s = strength if strength is not None else self.options.strength
-            w, h = self._side(width, "width") or image.width, self._side(height, "height") or image.height
+            iw, ih = image.size
+            if max(iw, ih) > MAX_SIDE:  # the start image's size is the output's: keep it within what a side may be
+                f = MAX_SIDE / max(iw, ih)
+                iw, ih = max(1, int(iw * f)), max(1, int(ih * f))
+            w, h = self._side(width, "width") or iw, self._side(height, "height") or ih
             step = 8
             w, h = max(step, w // step * step), max(step, h // step * step)
             kw.update(image=image.convert("RGB").resize((w, h)), strength=s)
+            if mask is not None:
+                kw.update(mask_image=mask.convert("L").resize((w, h), Image.Resampling.NEAREST), width=w, height=h)
+                kw["mask_image"] = kw["mask_image"].point(lambda v: 255 if v >= 128 else 0)
             total = max(1, int(n_steps * s))
         else:
             pipe = self.pipe
@@ -169,4 +202,8 @@ class DiffusersBackend(Backend):
                 out = pipe(**kw)
         except (RuntimeError, ValueError) as e:
             raise BackendError(f"model {self.name!r} failed to generate: {e}") from e
+        if mask is not None:
+            # the VAE round trip changes every pixel a little (its group norms see the whole image): outside the
+            # mask the start image's own pixels are put back, so an edit changes only what the mask marks
+            return [Image.composite(im.convert("RGB"), kw["image"], kw["mask_image"]) for im in out.images]
         return list(out.images)

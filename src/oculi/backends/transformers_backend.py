@@ -9,7 +9,11 @@ Two families, told apart from the folder's ``config.json`` (``kind = "auto"``) o
 * **vision-language generators** (``kind = "vlm"``; SmolVLM/Idefics3, Qwen2-VL, LLaVA,
   PaliGemma, BLIP...): ``AutoModelForImageTextToText`` + ``AutoProcessor`` and the processor's
   chat template; serve ``describe``, ``answer`` and multi-turn ``chat`` with any number of
-  images, streamed through a ``TextIteratorStreamer``.
+  images, streamed through a ``TextIteratorStreamer``. A processor without a chat template
+  (PaliGemma, BLIP) gets the task prefixes its family was trained on (``TASK_PROMPTS``) and the
+  last user turn only; images larger than ``max_image_pixels`` are scaled down first (Qwen2-VL
+  takes any size); a processor that names a video processor (Qwen2-VL, SmolVLM2) is built for
+  images alone where torchvision, which transformers' video processors need, is not installed.
 
 ``oculi.toml``::
 
@@ -47,6 +51,17 @@ log = logging.getLogger(__name__)
 EMBEDDER_TYPES = {"clip", "siglip", "siglip2", "chinese_clip", "altclip", "metaclip_2"}
 EMBED_CAPS = frozenset({"embed_image", "embed_text", "classify"})
 VLM_CAPS = frozenset({"describe", "answer", "chat"})
+# 1280 tokens of 28x28 pixels: the cap Qwen2-VL's authors suggest; 3-4x what SmolVLM, PaliGemma, LLaVA and BLIP
+# use anyway (they resize to a fixed size), so for them the cap only saves decoding and resizing time.
+MAX_IMAGE_PIXELS = 1280 * 28 * 28
+# Processors without a chat template want the task in the words they were trained on, not a chat prompt.
+# Keyed by processor class (data, not branches in the code); {question} is the user's question.
+TASK_PROMPTS: dict[str, dict[str, str]] = {
+    "PaliGemmaProcessor": {"caption": "caption en", "detailed": "describe en", "answer": "answer en {question}"},
+    "BlipProcessor": {"caption": "a picture of", "detailed": "a picture of", "answer": "question: {question} answer:"},
+}
+# Models that see exactly one image per prompt (BLIP's decoder attends to one image's features).
+ONE_IMAGE_PROCESSORS = frozenset({"BlipProcessor"})
 
 
 class TransformersOptions(BackendOptions):
@@ -59,6 +74,10 @@ class TransformersOptions(BackendOptions):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     batch_size: int = Field(8, ge=1, le=1024)
     max_new_tokens: int = Field(256, ge=1, le=32768)
+    max_image_pixels: int = Field(
+        MAX_IMAGE_PIXELS, ge=28 * 28, le=64_000_000,
+        description="a larger image is scaled down (aspect kept) before the processor sees it; bounds the image "
+                    "tokens of models that take any size (Qwen2-VL: one token per 28x28 pixels)")
     trust_remote_code: bool = False
 
 
@@ -97,20 +116,22 @@ class TransformersBackend(Backend):
             raise ModelConfigError(f"model {self.name!r}: the folder {self.options.path} does not exist")
         return self.options.path, {"revision": self.options.revision}
 
-    def _detect_kind(self) -> str:
+    def _model_type(self) -> str:
         import json
 
         src, kw = self._source()
         folder = self._folder()
         try:
             if folder is not None:
-                model_type = json.loads((folder / "config.json").read_text()).get("model_type", "")
-            else:
-                from transformers import AutoConfig
+                return str(json.loads((folder / "config.json").read_text()).get("model_type", ""))
+            from transformers import AutoConfig
 
-                model_type = AutoConfig.from_pretrained(src, trust_remote_code=self.options.trust_remote_code, **kw).model_type
+            return str(AutoConfig.from_pretrained(src, trust_remote_code=self.options.trust_remote_code, **kw).model_type)
         except (OSError, ValueError) as e:
             raise ModelConfigError(f"model {self.name!r}: cannot read the config of {self.options.path} ({e})") from None
+
+    def _detect_kind(self) -> str:
+        model_type = self._model_type()
         return "siglip" if model_type.startswith("siglip") else ("clip" if model_type in EMBEDDER_TYPES else "vlm")
 
     @property
@@ -136,17 +157,48 @@ class TransformersBackend(Backend):
         try:
             from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor
 
-            self.processor = AutoProcessor.from_pretrained(src, trust_remote_code=self.options.trust_remote_code, **kw)
+            try:
+                self.processor = AutoProcessor.from_pretrained(src, trust_remote_code=self.options.trust_remote_code, **kw)
+            except ImportError as e:
+                if "torchvision" not in str(e).lower():
+                    raise
+                self.processor = self._processor_without_video(src, kw, e)
             cls = AutoModel if kind in ("clip", "siglip") else AutoModelForImageTextToText
             model = cls.from_pretrained(src, dtype=dtype, trust_remote_code=self.options.trust_remote_code, **kw)
         except ImportError as e:
-            raise ModelConfigError(f"model {self.name!r} needs transformers: pip install 'oculi[transformers]' ({e})") from None
-        except (OSError, ValueError, KeyError) as e:
+            raise ModelConfigError(f"model {self.name!r} needs a package that is not installed: {str(e).strip()} "
+                                   "(pip install 'oculi[transformers]')") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
             hint = "" if self._folder() is not None else " (a hub id needs a network; point path at a local folder instead)"
             raise ModelConfigError(f"model {self.name!r}: {self.options.path} does not load as a {kind} model{hint}: {e}") from None
         self.model = model.to(dev).eval()
         self.device, self.dtype = dev, dtype
         log.info("loaded %s (%s) on %s as %s", self.options.path, kind, dev, dtype)
+
+    def _processor_without_video(self, src: str, kw: dict[str, Any], error: ImportError) -> Any:
+        """The model's processor without its video processor, for image-only use where torchvision is not
+        installed (transformers' video processors need it; its image processors fall back to PIL).
+        Qwen2-VL, Qwen2.5-VL and SmolVLM folders name a video processor; CPU-only installs often lack torchvision."""
+        import inspect
+
+        import transformers
+        from transformers import AutoImageProcessor, AutoTokenizer, ProcessorMixin
+        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+        cls = getattr(transformers, PROCESSOR_MAPPING_NAMES.get(self._model_type()) or "", None)
+        if cls is None or "video_processor" not in cls.get_attributes() or set(cls.get_attributes()) - {
+                "image_processor", "tokenizer", "video_processor"}:
+            raise error
+        pdict, _ = cls.get_processor_dict(src, **kw)
+        params = inspect.signature(cls.__init__).parameters
+        extra = {k: v for k, v in pdict.items() if k in params and k not in cls.get_attributes()}
+        check = cls.check_argument_for_proper_class
+        image_only = type(cls.__name__, (cls,), {  # the same processor; no video processor is asked for or consulted
+            "check_argument_for_proper_class": lambda s, n, a: None if a is None and n == "video_processor" else check(s, n, a),
+            "apply_chat_template": ProcessorMixin.apply_chat_template})
+        log.info("model %s: torchvision is not installed; its %s takes images only", self.name, cls.__name__)
+        return image_only(image_processor=AutoImageProcessor.from_pretrained(src, **kw),
+                          tokenizer=AutoTokenizer.from_pretrained(src, **kw), video_processor=None, **extra)
 
     def _unload(self) -> None:
         self.model = self.processor = None
@@ -242,13 +294,23 @@ class TransformersBackend(Backend):
 
     # --- generator -------------------------------------------------------------------------------
     def describe(self, image: Image.Image, observation: Observation | None = None, *, detailed: bool = False) -> str:
-        msgs = [ChatMessage("user", [ChatPart("image", image=image), ChatPart("text", caption_prompt(detailed))])]
+        text = self._task_prompt("detailed" if detailed else "caption") or caption_prompt(detailed)
+        msgs = [ChatMessage("user", [ChatPart("image", image=image), ChatPart("text", text)])]
         return self.chat(msgs, ChatOptions()).text.strip()
 
     def answer(self, image: Image.Image, observation: Observation | None, question: str) -> Answer:
-        msgs = [ChatMessage("user", [ChatPart("image", image=image), ChatPart("text", question)])]
+        text = (self._task_prompt("answer") or "{question}").replace("{question}", question)
+        msgs = [ChatMessage("user", [ChatPart("image", image=image), ChatPart("text", text)])]
         res, conf = self._generate(msgs, ChatOptions())
         return answer_of(question, res.text, conf)
+
+    def _task_prompt(self, task: str) -> str | None:
+        """The words a template-free processor's family was trained on for ``task`` (``TASK_PROMPTS``);
+        None for a model with a chat template, which gets oculi's own prompt as a chat turn."""
+        self._need("vlm")
+        if getattr(self.processor, "chat_template", None):
+            return None
+        return TASK_PROMPTS.get(type(self.processor).__name__, {}).get(task)
 
     def chat(self, messages: Sequence[ChatMessage], options: ChatOptions | None = None) -> ChatResult:
         """A reply to a whole conversation, every image of it given to the model."""
@@ -295,11 +357,14 @@ class TransformersBackend(Backend):
         self._need("vlm")
         images: list[Image.Image] = []
         conv: list[dict[str, Any]] = []
+        templated = bool(getattr(self.processor, "chat_template", None))
+        if not templated:  # a model without a chat template (BLIP, PaliGemma) holds no conversation: the last user turn
+            messages = [m for m in messages if m.role == "user"][-1:] or list(messages)[-1:]
         for m in messages:
             content: list[dict[str, Any]] = []
             for p in m.parts:
                 if p.type == "image" and p.image is not None:
-                    images.append(p.image.convert("RGB"))
+                    images.append(self._bounded(p.image.convert("RGB")))
                     content.append({"type": "image"})
                 elif p.text:
                     content.append({"type": "text", "text": p.text})
@@ -309,12 +374,17 @@ class TransformersBackend(Backend):
                 conv[-1]["content"].append({"type": "text", "text": JSON_INSTRUCTION})
             else:
                 conv.append({"role": "user", "content": [{"type": "text", "text": JSON_INSTRUCTION}]})
-        if getattr(self.processor, "chat_template", None):
+        if templated:
             prompt = self.processor.apply_chat_template(conv, add_generation_prompt=True)
-        else:  # a processor without a template (BLIP, PaliGemma): the last user text after the images
+        else:  # the processor puts the image tokens (PaliGemma) or the image (BLIP) before the text itself
             prompt = " ".join(c.get("text", "") for c in conv[-1]["content"] if c["type"] == "text").strip()
-        try:
-            enc = self.processor(images=images or None, text=prompt, return_tensors="pt").to(self.device)
+            if images and getattr(self.processor, "image_token", None):  # PaliGemma: "<image>" per image, then the text
+                prompt = self.processor.image_token * len(images) + prompt
+        if type(self.processor).__name__ in ONE_IMAGE_PROCESSORS and len(images) != 1:
+            raise InputError(f"model {self.name!r} ({type(self.processor).__name__}) takes exactly one image per request; "
+                             f"this conversation's last user turn has {len(images)}")
+        try:  # one prompt with its images: a nested list, which every processor reads as "these images, this text"
+            enc = self.processor(images=[images] if images else None, text=prompt, return_tensors="pt").to(self.device)
         except (ValueError, TypeError) as e:
             raise InputError(f"model {self.name!r} cannot take this conversation ({len(images)} images): {e}") from None
         if "pixel_values" in enc:
@@ -328,9 +398,16 @@ class TransformersBackend(Backend):
         if options.stop:
             from transformers import StoppingCriteriaList
 
-            kw["stopping_criteria"] = StoppingCriteriaList([_StopOnText(self.processor.tokenizer, int(enc["input_ids"].shape[1]),
-                                                                        list(options.stop))])
+            kw["stopping_criteria"] = StoppingCriteriaList([_StopOnText(self.processor.tokenizer, list(options.stop))])
         return enc, kw
+
+    def _bounded(self, image: Image.Image) -> Image.Image:
+        """``image`` scaled down (aspect kept) to at most ``max_image_pixels`` pixels."""
+        area = image.width * image.height
+        if area <= self.options.max_image_pixels:
+            return image
+        f = math.sqrt(self.options.max_image_pixels / area)
+        return image.resize((max(1, int(image.width * f)), max(1, int(image.height * f))), Image.Resampling.BICUBIC)
 
     def _generate(self, messages: Sequence[ChatMessage], options: ChatOptions) -> tuple[ChatResult, float]:
         """The reply, and its confidence: the geometric mean of the chosen tokens' probabilities."""
@@ -338,9 +415,13 @@ class TransformersBackend(Backend):
 
         enc, kw = self._inputs(messages, options)
         n_prompt = int(enc["input_ids"].shape[1])
-        with self._run_lock, torch.inference_mode():
-            out = self.model.generate(**enc, **kw, return_dict_in_generate=True, output_scores=True)
-        new = out.sequences[0, n_prompt:]  # [T]
+        try:
+            with self._run_lock, torch.inference_mode():
+                out = self.model.generate(**enc, **kw, return_dict_in_generate=True, output_scores=True)
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise BackendError(f"model {self.name!r} failed while generating: {e}") from e
+        # the new tokens are the last len(scores): BLIP's decoder returns its prompt shortened by one token
+        new = out.sequences[0, out.sequences.shape[1] - len(out.scores):]  # [T]
         logp = 0.0
         for step, tok in zip(out.scores, new.tolist()):
             logp += float(torch.log_softmax(step[0].float(), dim=-1)[tok])
@@ -358,12 +439,15 @@ class _StopOnText:
     """Stops generation once the decoded reply contains a stop string. transformers' own
     ``stop_strings`` needs a tokenizer it can map token pieces of; decoding works with any."""
 
-    def __init__(self, tokenizer: Any, n_prompt: int, stops: list[str]) -> None:
-        self.tokenizer, self.n_prompt, self.stops = tokenizer, n_prompt, [s for s in stops if s]
+    def __init__(self, tokenizer: Any, stops: list[str]) -> None:
+        self.tokenizer, self.stops = tokenizer, [s for s in stops if s]
+        self.n_prompt: int | None = None
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
+        if self.n_prompt is None:  # first call: one token is new (BLIP's decoder prompt is not the processor's)
+            self.n_prompt = int(input_ids.shape[1]) - 1
         done = [any(s in self.tokenizer.decode(row[self.n_prompt:], skip_special_tokens=True) for s in self.stops)
                 for row in input_ids]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -23,6 +23,8 @@ def generate(
     width: Optional[int] = typer.Option(None, "--width", help="Width in pixels (a multiple of 8)."),
     height: Optional[int] = typer.Option(None, "--height", help="Height in pixels (a multiple of 8)."),
     strength: Optional[float] = typer.Option(None, "--strength", min=0.01, max=1.0, help="With --image: 0 keeps the image, 1 ignores it."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="With --image: a PNG the size of the image; its fully "
+                                        "transparent pixels (or white, without transparency) are what to change."),
     model: Optional[str] = typer.Option(None, "--model", help="A configured model that generates images (default: [tasks] generate)."),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
@@ -39,6 +41,8 @@ def generate(
         raise InputError(f"{output.parent} is not a folder")
     if strength is not None and image is None:
         raise InputError("--strength needs --image (image-to-image)")
+    if mask is not None and image is None:
+        raise InputError("--mask needs --image (the image the mask marks up)")
     use_model_options(model, config, "generate_image")
     eng = get_engine()
     gen_model = eng.generator(model)  # says plainly when none is configured, before any work
@@ -49,7 +53,7 @@ def generate(
     task = bar.add_task("generating", total=None)
     with bar:
         res = eng.generate(prompt, image=image, steps=steps, seed=seed, width=width, height=height, strength=strength,
-                           model=gen_model.name, progress=lambda i, n: bar.update(task, completed=i, total=n))
+                           mask=mask, model=gen_model.name, progress=lambda i, n: bar.update(task, completed=i, total=n))
     paths = []
     for i, im in enumerate(res.images):
         p = output if i == 0 else output.with_name(f"{output.stem}-{i + 1}{output.suffix}")

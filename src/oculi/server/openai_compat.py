@@ -1,5 +1,5 @@
 """An OpenAI-compatible face: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/images/generations``,
-``/v1/models``.
+``/v1/images/edits``, ``/v1/models``.
 
 The official ``openai`` client works against it unchanged (``base_url="http://host:port/v1"``,
 ``api_key=<an oculi key>``).
@@ -18,7 +18,9 @@ Models:
 * ``oculi-text-embed`` / ``oculi-image-embed`` — embeddings of text / of images (``data:`` URLs).
 * image generation — ``POST /v1/images/generations`` with the configured generator
   (``[tasks] generate``, a ``diffusers`` model); ``b64_json`` PNGs. Without one: 400
-  ``no_generator`` naming the configuration that fixes it.
+  ``no_generator`` naming the configuration that fixes it. ``POST /v1/images/edits`` (multipart:
+  ``image``, ``prompt``, optional ``mask``) changes an image with the same generator's
+  image-to-image form (inpainting inside a mask).
 
 Chat parameters are honoured or refused with an OpenAI-shaped error carrying ``param`` and
 ``code``, never silently ignored: ``max_tokens``/``max_completion_tokens`` (words, for the built-in
@@ -584,36 +586,127 @@ def _size(size: str | None) -> tuple[int | None, int | None]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _generator(eng: Any, model: str | None) -> Any:
+    """The configured generator (``model``, else ``[tasks] generate``), or 400 ``no_generator``."""
+    from oculi.tasks.generate import NoGeneratorError
+
+    if not hasattr(eng, "generator"):
+        raise _bad("this server has no image generation", "model", "no_generator")
+    name = None if model in (None, CONFIGURED_CHAT, "") else model
+    try:
+        return eng.generator(name)
+    except NoGeneratorError as e:
+        raise _bad(str(e), "model", "no_generator") from None
+    except OculiError as e:
+        raise _bad(str(e), "model", "model_not_found" if name and name not in eng.models.names() else "no_generator") from None
+
+
+async def _generate_n(st: Any, n: int, seed: int | None, size: str | None, **kw: Any) -> dict[str, Any]:
+    """``n`` generations (seeds ``seed``, ``seed + 1``, ...) as an OpenAI images response."""
+    from oculi.tasks.generate import png_b64
+
+    first = seed if seed is not None else secrets.randbelow(2**31)
+    data, results = [], []
+    for i in range(n):
+        g = await run_model(st, "generate", st.engine.generate, seed=first + i, **kw)
+        for im in g.images:
+            data.append({"b64_json": png_b64(im), "revised_prompt": None})
+        results.append(g.to_dict())
+    return {"created": int(time.time()), "data": data, "output_format": "png", "size": size or "auto",
+            "oculi": {"model": results[0]["model"], "seeds": [r["seed"] for r in results], "steps": results[0]["steps"],
+                      "strength": results[0]["strength"]}}
+
+
 @router.post("/images/generations", summary="Generate images (OpenAI-compatible)", response_model=None)
 async def images_generations(body: ImageGenerationRequest, request: Request,
                              _: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
-    from oculi.tasks.generate import NoGeneratorError, png_b64
-
     st = get_state(request)
     if body.response_format != "b64_json":
         raise _bad("only response_format b64_json is supported: the server keeps no image files", "response_format",
                    "unsupported_value")
     width, height = _size(body.size)
-    eng = st.engine
-    if not hasattr(eng, "generator"):
-        raise _bad("this server has no image generation", "model", "no_generator")
-    name = None if body.model in (None, CONFIGURED_CHAT, "") else body.model
+    gen = _generator(st.engine, body.model)
+    return await _generate_n(st, body.n, body.seed, body.size, prompt=body.prompt, steps=body.steps, width=width,
+                             height=height, model=gen.name)
+
+
+EDIT_FIELDS = {"prompt", "model", "n", "size", "response_format", "seed", "steps", "strength", "user", "quality",
+               "background", "output_format", "input_fidelity"}
+
+
+@router.post(
+    "/images/edits", summary="Edit an image (OpenAI-compatible)", response_model=None,
+    description="multipart/form-data: a file field `image` (PNG, JPEG, WebP...), `prompt`, and optionally a file "
+    "field `mask` (a PNG the size of the image whose fully transparent pixels mark what to change), `n` (1-4), "
+    "`size` (WIDTHxHEIGHT, multiples of 8; default: the image's), `response_format` (b64_json), `model`, and "
+    "oculi's `seed`, `steps`, `strength`. Served by the configured generator's image-to-image form "
+    "(inpainting with a mask); 400 `no_generator` without one.",
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["image", "prompt"],
+        "properties": {"image": {"type": "string", "format": "binary"}, "mask": {"type": "string", "format": "binary"},
+                       "prompt": {"type": "string", "maxLength": MAX_PROMPT_CHARS}, "n": {"type": "integer"},
+                       "size": {"type": "string"}, "response_format": {"type": "string", "enum": ["b64_json"]},
+                       "model": {"type": "string"}, "seed": {"type": "integer"}, "steps": {"type": "integer"},
+                       "strength": {"type": "number"}}}}}}},
+)
+async def images_edits(request: Request, _: Principal = Depends(require(Scope.READ))) -> dict[str, Any]:
+    from starlette.datastructures import UploadFile
+
+    from oculi.server.state import field_float, field_int, field_str, read_upload
+
+    st = get_state(request)
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype != "multipart/form-data":
+        raise HTTPProblem(415, "send multipart/form-data with a file field 'image' and a field 'prompt'",
+                          "unsupported_media_type")
     try:
-        gen = eng.generator(name)
-    except NoGeneratorError as e:
-        raise _bad(str(e), "model", "no_generator") from None
-    except OculiError as e:
-        raise _bad(str(e), "model", "model_not_found" if name and name not in eng.models.names() else "no_generator") from None
-    seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
-    data, results = [], []
-    for i in range(body.n):
-        g = await run_model(st, "generate", eng.generate, body.prompt, steps=body.steps, seed=seed + i, width=width,
-                            height=height, model=gen.name)
-        for im in g.images:
-            data.append({"b64_json": png_b64(im), "revised_prompt": None})
-        results.append(g.to_dict())
-    return {"created": int(time.time()), "data": data, "output_format": "png", "size": body.size or "auto",
-            "oculi": {"model": results[0]["model"], "seeds": [r["seed"] for r in results], "steps": results[0]["steps"]}}
+        form = await request.form(max_files=3, max_fields=20, max_part_size=64 * 1024)
+    except HTTPProblem:
+        raise
+    except Exception as e:  # noqa: BLE001 - python-multipart/starlette refusal: too many files, malformed body
+        status = getattr(e, "status_code", 400)
+        raise HTTPProblem(status if 400 <= status < 500 else 400, f"malformed upload: {getattr(e, 'detail', e)}") from None
+    files: dict[str, list[UploadFile]] = {}
+    fields: dict[str, Any] = {}
+    for k, v in form.multi_items():
+        if isinstance(v, UploadFile):
+            files.setdefault("image" if k in ("image", "image[]") else k, []).append(v)
+        elif k in EDIT_FIELDS:
+            fields[k] = v
+    images, masks = files.pop("image", []), files.pop("mask", [])
+    if files:
+        raise _bad(f"unknown file field(s) {', '.join(sorted(files))}; send 'image' and optionally 'mask'", sorted(files)[0])
+    if len(images) != 1:
+        raise _bad("send exactly one file field 'image' (this server edits one image per request)", "image")
+    if len(masks) > 1:
+        raise _bad("send at most one file field 'mask'", "mask")
+    prompt = (field_str(fields, "prompt", required=True, max_len=MAX_PROMPT_CHARS) or "").strip()
+    if not prompt:
+        raise _bad("prompt is empty; say what to change, e.g. \"make the door blue\"", "prompt")
+    if (field_str(fields, "response_format", max_len=16) or "b64_json") != "b64_json":
+        raise _bad("only response_format b64_json is supported: the server keeps no image files", "response_format",
+                   "unsupported_value")
+    for name in ("quality", "background", "input_fidelity"):  # gpt-image's own knobs: refused, never ignored
+        if fields.get(name) not in (None, "", "auto"):
+            raise _bad(f"{name} is not supported by this server's generators (only auto)", name, "unsupported_parameter")
+    if (field_str(fields, "output_format", max_len=16) or "png") != "png":
+        raise _bad("only output_format png is supported", "output_format", "unsupported_value")
+    n = field_int(fields, "n", 1, 1, MAX_GENERATED)
+    size = field_str(fields, "size", max_len=16)
+    width, height = _size(size)
+    seed = field_int(fields, "seed", 0, 0, 2**31 - 1) if "seed" in fields else None
+    steps = field_int(fields, "steps", 0, 1, 500) if "steps" in fields else None
+    strength = field_float(fields, "strength", 0.0, 0.01, 1.0) if "strength" in fields else None
+    max_bytes, max_pixels = st.settings.max_image_bytes, st.settings.max_image_pixels
+    image = await read_upload(images[0], max_bytes)
+    check_image(image, max_bytes=max_bytes, max_pixels=max_pixels, name="image")
+    mask = None
+    if masks:
+        mask = await read_upload(masks[0], max_bytes)
+        check_image(mask, max_bytes=max_bytes, max_pixels=max_pixels, name="mask")
+    gen = _generator(st.engine, field_str(fields, "model", max_len=200))
+    return await _generate_n(st, n, seed, size, prompt=prompt, image=image, mask=mask, steps=steps, width=width,
+                             height=height, strength=strength, model=gen.name)
 
 
 # --- embeddings ------------------------------------------------------------------------------------

@@ -76,6 +76,33 @@ def validate_collection_name(name: str) -> str:
     return n
 
 
+# Observation.models keys naming the model that made an item's vectors of each kind: every item
+# carries its collection's vector spaces (the dims are the columns'), so ``repair`` rebuilds them
+# when the collection's own record of them (collection.json) is lost.
+VECTOR_MODEL_KEYS = {"image": "image_vectors", "text": "text_vectors"}
+
+
+def vector_models_of(spaces: Any) -> dict[str, str]:
+    """The ``Observation.models`` entries recording ``spaces`` (``{"image": {"model", "dim"}, ...}``)."""
+    return {VECTOR_MODEL_KEYS[k]: str(v["model"]) for k, v in (spaces or {}).items()
+            if k in VECTOR_MODEL_KEYS and v and v.get("model")}
+
+
+def spaces_from_item_models(models: Any, dims: dict[str, int | None]) -> dict[str, dict[str, Any]]:
+    """The vector spaces an item's ``Observation.models`` records, with the stored vectors' sizes.
+
+    Example:
+        >>> spaces_from_item_models({"image_vectors": "transformers:clip", "classifier": "x"}, {"image": 512, "text": 384})
+        {'image': {'model': 'transformers:clip', 'dim': 512}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for kind, key in VECTOR_MODEL_KEYS.items():
+        model = (models or {}).get(key) if isinstance(models, dict) else None
+        if isinstance(model, str) and model and dims.get(kind):
+            out[kind] = {"model": model, "dim": int(dims[kind])}  # type: ignore[arg-type]
+    return out
+
+
 def item_id(sha256: str, frame_index: int | None = None) -> str:
     """Stable id of an item: the content hash (and, for a frame of footage, its index).
 

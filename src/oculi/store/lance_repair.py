@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from oculi.store.base import VECTOR_MODEL_KEYS, spaces_from_item_models
 from oculi.store.integrity import (
     RECORD_FILE,
     FileKind,
@@ -262,7 +263,9 @@ def _drop_fragments(tdir: Path, t: Any, frags: list[FragmentRef]) -> None:
 
 
 def _rebuild_meta(root: Path, name: str) -> None:
-    """A new collection.json from what the tables say (vector sizes, models, creation time)."""
+    """A new collection.json from what the tables say (vector sizes, models, creation time) and
+    the vector spaces the newest item records (``store.base.VECTOR_MODEL_KEYS``): a collection of
+    a brought embedder's vectors keeps refusing another embedder's after the repair."""
     import json
 
     import lancedb
@@ -282,12 +285,33 @@ def _rebuild_meta(root: Path, name: str) -> None:
             schema = t.schema
             meta["text_dim"] = schema.field("text_vec").type.list_size
             meta["image_dim"] = schema.field("image_vec").type.list_size
-            rows = t.search().select(["observation"]).limit(1).to_arrow().column("observation").to_pylist()
-            if rows and rows[0]:
-                meta["models"] = dict(json.loads(rows[0]).get("models") or {})
+            models = _newest_item_models(t)
+            if models is not None:
+                meta["models"] = {k: v for k, v in models.items() if k not in VECTOR_MODEL_KEYS.values()}
+                spaces = spaces_from_item_models(models, {"image": meta["image_dim"], "text": meta["text_dim"]})
+                if spaces:
+                    meta["vector_spaces"] = spaces
         except Exception:  # noqa: BLE001 - an unreadable items table leaves dims to the next index run
             log.debug("reading the items table for collection.json failed", exc_info=True)
     write_json_atomic(root / META_FILE, meta)
+
+
+def _newest_item_models(table: Any) -> dict[str, Any] | None:
+    """``Observation.models`` of the item indexed last (every item of a collection is in one vector
+    space; after a re-index with another model, the last written is in the new one)."""
+    import json
+
+    from oculi.store.lance import sql_str
+
+    arrow = table.search().select(["id", "indexed_at"]).limit(None).to_arrow()
+    if arrow.num_rows == 0:
+        return None
+    when = arrow.column("indexed_at").to_pylist()
+    newest = max(range(len(when)), key=lambda i: when[i] if when[i] is not None else float("-inf"))
+    rid = arrow.column("id")[newest].as_py()
+    rows = table.search().where(f"id = {sql_str(rid)}").select(["observation"]).limit(1).to_arrow()
+    raw = rows.column("observation")[0].as_py() if rows.num_rows else None
+    return dict(json.loads(raw).get("models") or {}) if raw else None
 
 
 def _rebuild_damaged_indexes(coll: Any, before: Any, rep: RepairReport) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ from oculi.tasks import index as index_mod
 from oculi.tasks.index import IndexProgress, observation_document, read_exif, walk_images
 from oculi.tasks.index import api as api_mod
 from oculi.tasks.index import walk as walk_mod
-from tests.search_fakes import PALETTE, fake_engine, write_png
+from tests.search_fakes import PALETTE, TEXT_DIM, fake_engine, write_png
 
 
 @pytest.fixture()
@@ -289,3 +290,15 @@ def test_refresh_documents_without_perception(env, monkeypatch: pytest.MonkeyPat
     assert after["doc"] == "new doc zebra" and after["caption"] == "new caption" and after["objects"] == []
     assert after["thumbnail"] == before["thumbnail"] and after["time"] == before["time"]
     assert coll.count() == 8 and coll.keyword_search("zebra", k=10)
+
+    # a refresh after a change of the sentence encoder: the rewritten text vectors' model is recorded
+    # by the collection and named on every item (what `collections repair` reads back)
+    from oculi.backends.base import VectorSpace
+
+    image_before = coll.vector_spaces()["image"]
+    monkeypatch.setattr(eng.backend("embed_text"), "text_space", VectorSpace("fake-text-v2", TEXT_DIM), raising=False)
+    assert library.refresh("lib") == 8
+    assert coll.vector_spaces() == {"image": image_before, "text": {"model": "fake-text-v2", "dim": TEXT_DIM}}
+    obs = coll.get_items([car], columns=["observation"])[0]["observation"]
+    models = (json.loads(obs) if isinstance(obs, str) else obs)["models"]
+    assert models["text_vectors"] == "fake-text-v2" and models["image_vectors"] == image_before["model"]

@@ -17,12 +17,12 @@ import numpy as np
 from oculi.core.errors import InputError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits
-from oculi.store.base import Collection, ItemRecord, item_from_row
+from oculi.store.base import Collection, ItemRecord, item_from_row, vector_models_of
 from oculi.store.blobs import BlobStore
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.pipeline import BATCH_SIZE, IndexPipeline
 from oculi.tasks.index.report import IndexProgress, IndexReport, ProgressFn, StopFn
-from oculi.tasks.index.spaces import guard_collection
+from oculi.tasks.index.spaces import current_spaces, guard_collection, record_spaces, stored_spaces
 from oculi.tasks.index.stages import DESCRIBER_KEY, ImagePreparer, KnownItems, describer_id
 from oculi.tasks.index.walk import FoundFile, is_under, walk_images
 from oculi.tasks.vision import Vision
@@ -213,11 +213,17 @@ def _refreshed_caption(vision: Vision, obs: Observation, item: Any) -> str:
         return item.caption
 
 
-def _refreshed_observation(item: Any, caption: str, describer: str | None) -> dict[str, Any]:
-    """The stored observation, naming the model that wrote ``caption`` when it was rewritten."""
-    if describer is None or caption == item.caption:
+def _refreshed_observation(item: Any, caption: str, describer: str | None,
+                           text_models: dict[str, str] | None = None) -> dict[str, Any]:
+    """The stored observation, naming the model that wrote ``caption`` when it was rewritten, and
+    the model of the rewritten text vector (``text_models``: ``store.base.vector_models_of``)."""
+    extra = dict(text_models or {})
+    if describer is not None and caption != item.caption:
+        extra[DESCRIBER_KEY] = describer
+    models = item.observation.get("models") or {}
+    if all(models.get(k) == v for k, v in extra.items()):
         return item.observation
-    return {**item.observation, "models": {**(item.observation.get("models") or {}), DESCRIBER_KEY: describer}}
+    return {**item.observation, "models": {**models, **extra}}
 
 
 def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn | None = None,
@@ -229,7 +235,12 @@ def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn 
     done = 0
     t0 = time.monotonic()
     describer = describer_id(vision)
+    current = current_spaces(vision)
+    text_space = (current or {}).get("text")
+    text_models = vector_models_of({"text": text_space}) if text_space else {}
     with coll.writer():
+        if text_space:  # the text vectors are all rewritten by this encoder: the collection records its space
+            record_spaces(coll, {**stored_spaces(coll), "text": text_space})
         ids = sorted(coll.item_ids())
         for start in range(0, len(ids), batch_size):
             rows = coll.get_items(ids[start : start + batch_size], columns=list(_ALL_ITEM_COLUMNS))
@@ -238,7 +249,8 @@ def refresh_documents(vision: Vision, coll: Collection, *, progress: ProgressFn 
                     ((Observation.from_dict(it.observation), it) for it in items)]
             vecs = np.asarray(vision.embed_texts([d.summary for d in docs]), dtype=np.float32)
             coll.update_items([
-                replace(it, caption=d.caption, doc=d.doc, observation=_refreshed_observation(it, d.caption, describer), labels=d.labels, objects=d.objects,
+                replace(it, caption=d.caption, doc=d.doc, labels=d.labels, objects=d.objects,
+                        observation=_refreshed_observation(it, d.caption, describer, text_models),
                         object_terms=d.object_terms, colours=d.colours, text=d.text, track_ids=d.track_ids,
                         text_vec=vecs[i])
                 for i, (it, d) in enumerate(zip(items, docs))

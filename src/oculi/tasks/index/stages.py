@@ -34,11 +34,11 @@ import numpy as np
 from oculi.core.errors import InputError, ModelAssetError, OculiError, StoreFullError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, read_regular_file, sniff_format
-from oculi.store.base import Collection, FileRecord, ItemRecord, item_id
+from oculi.store.base import Collection, FileRecord, ItemRecord, item_id, vector_models_of
 from oculi.store.blobs import BlobStore, content_key
 from oculi.tasks.index.document import observation_document
 from oculi.tasks.index.metadata import ExifMeta, make_thumbnail, read_exif
-from oculi.tasks.index.spaces import record_spaces
+from oculi.tasks.index.spaces import current_spaces, record_spaces
 from oculi.tasks.index.walk import FoundFile
 from oculi.tasks.vision import Vision
 
@@ -223,8 +223,10 @@ def build_items(vision: Vision, perceived: Sequence[tuple[PreparedImage, Observa
     if not perceived:
         return []
     describer = describer_id(vision)
-    obs_list = [replace(o, image=replace(o.image, path=p.src.path),
-                        models={**o.models, DESCRIBER_KEY: describer} if describer else o.models)
+    # each item names the models of its vectors too: a copy of the collection's vector spaces that
+    # `collections repair` reads back when collection.json is lost (store.base.VECTOR_MODEL_KEYS)
+    extra = {**vector_models_of(current_spaces(vision)), **({DESCRIBER_KEY: describer} if describer else {})}
+    obs_list = [replace(o, image=replace(o.image, path=p.src.path), models={**o.models, **extra} if extra else o.models)
                 for p, o in perceived]
     docs = [observation_document(o, describe_with(vision, o, p.loaded)) for (p, _), o in zip(perceived, obs_list)]
     text_vecs = np.asarray(vision.embed_texts([d.summary for d in docs]), dtype=np.float32)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from typing import Any, BinaryIO, Iterator, Sequence
 
 import numpy as np
 
-from oculi.core.errors import InputError, NotFoundError, OculiError, StoreFullError
+from oculi.core.errors import InputError, NotFoundError, OculiError, StoreFullError, StoreUnavailableError
 from oculi.store.base import (
     SEARCH_COLUMNS,
     STORE_SCHEMA_VERSION,
@@ -65,7 +66,7 @@ from oculi.store.base import (
     glob_to_regex,
     validate_collection_name,
 )
-from oculi.store.blobs import check_key
+from oculi.store.blobs import BlobRoot, BlobStore, check_key, repair_blobs, verify_blobs
 from oculi.store.integrity import CollectionCheck, RepairReport
 from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable, record_type_of
 
@@ -83,6 +84,14 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 100
 VECTOR_COLUMNS = ("text_vec", "image_vec")
+#: The vector columns ``optimize`` builds HNSW indexes on (the image vector costs ~3.3x the text
+#: vector's build; ``benchmarks/bench_store.py --ann text_vec`` indexes the text vector alone).
+ANN_COLUMNS: tuple[str, ...] = VECTOR_COLUMNS
+#: Upper bound on ``maintenance_work_mem`` for an HNSW build on a server on another machine (its
+#: memory is unknown here; a larger server setting is kept). A server on this machine may use up
+#: to ``LOCAL_BUILD_MEMORY_SHARE`` of the memory available now.
+REMOTE_BUILD_MEMORY_MAX = 1 << 30
+LOCAL_BUILD_MEMORY_SHARE = 0.5
 
 _ITEM_COLUMNS: dict[str, str] = {
     "id": "text PRIMARY KEY", "sha256": "text", "path": "text", "name": "text", "kind": "text", "source_id": "text",
@@ -143,6 +152,55 @@ def _lock_key(*parts: str) -> int:
     return int.from_bytes(hashlib.sha256("\x00".join(("oculi", *parts)).encode()).digest()[:8], "big", signed=True)
 
 
+def hnsw_graph_bytes(rows: int, dim: int, m: int = HNSW_M) -> int:
+    """Memory pgvector's HNSW build needs to hold the whole graph (``maintenance_work_mem``).
+
+    Per row: the float32 vector (4 bytes per dimension plus a header), the layer-0 neighbour list
+    (2m candidates of 16 bytes) and the rarer upper layers, and the element itself (heap ids,
+    offsets): ~(4·dim + 40·m + 256) bytes, plus 15% headroom. Past this pgvector keeps building
+    on disk, many times slower ("hnsw graph no longer fits into maintenance_work_mem").
+    """
+    return int(1.15 * rows * (4 * dim + 40 * m + 256)) + (64 << 20)
+
+
+def available_memory() -> int:
+    """Bytes of memory available on this machine now (``MemAvailable``; 0 if unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def hnsw_build_settings(rows: int, dim: int, *, current_mem: int, local: bool, available: int,
+                        cpus: int | None) -> dict[str, int]:
+    """``maintenance_work_mem`` (bytes) and ``max_parallel_maintenance_workers`` for one HNSW build.
+
+    Memory: enough for the graph (``hnsw_graph_bytes``), never less than the server's own setting,
+    and at most ``LOCAL_BUILD_MEMORY_SHARE`` of the available memory when the server runs on this
+    machine (``REMOTE_BUILD_MEMORY_MAX`` otherwise). It is asked for, not reserved: the leader
+    and workers hold the graph in one shared segment of this size. Workers: on this machine one
+    per core besides the leader (pgvector >= 0.6 builds HNSW in parallel); a remote server keeps
+    its own setting (-1 here).
+
+    Example:
+        >>> s = hnsw_build_settings(1_000_000, 384, current_mem=64 << 20, local=True, available=16 << 30, cpus=2)
+        >>> round(s["maintenance_work_mem"] / 2**30, 1), s["max_parallel_maintenance_workers"]
+        (2.7, 1)
+    """
+    want = hnsw_graph_bytes(rows, dim)
+    cap = int(LOCAL_BUILD_MEMORY_SHARE * available) if local and available > 0 else REMOTE_BUILD_MEMORY_MAX
+    mem = max(current_mem, min(want, cap))
+    workers = max(0, (cpus or 1) - 1) if local else -1
+    return {"maintenance_work_mem": mem, "max_parallel_maintenance_workers": workers}
+
+
 def redact(url: str) -> str:
     """The URL without its password."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
@@ -162,12 +220,15 @@ class PgStore:
     Args:
         url: ``postgresql://user[:password]@host[:port]/db`` (libpq URL; ``?host=/socket/dir`` works).
         home: This machine's oculi home: where blobs that a reader needs as a file are cached.
+        blobs: Where uploads' bytes go when not in the ``oculi_blobs`` table (the default):
+            an S3-compatible bucket or a shared folder (``oculi.store.blobs.open_blob_root``).
     """
 
-    def __init__(self, url: str, *, home: Path | str | None = None) -> None:
+    def __init__(self, url: str, *, home: Path | str | None = None, blobs: BlobRoot | None = None) -> None:
         self._url = url
         self.url = redact(url)
         self.home = Path(home) if home is not None else None
+        self.blob_root = blobs
         self._local = threading.local()
         self._conns: list[Any] = []
         self._clock = threading.Lock()
@@ -182,7 +243,7 @@ class PgStore:
         try:
             conn = psycopg.connect(self._url, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as e:
-            raise OculiError(f"cannot connect to the PostgreSQL store {self.url}: {str(e).strip().splitlines()[0]}") from None
+            raise StoreUnavailableError(f"cannot connect to the PostgreSQL store {self.url}: {str(e).strip().splitlines()[0]}") from None
         if self._ready:
             self._register(conn)
         return conn
@@ -337,8 +398,10 @@ class PgStore:
         base = self.home if self.home is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "oculi-blob-cache"
         return base / "cache" / "pg-blobs" / hashlib.sha256(self._url.encode()).hexdigest()[:12] / str(cid)
 
-    def blobs(self, name: str) -> "PgBlobStore":
+    def blobs(self, name: str) -> BlobStore:
         c = self.open_collection(name)
+        if self.blob_root is not None:
+            return self.blob_root.collection(c.name)
         return PgBlobStore(self, c.cid, c.name)
 
     # --- integrity -------------------------------------------------------------------------------
@@ -351,7 +414,10 @@ class PgStore:
         chk.notes.append("PostgreSQL guards the bytes (WAL, page checksums when enabled); every table and index was read")
         for table, n in c.table_counts().items():
             chk.tables[table] = {"rows": n, "ok": True}
-        chk.blobs_checked = int(self.conn().execute("SELECT count(*) FROM oculi_blobs WHERE coll=%s", (c.cid,)).fetchone()[0])
+        if self.blob_root is not None:  # uploads live outside the database: read and hash each one
+            verify_blobs(self.blob_root.collection(c.name), chk, hashes=hashes, where=f"{self.blob_root.url}/{c.name}/")
+        else:
+            chk.blobs_checked = int(self.conn().execute("SELECT count(*) FROM oculi_blobs WHERE coll=%s", (c.cid,)).fetchone()[0])
         chk.elapsed_s = time.monotonic() - t0
         return chk
 
@@ -365,6 +431,8 @@ class PgStore:
             if c.has_items_table():
                 self.conn().execute(f"REINDEX TABLE {c.items_table}")
                 rep.actions.append(f"rebuilt the indexes of {c.items_table}")
+            if self.blob_root is not None:  # uploads in a bucket: damaged ones set aside there
+                repair_blobs(self.blob_root, c.name, rep)
         rep.elapsed_s = time.monotonic() - t0
         return rep
 
@@ -395,6 +463,9 @@ class PgBlobStore:
         if row is None:
             raise NotFoundError(f"no blob {key!r} in collection {self.name!r}")
         return bytes(row[0])
+
+    def open(self, key: str) -> BinaryIO:
+        return io.BytesIO(self.get(key))
 
     def exists(self, key: str) -> bool:
         return self.store.conn().execute("SELECT 1 FROM oculi_blobs WHERE coll=%s AND key=%s",
@@ -631,11 +702,15 @@ class PgCollection:
         return hits
 
     def _exact(self, sel: str, cols: list[str], col: str, qv: Any, where: str, params: list[Any], k: int) -> list[Hit]:
+        """The exact top ``k`` of the rows the filter keeps (their asked-for columns and the vector,
+        materialised, then sorted). At 1M items a 1% filter is 10,000 rows on as many heap pages:
+        reading them is the cost (~90 ms of a ~100 ms query from the OS cache with 128 MB
+        ``shared_buffers``; docs/CAPACITY.md)."""
         with self.store.transaction() as cur:
             cur.execute("SET LOCAL enable_indexscan = off")  # no HNSW: an exact sort over the filtered rows
             cur.execute(
-                f"WITH m AS MATERIALIZED (SELECT * FROM {self.items_table} WHERE {where}) "
-                f"SELECT {sel}, ({col} <=> %s) AS _d FROM m ORDER BY _d LIMIT %s",
+                f"WITH m AS MATERIALIZED (SELECT {sel}, {col} AS _v FROM {self.items_table} WHERE {where}) "
+                f"SELECT {sel}, (_v <=> %s) AS _d FROM m ORDER BY _d LIMIT %s",
                 (*params, qv, int(k)),
             )
             return self._hits(cur, cols)
@@ -846,18 +921,41 @@ class PgCollection:
         n = self.count()
         have = {ix["name"] for ix in self.indices()}
         if n >= ANN_MIN_ROWS or (force_ann and n >= 2):
-            for col in VECTOR_COLUMNS:
+            dims = dict(zip(VECTOR_COLUMNS, self._meta()[3:5]))
+            for col in ANN_COLUMNS:
                 name = f"{self.items_table}_{col}_hnsw"
                 if name not in have:
-                    log.info("building the HNSW index on %s.%s (%d rows)", self.name, col, n)
-                    c = self._c()
-                    c.execute("SET maintenance_work_mem = '512MB'")
-                    c.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.items_table} USING hnsw ({_q(col)} vector_cosine_ops) "
-                              f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
-                    c.execute("RESET maintenance_work_mem")
+                    self._build_hnsw(name, col, n, int(dims[col]))
                     done[col] = "built"
         self._c().execute(f"ANALYZE {self.items_table}")
         return done
+
+    def _build_hnsw(self, name: str, col: str, rows: int, dim: int) -> None:
+        """``CREATE INDEX ... USING hnsw`` with memory for the whole graph and parallel workers
+        (``hnsw_build_settings``), in a transaction of its own so the settings end with it.
+        pgvector's notices (a graph that outgrew its memory) are logged as warnings."""
+        c = self._c()
+        host = c.info.host or ""
+        local = host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+        current = int(c.execute("SELECT setting::bigint * 1024 FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()[0])
+        s = hnsw_build_settings(rows, dim, current_mem=current, local=local, available=available_memory(), cpus=os.cpu_count())
+        log.info("building the HNSW index on %s.%s (%d rows, %d-d; maintenance_work_mem %d MB, %s parallel workers)",
+                 self.name, col, rows, dim, s["maintenance_work_mem"] >> 20,
+                 s["max_parallel_maintenance_workers"] if s["max_parallel_maintenance_workers"] >= 0 else "server's")
+
+        def notice(diag: Any) -> None:
+            log.warning("PostgreSQL, building %s: %s", name, diag.message_primary)
+
+        c.add_notice_handler(notice)
+        try:
+            with self.store.transaction() as cur:
+                cur.execute(f"SET LOCAL maintenance_work_mem = '{s['maintenance_work_mem'] >> 10}kB'")
+                if s["max_parallel_maintenance_workers"] >= 0:
+                    cur.execute(f"SET LOCAL max_parallel_maintenance_workers = {s['max_parallel_maintenance_workers']}")
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.items_table} USING hnsw ({_q(col)} vector_cosine_ops) "
+                            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+        finally:
+            c.remove_notice_handler(notice)
 
     def ensure_indexes(self) -> list[str]:
         return sorted(self.optimize())
@@ -911,4 +1009,4 @@ class PgCollection:
             return int(cur.rowcount)
 
 
-__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "redact"]
+__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "hnsw_build_settings", "hnsw_graph_bytes", "redact"]

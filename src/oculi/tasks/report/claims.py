@@ -294,7 +294,8 @@ def _asserted(sentence: str, m: re.Match) -> bool:
 
 
 _PASSED = re.compile(r"\bpass(?:ed|es)?\b")
-_FAILED = re.compile(r"\b(fail(?:ed|s|ure)?|defect(?:s|ive)?|reject(?:ed)?|anomal(?:y|ies|ous))\b")
+# "anomaly score" is the measure every image has, not a finding of one
+_FAILED = re.compile(r"\b(fail(?:ed|s|ure)?|defect(?:s|ive)?|reject(?:ed)?|anomal(?:y|ies|ous)(?!\s+(?:score|model|threshold)))\b")
 _NO_ANOMALY = re.compile(r"\b(no|not any|without|never)\s+(?:\w+\s+)?(anomal\w*|defects?|failures?)\b")
 
 

@@ -60,8 +60,10 @@ def test_verdicts_the_report_does_not_reach(scenarios) -> None:
     assert rep.summary == ["Not every part passed. The record for part 4711 is contradicted by the inspection."]
     assert rep.rejected[0].reasons == ("says every image passed, but one failed inspection",)
     rep = insp.report(narrator=lambda rep: "Part 4712 failed inspection. Part 4711 failed inspection. "
-                                           "No anomaly was found in any part. Part 4712 shows no anomaly.")
-    assert rep.summary == ["Part 4711 failed inspection. Part 4712 shows no anomaly."]
+                                           "No anomaly was found in any part. Part 4712 shows no anomaly. "
+                                           "The anomaly score of part 4712 is below the threshold.")
+    assert rep.summary == ["Part 4711 failed inspection. Part 4712 shows no anomaly. "
+                           "The anomaly score of part 4712 is below the threshold."]
     assert {r.sentence: r.reasons for r in rep.rejected} == {
         "Part 4712 failed inspection.": ("says part-4712.png failed or shows an anomaly, but it passed inspection",),
         "No anomaly was found in any part.": ("says there is no anomaly, but an image failed inspection",)}

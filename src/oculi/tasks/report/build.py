@@ -521,7 +521,8 @@ def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None 
     ev.verdicts = report_verdicts(rep)
     for im in rep.images:
         if im.inspection:
-            add_image_verdict(ev, im.name, bool(im.inspection.get("pass", im.inspection.get("passed"))))
+            add_image_verdict(ev, im.name, bool(im.inspection.get("pass", im.inspection.get("passed"))),
+                              float(im.inspection["score"]) if im.inspection.get("score") is not None else None)
     for im in rep.images:  # what the classifier's labels are kinds of (the captions hedge with them)
         for lab in im.observation.labels[:3]:
             if lab.score >= LABEL_HEDGED:
@@ -570,7 +571,7 @@ def _narrate(rep: Report, narrator: Narrator, vocab: Vocabulary, embed: EmbedFn 
                 rep.rejected.append(Rejection(s, tuple(problems), "narrator"))
             else:
                 kept.append(s)
-        prose = " ".join(kept)
+        prose = " ".join(dict.fromkeys(kept))  # a small model repeats itself
         if ev.embed_error:
             rep.warnings.append(f"the sentence encoder failed ({ev.embed_error}); the narrator's sentences were checked "
                                 f"word by word only")

@@ -299,12 +299,12 @@ _FAILED = re.compile(r"\b(fail(?:ed|s|ure)?|defect(?:s|ive)?|reject(?:ed)?|anoma
 _NO_ANOMALY = re.compile(r"\b(no|not any|without|never)\s+(?:\w+\s+)?(anomal\w*|defects?|failures?)\b")
 
 
-def add_image_verdict(ev: ClaimEvidence, name: str, passed: bool) -> None:
-    """What an inspected image may be called in prose (``part-4711.png``, ``part-4711``, ``4711``)
-    and its verdict; a number two images share names neither."""
+def add_image_verdict(ev: ClaimEvidence, name: str, passed: bool, score: float | None = None) -> None:
+    """What an inspected image may be called in prose (``part-4711.png``, ``part-4711``, ``4711``,
+    its anomaly score as printed: ``0.91``) and its verdict; a key two images share names neither."""
     stem = name.rsplit(".", 1)[0].lower()
     verdict = "passed" if passed else "failed"
-    keys = {name.lower(), stem} | set(re.findall(r"\d{3,}", stem))
+    keys = {name.lower(), stem} | set(re.findall(r"\d{3,}", stem)) | ({f"{score:.2f}"} if score is not None else set())
     for k in keys:
         ev.image_verdicts[k] = (name, verdict) if k not in ev.image_verdicts else ("", "")
 

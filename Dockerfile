@@ -12,9 +12,9 @@ RUN python -m pip install --index-url "$TORCH_INDEX" torch==2.13.0
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# `ray` for `oculi index --engine ray` against a cluster; the PostgreSQL store's driver comes
-# with the store's own extra when it lands (see docs/DEPLOY.md)
-RUN python -m pip install ".[ray]" \
+# `ray` for `oculi index --engine ray` against a cluster, `postgres` for OCULI_STORE=postgresql://...,
+# `s3` for OCULI_BLOBS=s3://... (see docs/DEPLOY.md)
+RUN python -m pip install ".[ray,postgres,s3]" \
     && useradd --system --uid 10001 --home-dir /data/oculi oculi \
     && mkdir -p /data/oculi /opt/oculi/assets \
     && oculi models pull \

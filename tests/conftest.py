@@ -68,5 +68,33 @@ def pg_server():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """The endpoint of a real S3-compatible server on loopback for this session (``moto[server]``,
+    a dev dependency). Tests make their own buckets (``tests.s3util.make_bucket``)."""
+    from tests.s3util import start_server
+
+    srv, endpoint = start_server()
+    yield endpoint
+    srv.stop()
+
+
+@pytest.fixture()
+def s3_blobs(s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``OCULI_BLOBS=s3://<fresh bucket>/oculi`` on the test server, with its endpoint and
+    credentials in the environment (which processes the test starts inherit) and a fresh
+    ``OCULI_HOME`` for the download cache; returns the blobs URL."""
+    from tests.s3util import TEST_CREDENTIALS, make_bucket
+
+    url = f"s3://{make_bucket(s3_server)}/oculi"
+    for k, v in {**TEST_CREDENTIALS, "OCULI_S3_ENDPOINT": s3_server, "OCULI_BLOBS": url}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    if "OCULI_HOME" not in os.environ:
+        monkeypatch.setenv("OCULI_ASSETS_DIR", str(Settings().assets_dir))
+        monkeypatch.setenv("OCULI_HOME", str(tmp_path / "home"))
+    return url
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OCULI_LOG", "warning")

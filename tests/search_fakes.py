@@ -7,7 +7,9 @@
 - the visual embedding is the image shrunk to 8×8 RGB (so a resized copy is near-identical);
 - the text embedding hashes words into 64 dimensions (texts sharing words are similar).
 
-``OCULI_FAKE_DELAY`` (seconds per image) slows perception down for interrupt tests;
+- frame detection (footage) finds one "person": the box around the saturated red pixels;
+
+``OCULI_FAKE_DELAY`` (seconds per image or frame) slows perception down for interrupt tests;
 ``OCULI_FAKE_LOG`` (a file) gets one line per image perceived, so a test can count perception work.
 Use ``fake_engine(home)`` for an ``Engine`` wired to it.
 """
@@ -96,6 +98,20 @@ class FakeBackend:
                                    embedding=self._embed_image(img), models={"fake": "1"}))
         return out
 
+    # FrameDetector
+    def detect_frames(self, images: Sequence[Image.Image], *, min_score: float) -> list[list[DetectedObject]]:
+        out = []
+        for img in images:
+            if self.delay:
+                time.sleep(self.delay)
+            a = np.asarray(img.convert("RGB"), dtype=np.int16)  # [H, W, 3]
+            ys, xs = np.nonzero((a[..., 0] > 150) & (a[..., 1] < 90) & (a[..., 2] < 90))
+            if len(xs) < 4:
+                out.append([])
+                continue
+            out.append([DetectedObject("person", 0.9, Box(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))])
+        return out
+
     # ImageEmbedder
     def _embed_image(self, img: Image.Image) -> np.ndarray:
         v = np.asarray(img.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR), dtype=np.float32).reshape(-1)
@@ -160,4 +176,25 @@ def write_png(path: Path, colour: str | tuple[int, int, int] = "red", size: tupl
         info.add_text("fake_crash", "1")
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format="PNG", pnginfo=info)
+    return path
+
+
+def write_walk_clip(path: Path, seconds: float = 20.0, *, fps: int = 4, size: tuple[int, int] = (160, 96)) -> Path:
+    """A small H.264 clip (PyAV): a red figure walking left to right over grey, which the fake
+    frame detector sees as one person."""
+    import av
+
+    w, h = size
+    n = int(seconds * fps)
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            a = np.full((h, w, 3), 90, np.uint8)  # [H, W, 3]
+            x = int(4 + (w - 24) * i / max(1, n - 1))
+            a[h // 3: h // 3 + h // 2, x: x + 16] = (230, 20, 20)
+            for pk in st.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                out.mux(pk)
+        for pk in st.encode():
+            out.mux(pk)
     return path

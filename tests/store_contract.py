@@ -328,15 +328,40 @@ class StoreContract:
         assert where == b.location(key) and b.exists(key) and b.get(key) == data
         assert b.put(key, data) == where  # idempotent
         assert b.local_path(key).read_bytes() == data
+        with b.open(key) as f:
+            assert f.read(5) == data[:5] and f.read() == data[5:]
         vkey = content_key(sha, ".mp4", folder="videos")
         b.put_stream(vkey, io.BytesIO(data))
         assert sorted(b.keys()) == sorted([key, vkey]) and list(b.keys("videos/")) == [vkey]
-        with pytest.raises(InputError):
-            b.put("../../etc/passwd", b"x")
+        for bad in ("../../etc/passwd", "/abs", "a/../../b", ".hidden", "a//b", "a\\b", "a/b/c/d/e", "x" * 200, ""):
+            with pytest.raises(InputError):
+                b.put(bad, b"x")
+            with pytest.raises(InputError):
+                b.get(bad)
         b.delete(vkey)
         assert not b.exists(vkey)
         with pytest.raises(NotFoundError):
             b.get(vkey)
+        with pytest.raises(NotFoundError):
+            b.open(vkey)
+        assert list(store.blobs(store.create_collection("other").name).keys()) == []  # one collection's blobs only
+
+    def test_blobs_are_seen_by_another_process_and_checked(self, store: Store, store_url: str) -> None:
+        store.create_collection("up")
+        data = b"\x89PNG other bytes " * 50
+        key = content_key(hashlib.sha256(data).hexdigest(), ".png")
+        store.blobs("up").put(key, data)
+        p = child("""
+            import hashlib
+            b = store.blobs("up")
+            [k] = list(b.keys())
+            print(k, hashlib.sha256(b.get(k)).hexdigest())
+        """, store_url)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.split() == [key, hashlib.sha256(data).hexdigest()]
+        chk = store.check_collection("up")
+        assert chk.ok and chk.blobs_checked == 1, chk.to_dict()
 
     # --- locks -----------------------------------------------------------------------------------
     def test_one_writer_at_a_time_across_processes(self, store: Store, store_url: str) -> None:

@@ -39,11 +39,11 @@ CONFIG_FILE = "oculi.toml"
 #: Top-level keys of ``oculi.toml`` that ``Settings`` itself reads (``store = "postgresql://..."``,
 #: ``engine = "ray"``, ``ray_address = "ray://head:10001"``);
 #: the model configuration reader passes over them.
-SETTINGS_KEYS = frozenset({"store", "engine", "ray_address"})
+SETTINGS_KEYS = frozenset({"store", "blobs", "engine", "ray_address"})
 
 
 def _toml_settings(path: Path) -> dict[str, str]:
-    """The top-level settings of ``oculi.toml`` (``store``, ``engine``, ``ray_address``), if any."""
+    """The top-level settings of ``oculi.toml`` (``store``, ``blobs``, ``engine``, ``ray_address``), if any."""
     import tomllib
 
     try:
@@ -54,7 +54,8 @@ def _toml_settings(path: Path) -> dict[str, str]:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"{path}: {e}") from None
     out = {}
-    for key, what in (("store", "a path or a postgresql:// URL"), ("engine", '"local" or "ray"'),
+    for key, what in (("store", "a path or a postgresql:// URL"), ("blobs", '"store", a path or s3://bucket/prefix'),
+                      ("engine", '"local" or "ray"'),
                       ("ray_address", "ray://host:port, host:port or auto")):
         v = doc.get(key)
         if v is not None and not isinstance(v, str):
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
             in ``$OCULI_HOME/oculi.toml``): a plain path or ``lance://PATH`` for the embedded
             store (default: ``home/collections``), ``postgresql://user@host/db`` for PostgreSQL
             with pgvector. See ``oculi.store.open_store``.
+        blobs: Where the bytes of uploaded images and videos are kept, whichever the store
+            (``OCULI_BLOBS``, ``oculi --blobs``, or ``blobs = "..."`` in ``oculi.toml``):
+            ``store`` (default: the collection's folder, or the PostgreSQL store's table), a
+            folder, or ``s3://bucket/prefix`` for an S3-compatible bucket that replicas share.
+            See ``oculi.store.blobs``.
+        s3_endpoint: The S3 endpoint for ``blobs = "s3://..."`` (``OCULI_S3_ENDPOINT``, or the
+            standard ``AWS_ENDPOINT_URL``; unset: AWS). Credentials and region come from the
+            standard AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``,
+            ``~/.aws``, instance roles).
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
@@ -127,6 +137,9 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     timezone: str | None = None
     store: str | None = None
+    blobs: str | None = None
+    s3_endpoint: str | None = Field(default=None, validation_alias=AliasChoices(
+        "s3_endpoint", "OCULI_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"))
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
@@ -136,6 +149,8 @@ class Settings(BaseSettings):
         top = _toml_settings(self.home / CONFIG_FILE)
         if not self.store:
             self.store = top.get("store")
+        if not self.blobs:
+            self.blobs = top.get("blobs")
         if "engine" not in explicit and "engine" in top:
             self.engine = top["engine"]  # type: ignore[assignment]
         if not self.ray_address:

@@ -115,6 +115,16 @@ def test_compose_parts_agree() -> None:
     from oculi.store import parse_store_url
 
     assert parse_store_url(env["OCULI_STORE"])[0] == "postgresql"  # what open_store will open
+    # uploads: in the database by default; the optional MinIO (profile s3) makes the bucket it is told
+    from oculi.store.blobs import parse_blobs_url
+
+    assert parse_blobs_url(env["OCULI_BLOBS"].replace("${OCULI_BLOBS:-store}", "store")) == ("store", "")
+    assert svc["minio"]["profiles"] == svc["minio-bucket"]["profiles"] == ["s3"] and "oculi" not in svc["minio"].get("depends_on", {})
+    example = dict(ln.lstrip("# ").split("=", 1) for ln in (DEPLOY / "env.example").read_text().splitlines()
+                   if "=" in ln and ln.lstrip("# ").split("=", 1)[0].isupper())
+    bucket = parse_blobs_url(example["OCULI_BLOBS"])[1].split("/")[0]
+    assert f"s3/{bucket}" in " ".join(svc["minio-bucket"]["entrypoint"])
+    assert urlsplit(example["OCULI_S3_ENDPOINT"]).hostname == "minio" and "9000" in svc["minio"]["expose"]
     # oculi.toml is mounted where OCULI_CONFIG says, and its openai backend points at the vLLM service
     mount = next(v for v in oculi["volumes"] if v.endswith(":ro") and "oculi.toml" in v)
     src, target, _ = mount.split(":")
@@ -163,6 +173,8 @@ def test_helm_chart_renders_and_agrees() -> None:
     assert kinds["Service"]["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     env = {e["name"]: e for e in c["env"]}
     assert env["OCULI_STORE"]["valueFrom"]["secretKeyRef"] == values["secrets"]["store"]  # a secret, never a value
+    assert env["OCULI_BLOBS"]["value"] == values["blobs"]["url"] == "store"  # uploads in the database unless told
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True  # a role works without it
     mount = next(m for m in c["volumeMounts"] if m["name"] == "config")
     assert Path(env["OCULI_CONFIG"]["value"]).parent == Path(mount["mountPath"])
     _check_vlm_config(kinds["ConfigMap"]["data"][Path(env["OCULI_CONFIG"]["value"]).name], host="vllm", port=8000, served=None, env=env)

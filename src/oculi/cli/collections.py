@@ -444,19 +444,24 @@ def migrate(
     source: str = typer.Option(..., "--from", metavar="STORE", help="Store to copy from: a path, lance://PATH or postgresql://..."),
     dest: str = typer.Option(..., "--to", metavar="STORE", help="Store to copy into (created as needed)."),
     collection: Optional[List[str]] = typer.Option(None, "--collection", "-c", help="Only this collection (repeatable; default: all)."),
+    from_blobs: str = typer.Option("store", "--from-blobs", metavar="BLOBS",
+                                   help="Where the source keeps uploads: store (its own: the default), a folder or s3://bucket/prefix."),
+    to_blobs: Optional[str] = typer.Option(None, "--to-blobs", metavar="BLOBS",
+                                           help="Where the destination keeps uploads (default: the configured blobs: "
+                                                "--blobs, OCULI_BLOBS, blobs = ... in oculi.toml, else store)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Copy collections between stores: items with their vectors, thumbnails and observations,
-    file records, footage records, uploaded originals. Verified by row counts and checksums of
-    every table; resumable (run it again after an interruption: what is there is not copied
-    twice). Exit 0 when every copy verifies, 1 when one does not, 2 for an unknown collection
-    or store.
+    file records, footage records, uploaded originals (into the destination's blob store, e.g.
+    an S3 bucket). Verified by row counts and checksums of every table; resumable (run it again
+    after an interruption: what is there is not copied twice). Exit 0 when every copy verifies,
+    1 when one does not, 2 for an unknown collection or store, 7 when a store cannot be reached.
     """
     from oculi.store import open_store
     from oculi.store.migrate import MigrationMismatch, migrate as run
 
     settings = get_settings()
-    src, dst = open_store(settings, url=source), open_store(settings, url=dest)
+    src, dst = open_store(settings, url=source, blobs=from_blobs), open_store(settings, url=dest, blobs=to_blobs)
     status = err_console.status("migrating", spinner="dots") if err_console.is_terminal else contextlib.nullcontext()
     with status as st:
         def on_progress(name: str, phase: str, done: int, total: int) -> None:

@@ -87,10 +87,14 @@ def use_model_options(model: str | None = None, config: Any = None, *needs: str)
 
 #: ``oculi --store URL``: set by the main callback on every invocation (None when not given).
 STORE_OVERRIDE: str | None = None
+#: ``oculi --blobs URL``: likewise.
+BLOBS_OVERRIDE: str | None = None
 
 
 def get_settings() -> Settings:
     extra = {"store": STORE_OVERRIDE} if STORE_OVERRIDE else {}
+    if BLOBS_OVERRIDE:
+        extra["blobs"] = BLOBS_OVERRIDE
     return Settings(**_overrides, **extra)
 
 

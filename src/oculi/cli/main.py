@@ -50,10 +50,17 @@ def _main(
         help="Where collections live: a path or lance://PATH (embedded, the default), or postgresql://user@host/db "
              "(PostgreSQL + pgvector). Same as OCULI_STORE or store = ... in oculi.toml.",
     ),
+    blobs: Optional[str] = typer.Option(
+        None, "--blobs", metavar="URL",
+        help="Where uploaded images' and videos' bytes are kept: store (in the store: the default), a folder, or "
+             "s3://bucket/prefix (an S3-compatible bucket; endpoint from OCULI_S3_ENDPOINT or AWS_ENDPOINT_URL). "
+             "Same as OCULI_BLOBS or blobs = ... in oculi.toml.",
+    ),
 ) -> None:
     from oculi.cli import common
 
     common.STORE_OVERRIDE = store  # get_settings() gives it to every command of this invocation
+    common.BLOBS_OVERRIDE = blobs
     level = os.environ.get("OCULI_LOG", "debug" if verbose else "warning").upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     reset_overrides()

@@ -91,6 +91,18 @@ class StoreFullError(OculiError):
         self.free = free
 
 
+class StoreUnavailableError(OculiError):
+    """A store or blob store cannot be reached or refuses oculi (a server down, a bucket that
+    does not exist, credentials it rejects).
+
+    The message names the store and its endpoint and what to check; nothing half-written is
+    kept. Exit code 7; HTTP 503 (try again once the store is back).
+    """
+
+    exit_code = 7
+    http_status = 503
+
+
 def input_error_from_os(name: str, e: OSError, *, missing: str = "no such file or directory") -> InputError:
     """One clear sentence for a file or folder that could not be opened or read.
 

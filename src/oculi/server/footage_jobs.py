@@ -1,12 +1,15 @@
 """Footage jobs: each one watches one video (uploaded, or a path/stream registered by an admin).
 
-A job is a row in ``<home>/server/footage_jobs.db`` (SQLite, WAL) written before the client
-gets its id; one worker thread runs jobs one at a time with ``watch_source``. Progress is the
-footage seconds processed. Because ``watch_source`` checkpoints into the store and resumes from
-its last checkpoint, a job that was running when the server died simply runs again at the next
-start and carries on where the footage was, with no duplicate events. Uploaded videos are kept
-under the collection's ``blobs/videos/`` (named by content hash): the source's records point
-at them.
+A job is a row written before the client gets its id: in ``<home>/server/footage_jobs.db``
+(SQLite, WAL) with the embedded store, in the ``oculi_footage_jobs`` table with a PostgreSQL
+store, where every replica lists every job and the free one claims it with a lease
+(``oculi.server.job_tables``). One worker thread per server runs jobs one at a time with
+``watch_source``. Progress is the footage seconds processed. Because ``watch_source``
+checkpoints into the store and resumes from its last checkpoint, a job that was running when
+its server died simply runs again (at the next start, or on another replica once the lease has
+run out) and carries on where the footage was, with no duplicate events. Uploaded videos are
+kept in the collection's blob store (``videos/<sha256>.<ext>``); the job records the blob key
+(``blob:videos/...``), so whichever replica claims it reads the video from the store.
 
 States: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``.
 """
@@ -22,13 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from oculi.server.job_tables import Column, job_table
 from oculi.server.jobs import RunEachJob
-from oculi.server.private import connect_private, private_dir
 
 log = logging.getLogger("oculi.server.footage_jobs")
 
 SCHEMA_VERSION = 1
 FINAL = ("done", "failed", "cancelled")
+UPLOAD_PREFIX = "blob:"
+"""A job's ``source`` for an uploaded video: ``blob:<key>`` in the collection's blob store."""
+COLUMNS = (Column("collection", "text", True), Column("source", "text", True), Column("camera", "text", True),
+           Column("options", "text", True), Column("footage_seconds", "real", True, 0), Column("duration", "real"))
 
 # run(job, should_stop, progress) -> result dict (the watch report) ; raises on failure
 RunJob = Callable[["FootageJob", Callable[[], bool], Callable[[float, float | None], None]], dict[str, Any]]
@@ -39,7 +46,7 @@ class FootageJob:
     id: str
     collection: str
     state: str
-    source: str  # what is watched: a path (uploads: the stored blob) or a stream URL (credentials removed when shown)
+    source: str  # what is watched: a server path, a stream URL (credentials removed when shown), or blob:<key> (an upload)
     camera: str
     options: dict[str, Any]
     created: float
@@ -65,44 +72,37 @@ class FootageJob:
 
 
 class FootageJobQueue(RunEachJob):
-    """Footage jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
+    """Footage jobs of one oculi home, or of every replica sharing ``store`` when it is a
+    PostgreSQL store; ``start()`` launches the worker and resumes unfinished jobs.
+
+    Args:
+        home: This server's oculi home.
+        run: Watches one job: ``run(job, should_stop, progress) -> result``.
+        store: The collection store; a PostgreSQL one keeps the jobs in its database.
+        lease_s: With PostgreSQL, how long a claim lasts without renewal.
+    """
 
     job_label = "footage job"
     thread_name = "oculi-footage-jobs"
 
-    def __init__(self, home: Path, run: RunJob) -> None:
-        self.root = private_dir(Path(home) / "server")
+    def __init__(self, home: Path, run: RunJob, *, store: Any = None, lease_s: float = 30.0) -> None:
         self.run = run
-        self._lock = threading.Lock()
-        # 0600 like the other server databases: jobs name the server paths and streams watched
-        self._db = connect_private(self.root / "footage_jobs.db", check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.execute(
-                """CREATE TABLE IF NOT EXISTS jobs (
-                    id TEXT PRIMARY KEY, collection TEXT NOT NULL, state TEXT NOT NULL, source TEXT NOT NULL,
-                    camera TEXT NOT NULL, options TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL,
-                    error TEXT, key_id TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0,
-                    footage_seconds REAL NOT NULL DEFAULT 0, duration REAL, result TEXT)""")
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._rows = job_table(home, "footage", COLUMNS, store=store, lease_s=lease_s, schema_version=SCHEMA_VERSION)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    _COLS = ("id, collection, state, source, camera, options, created, started, finished, error, key_id, "
-             "cancel_requested, footage_seconds, duration, result")
-
-    def _job(self, row: tuple) -> FootageJob:
-        return FootageJob(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], row[9],
-                          row[10], bool(row[11]), row[12] or 0.0, row[13], json.loads(row[14]) if row[14] else None)
+    def _job(self, row: dict[str, Any]) -> FootageJob:
+        return FootageJob(row["id"], row["collection"], row["state"], row["source"], row["camera"], json.loads(row["options"]),
+                          row["created"], row["started"], row["finished"], row["error"], row["key_id"],
+                          bool(row["cancel_requested"]), row["footage_seconds"] or 0.0, row["duration"],
+                          json.loads(row["result"]) if row["result"] else None)
 
     def submit(self, collection: str, source: str, camera: str, options: dict[str, Any], *, key_id: str | None = None) -> FootageJob:
+        """Record a job watching ``source`` (a server path, a stream URL, or ``blob:<key>``)."""
         job_id = secrets.token_hex(8)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs (id, collection, state, source, camera, options, created, key_id) VALUES (?,?,?,?,?,?,?,?)",
-                (job_id, collection, "queued", source, camera, json.dumps(options), time.time(), key_id))
+        self._rows.insert({"id": job_id, "collection": collection, "state": "queued", "source": source, "camera": camera,
+                           "options": json.dumps(options), "created": time.time(), "key_id": key_id})
         self._wake.set()
         return self.get(job_id)
 
@@ -110,52 +110,32 @@ class FootageJobQueue(RunEachJob):
         return super().get(job_id)
 
     def list(self, *, collection: str | None = None, limit: int = 50) -> list[FootageJob]:
-        q, args = f"SELECT {self._COLS} FROM jobs", ()
-        if collection is not None:
-            q, args = q + " WHERE collection=?", (collection,)
-        with self._lock:
-            rows = self._db.execute(q + " ORDER BY created DESC LIMIT ?", args + (int(limit),)).fetchall()
+        rows = self._rows.list(limit=limit) if collection is None else self._rows.list(limit=limit, collection=collection)
         return [self._job(r) for r in rows]
 
     def cancel(self, job_id: str) -> FootageJob:
-        job = self.get(job_id)
-        if job.state not in FINAL:
-            with self._lock:
-                self._db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
-                if job.state == "queued":
-                    self._finish_locked(job_id, "cancelled", None, None)
-        return self.get(job_id)
+        return super().cancel(job_id)
 
     # --- worker ------------------------------------------------------------------------------
-    def _next(self) -> str | None:
-        with self._lock:  # a running job whose cancel was asked for while the server was down
-            for (jid,) in self._db.execute("SELECT id FROM jobs WHERE state='running' AND cancel_requested=1").fetchall():
-                self._finish_locked(jid, "cancelled", None, None)
-        return super()._next()
-
-    def _run_one(self, job_id: str) -> bool:
+    def _run_one(self, job_id: str, lost: threading.Event) -> bool:
         job = self.get(job_id)
         last = [0.0]
 
         def progress(t: float, duration: float | None, job_id: str = job_id) -> None:
             if t - last[0] >= 1.0 or duration is not None and t >= duration:
                 last[0] = t
-                with self._lock:
-                    self._db.execute("UPDATE jobs SET footage_seconds=?, duration=? WHERE id=?", (t, duration, job_id))
+                self._rows.update(job_id, {"footage_seconds": t, "duration": duration}, owned=True)
 
-        stop = lambda job_id=job_id: self._stop.is_set() or self._cancelled(job_id)  # noqa: E731
+        stop = lambda job_id=job_id: self._stop.is_set() or lost.is_set() or self._cancelled(job_id)  # noqa: E731
         try:
             result = self.run(job, stop, progress)
         except Exception as e:  # the job fails; the worker goes on
             log.warning("footage job %s failed: %s", job_id, e)
-            with self._lock:
-                self._finish_locked(job_id, "failed", f"{type(e).__name__}: {e}" if not str(e) else str(e), None)
+            self._finish(job_id, "failed", f"{type(e).__name__}: {e}" if not str(e) else str(e), None)
             return True
         if self._stop.is_set() and result.get("interrupted"):
-            return False  # stays 'running': resumed at the next start
-        with self._lock:
-            state = "cancelled" if result.get("interrupted") else "done"
-            self._db.execute("UPDATE jobs SET footage_seconds=? WHERE id=?",
-                             (result.get("source", {}).get("processed_until") or last[0], job_id))
-            self._finish_locked(job_id, state, None, result)
+            return False  # stays 'running': resumed at the next start (or at once by another replica)
+        state = "cancelled" if result.get("interrupted") else "done"  # lost to another replica: no longer ours to finish
+        self._rows.update(job_id, {"footage_seconds": result.get("source", {}).get("processed_until") or last[0]}, owned=True)
+        self._finish(job_id, state, None, result)
         return True

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from oculi.core.errors import NotFoundError
+from oculi.core.errors import NotFoundError, StoreUnavailableError
 from oculi.server.lanes import lower_thread_priority
 from oculi.server.private import connect_private, private_dir
 
@@ -108,11 +108,15 @@ def safe_item_name(name: str | None, index: int, fmt: str | None = None) -> str:
 
 
 class JobWorker:
-    """One worker thread over a SQLite ``jobs`` table (with ``state`` and ``cancel_requested``):
-    start / stop / close, counts by state, the cancel check. A queue sets ``_db``, ``_lock``,
-    ``_wake``, ``_stop`` and ``_thread`` and implements ``_loop``; ``_before_start`` runs first."""
+    """One worker thread over a ``jobs`` table (with ``state`` and ``cancel_requested``):
+    start / stop / close, counts by state, the cancel check. A queue sets ``_wake``, ``_stop``
+    and ``_thread`` (and ``_db``, ``_lock`` unless it overrides ``close``, ``counts`` and
+    ``_cancelled``, as ``RunEachJob`` does) and implements ``_loop``; ``_before_start`` runs first."""
 
     thread_name = "oculi-jobs"
+    #: A job whose store (a bucket, a database) cannot be reached is not failed: it waits this
+    #: long and tries again, its uploads kept.
+    store_retry_s = 5.0
     _db: sqlite3.Connection
     _lock: threading.Lock
     _wake: threading.Event
@@ -159,52 +163,85 @@ class JobWorker:
 
 
 class RunEachJob(JobWorker):
-    """A ``JobWorker`` whose jobs run whole, one at a time, oldest first (footage and report jobs):
-    the worker claims the next queued or interrupted job, marks it running and hands it to
-    ``_run_one``; ``_finish_locked`` records the end state. The ``jobs`` table has ``id``,
-    ``state``, ``created``, ``started``, ``finished``, ``error``, ``result`` and ``cancel_requested``."""
+    """A ``JobWorker`` whose jobs run whole, one at a time, oldest first (footage and report jobs).
+
+    The jobs are rows of a ``JobTable`` (``oculi.server.job_tables``): a SQLite file of this
+    server for the embedded store, or a table of a PostgreSQL store that every replica shares
+    (any replica lists every job; the free one claims the next with a lease). The worker claims
+    the next queued or interrupted job, hands it to ``_run_one`` while holding the claim, and
+    ``_finish`` records the end state, only while the claim is still this worker's.
+    """
 
     job_label = "job"  # in "no footage job 'x'"
-    _COLS: str  # the columns ``_job`` reads, in its order
+    _rows: Any  # the JobTable
 
-    def _job(self, row: tuple) -> Any:  # pragma: no cover - every queue has its own
+    def _job(self, row: dict[str, Any]) -> Any:  # pragma: no cover - every queue has its own
         raise NotImplementedError
 
     def get(self, job_id: str) -> Any:
         """The job ``job_id``. Raises ``NotFoundError`` (also for an id of the wrong shape)."""
         if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
             raise NotFoundError(f"no {self.job_label} {job_id!r}")
-        with self._lock:
-            row = self._db.execute(f"SELECT {self._COLS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = self._rows.get(job_id)
         if row is None:
             raise NotFoundError(f"no {self.job_label} {job_id!r}")
         return self._job(row)
 
-    def _run_one(self, job_id: str) -> bool:  # pragma: no cover - every queue has its own
-        """Run one claimed job to its end; False when the worker must stop (the job stays resumable)."""
+    def counts(self) -> dict[str, int]:
+        return self._rows.counts()
+
+    def _cancelled(self, job_id: str) -> bool:
+        row = self._rows.get(job_id)
+        return bool(row and row["cancel_requested"])
+
+    def close(self) -> None:
+        self.stop()
+        self._rows.close()
+
+    def cancel(self, job_id: str) -> Any:
+        """Ask the job to stop: a queued job is cancelled at once, a running one when its run returns."""
+        job = self.get(job_id)
+        if job.state not in FINAL:
+            self._rows.update(job_id, {"cancel_requested": True})
+            if job.state == "queued":
+                self._finish(job_id, "cancelled", None, None, only_state="queued")
+        self._wake.set()
+        return self.get(job_id)
+
+    def _run_one(self, job_id: str, lost: threading.Event) -> bool:  # pragma: no cover - every queue has its own
+        """Run one claimed job to its end; False when the worker must stop (the job stays
+        resumable). ``lost`` is set when another replica took the job over (a lapsed lease)."""
         raise NotImplementedError
 
-    def _finish_locked(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None) -> None:
-        self._db.execute("UPDATE jobs SET state=?, finished=?, error=?, result=? WHERE id=?",
-                         (state, time.time(), error, json.dumps(result) if result is not None else None, job_id))
-
-    def _next(self) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT id FROM jobs WHERE state IN ('running','queued') AND cancel_requested=0 "
-                                   "ORDER BY created LIMIT 1").fetchone()
-        return row[0] if row else None
+    def _finish(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None, *,
+                only_state: str | None = None) -> bool:
+        """Record the job's end: by the worker holding it, or (``only_state``) while it is in that state."""
+        return self._rows.update(job_id, {"state": state, "finished": time.time(), "error": error,
+                                          "result": json.dumps(result) if result is not None else None},
+                                 owned=only_state is None, only_state=only_state)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job_id = self._next()
+            try:
+                job_id = self._rows.claim()
+            except Exception:  # noqa: BLE001 - the database is away: try again
+                log.warning("cannot claim a %s", self.job_label, exc_info=True)
+                job_id = None
             if job_id is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            with self._lock:
-                self._db.execute("UPDATE jobs SET state='running', started=COALESCE(started, ?) WHERE id=?", (time.time(), job_id))
-            if not self._run_one(job_id):
-                return
+            try:
+                with self._rows.hold(job_id) as lost:
+                    if self._cancelled(job_id):  # cancelled while its worker was down
+                        self._finish(job_id, "cancelled", None, None)
+                        continue
+                    if not self._run_one(job_id, lost):
+                        self._rows.release(job_id)
+                        return
+            except Exception:  # noqa: BLE001 - its end could not be recorded (the database went away): it runs again
+                log.exception("%s %s: could not record its state; it will run again", self.job_label, job_id)
+                self._wake.wait(1.0)
 
 
 class JobQueue(JobWorker):
@@ -358,6 +395,11 @@ class JobQueue(JobWorker):
                 continue
             try:
                 self._run(job_id)
+            except StoreUnavailableError as e:  # nothing is dropped: the job waits for the store
+                log.warning("job %s waits for the store: %s", job_id, e)
+                with self._lock:
+                    self._db.execute("UPDATE jobs SET error=? WHERE id=?", (f"waiting for the store: {e}", job_id))
+                self._stop.wait(self.store_retry_s)
             except Exception as e:  # the job fails, the worker goes on
                 log.exception("job %s failed", job_id)
                 with self._lock:

@@ -14,20 +14,30 @@ under one server's home), but every replica sees every job and any replica may r
   content hashes);
 - marking images done is conditional on still owning the job, so a replica that lost its lease
   (a long pause) cannot overwrite the new owner's progress.
+
+Footage and report jobs (``oculi.server.jobs.RunEachJob``) use the same claims (``PgLease``)
+over their own tables, ``oculi_footage_jobs`` and ``oculi_report_jobs`` (``PgJobTable``); their
+input files are rows of ``oculi_job_files``, so the replica that claims a job can read them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import shutil
 import socket
 import threading
 import time
-from typing import Any, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator, Sequence
 
-from oculi.core.errors import NotFoundError
+from oculi.core.errors import NotFoundError, StoreUnavailableError
+from oculi.server.job_tables import COMMON_COLUMNS, Column, SqlJobTable, create_table_sql
 from oculi.server.jobs import FINAL, JOB_ID_RE, PENDING, Job, JobWorker, RunChunk
 from oculi.server.lanes import lower_thread_priority
+from oculi.server.private import private_dir
 
 log = logging.getLogger("oculi.server.jobs")
 
@@ -43,6 +53,66 @@ _SCHEMA = (
 )
 
 
+class PgLease:
+    """Claims on the rows of one job table (``state``, ``created``, ``started``, ``owner``,
+    ``lease_until``) by this replica, over the connection ``db`` guarded by ``lock``.
+
+    ``claim`` takes the oldest job that is queued, or running under a lease that ran out (its
+    replica died) or was released (its replica stopped), with ``FOR UPDATE SKIP LOCKED``: two
+    replicas never claim the same job. ``hold`` renews the lease every third of ``lease_s``
+    while the job runs.
+    """
+
+    def __init__(self, db: Any, lock: threading.Lock, table: str, lease_s: float) -> None:
+        self.db, self.lock, self.table, self.lease_s = db, lock, table, float(lease_s)
+        self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # who holds a job, for operators
+
+    def claim(self) -> str | None:
+        now = time.time()
+        with self.lock, self.db.transaction(), self.db.cursor() as cur:
+            cur.execute(f"SELECT id FROM {self.table} WHERE state IN ('queued','running') "
+                        "AND (lease_until IS NULL OR lease_until < %s) ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED", (now,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute(f"UPDATE {self.table} SET state='running', owner=%s, lease_until=%s, started=COALESCE(started, %s) "
+                        "WHERE id=%s", (self.replica, now + self.lease_s, now, row[0]))
+            return row[0]
+
+    def renew(self, job_id: str) -> bool:
+        """Extend this replica's lease; False when the job is no longer ours."""
+        with self.lock:
+            cur = self.db.execute(f"UPDATE {self.table} SET lease_until=%s WHERE id=%s AND owner=%s AND state='running'",
+                                  (time.time() + self.lease_s, job_id, self.replica))
+        return cur.rowcount == 1
+
+    def release(self, job_id: str) -> None:
+        """This replica stops with the job unfinished: any replica may claim it at once."""
+        with self.lock:
+            self.db.execute(f"UPDATE {self.table} SET lease_until=NULL WHERE id=%s AND owner=%s", (job_id, self.replica))
+
+    @contextlib.contextmanager
+    def hold(self, job_id: str) -> Iterator[threading.Event]:
+        """Renew the lease while the body runs; the event is set once the job is no longer ours."""
+        done, lost = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.lease_s / 3):
+                try:
+                    if not self.renew(job_id):
+                        lost.set()
+                        return
+                except Exception:  # noqa: BLE001 - the database is away: the next beat tries again
+                    log.debug("lease renewal failed", exc_info=True)
+
+        t = threading.Thread(target=beat, name=f"oculi-lease-{self.table}", daemon=True)
+        t.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+
+
 class PgJobQueue(JobWorker):
     """Jobs of every replica sharing ``store`` (a ``PgStore``). ``start()`` launches this
     replica's worker."""
@@ -52,14 +122,14 @@ class PgJobQueue(JobWorker):
         self.run_chunk = run_chunk
         self.chunk = max(1, int(chunk))
         self.nice = nice
-        self.lease_s = float(lease_s)
-        self.replica = f"{socket.gethostname()}:{secrets.token_hex(4)}"
         self._lock = threading.Lock()
         self._db = store.connect()
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(4242)")
             for ddl in _SCHEMA:
                 self._db.execute(ddl)
+        self._lease = PgLease(self._db, self._lock, "oculi_jobs", lease_s)
+        self.replica = self._lease.replica
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,42 +201,11 @@ class PgJobQueue(JobWorker):
         return bool(row and row[0])
 
     # --- worker ------------------------------------------------------------------------------
-    def _claim(self) -> str | None:
-        """Claim the oldest runnable job: queued, or running under a lease that ran out."""
-        now = time.time()
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
-            # a cancel whose job's owner died: finish it
-            cur.execute("UPDATE oculi_jobs SET state='cancelled', finished=%s WHERE state IN ('queued','running') "
-                        "AND cancel_requested AND (lease_until IS NULL OR lease_until < %s)", (now, now))
-            cur.execute(
-                "SELECT id FROM oculi_jobs WHERE state IN ('queued','running') AND NOT cancel_requested "
-                "AND (lease_until IS NULL OR lease_until < %s) ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED", (now,))
-            row = cur.fetchone()
-            if row is None:
-                return None
-            cur.execute("UPDATE oculi_jobs SET state='running', owner=%s, lease_until=%s, started=COALESCE(started, %s) "
-                        "WHERE id=%s", (self.replica, now + self.lease_s, now, row[0]))
-            return row[0]
-
-    def _renew(self, job_id: str) -> bool:
-        """Extend this replica's lease; False when the job is no longer ours."""
-        cur = self._x("UPDATE oculi_jobs SET lease_until=%s WHERE id=%s AND owner=%s AND state='running'",
-                      (time.time() + self.lease_s, job_id, self.replica))
-        return cur.rowcount == 1
-
-    def _heartbeat(self, job_id: str, done: threading.Event) -> None:
-        while not done.wait(self.lease_s / 3):
-            try:
-                if not self._renew(job_id):
-                    return
-            except Exception:  # noqa: BLE001 - the next chunk's renewal reports it
-                log.debug("lease renewal failed", exc_info=True)
-
     def _loop(self) -> None:
         lower_thread_priority(self.nice)
         while not self._stop.is_set():
             try:
-                job_id = self._claim()
+                job_id = self._lease.claim()
             except Exception:  # noqa: BLE001 - the database is away: try again
                 log.warning("cannot claim a job", exc_info=True)
                 job_id = None
@@ -174,16 +213,19 @@ class PgJobQueue(JobWorker):
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            beat = threading.Event()
-            hb = threading.Thread(target=self._heartbeat, args=(job_id, beat), name="oculi-jobs-lease", daemon=True)
-            hb.start()
             try:
-                self._run(job_id)
+                with self._lease.hold(job_id):
+                    self._run(job_id)
+            except StoreUnavailableError as e:  # nothing is dropped: the job waits (here or on another replica)
+                log.warning("job %s waits for the store: %s", job_id, e)
+                with contextlib.suppress(Exception):
+                    self._x("UPDATE oculi_jobs SET lease_until=NULL, error=%s WHERE id=%s AND owner=%s",
+                            (f"waiting for the store: {e}", job_id, self.replica))
+                self._stop.wait(self.store_retry_s)
             except Exception as e:
                 log.exception("job %s failed", job_id)
                 self._finish(job_id, "failed", f"{type(e).__name__}: {e}")
             finally:
-                beat.set()
                 self._live.pop(job_id, None)
                 self.current = None
 
@@ -193,12 +235,12 @@ class PgJobQueue(JobWorker):
         should_stop = lambda: self._stop.is_set() or self._cancelled(job_id)  # noqa: E731
         while True:
             if self._stop.is_set():
-                self._x("UPDATE oculi_jobs SET lease_until=NULL WHERE id=%s AND owner=%s", (job_id, self.replica))
+                self._lease.release(job_id)
                 return  # resumable: another replica (or this one, restarted) picks it up at once
-            if self._cancelled(job_id):
+            if self._cancelled(job_id):  # also a job whose cancel came while its replica was down
                 self._finish(job_id, "cancelled", None)
                 return
-            if not self._renew(job_id):
+            if not self._lease.renew(job_id):
                 log.warning("job %s: lease lost to another replica", job_id)
                 return
             rows = self._x("SELECT idx, name, data FROM oculi_job_items WHERE job_id=%s AND state='pending' ORDER BY idx LIMIT %s",
@@ -234,3 +276,89 @@ class PgJobQueue(JobWorker):
             cur.execute("UPDATE oculi_jobs SET state=%s, finished=%s, error=%s, lease_until=NULL WHERE id=%s"
                         + (" AND state=%s" if only_state else ""),
                         (state, time.time(), error, job_id, *((only_state,) if only_state else ())))
+
+
+_FILES_DDL = ("CREATE TABLE IF NOT EXISTS oculi_job_files (job_id text NOT NULL, name text NOT NULL, data bytea NOT NULL, "
+              "PRIMARY KEY (job_id, name))")
+
+
+class PgJobTable(SqlJobTable):
+    """The jobs of one kind (``oculi_<kind>_jobs``) for every replica sharing ``store``; the
+    ``JobTable`` of a footage or report queue over PostgreSQL (see ``oculi.server.job_tables``).
+
+    Claims are ``PgLease``'s; an ``owned`` update applies only while this replica holds the
+    job, so a replica that lost its lease cannot finish a job another one now runs. A job's
+    files are rows of ``oculi_job_files``, copied into ``files_root/<job id>/`` on the replica
+    that reads them.
+    """
+
+    shared = True
+    _ph = "%s"
+    _after = "OFFSET"
+
+    def __init__(self, store: Any, kind: str, columns: Sequence[Column], *, lease_s: float = 30.0,
+                 files_root: Path | None = None) -> None:
+        self.table = f"oculi_{kind}_jobs"
+        self.files_root = files_root
+        self._names = frozenset(c.name for c in (*COMMON_COLUMNS, *columns))
+        self._lock = threading.Lock()
+        self._db = store.connect()
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(4242)")  # replicas starting together create it once
+            self._db.execute(create_table_sql(self.table, columns, 1, ("owner text", "lease_until double precision")))
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_state ON {self.table} (state, created)")
+            self._db.execute(_FILES_DDL)
+        self._lease = PgLease(self._db, self._lock, self.table, lease_s)
+
+    def claim(self) -> str | None:
+        return self._lease.claim()
+
+    def hold(self, job_id: str) -> Any:
+        return self._lease.hold(job_id)
+
+    def release(self, job_id: str) -> None:
+        self._lease.release(job_id)
+
+    def _owned(self, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
+        return sql + " AND owner=?", [*args, self._lease.replica]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- files: rows, copied to a folder of this machine to be read ---------------------------
+    def folder(self, job_id: str) -> Path:
+        if self.files_root is None:
+            raise RuntimeError(f"{self.table} keeps no files")
+        return self.files_root / job_id
+
+    def put_files(self, job_id: str, files: dict[str, bytes]) -> None:
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            cur.executemany("INSERT INTO oculi_job_files (job_id, name, data) VALUES (%s,%s,%s) "
+                            "ON CONFLICT (job_id, name) DO UPDATE SET data=EXCLUDED.data",
+                            [(job_id, name, bytes(data)) for name, data in files.items()])
+
+    def pull_files(self, job_id: str) -> Path:
+        folder = self.folder(job_id)
+        names = [r[0] for r in self._x("SELECT name FROM oculi_job_files WHERE job_id=?", (job_id,)).fetchall()]
+        for name in names:
+            rel = PurePosixPath(name)
+            if rel.is_absolute() or ".." in rel.parts:
+                raise ValueError(f"job file name {name!r} is not inside the job's folder")
+            dest = folder / rel
+            if not dest.is_file():
+                row = self._x("SELECT data FROM oculi_job_files WHERE job_id=? AND name=?", (job_id, name)).fetchone()
+                if row is None:  # dropped meanwhile
+                    continue
+                private_dir(dest.parent)
+                tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+                tmp.write_bytes(bytes(row[0]))
+                tmp.replace(dest)
+        return folder
+
+    def push_files(self, job_id: str, names: Sequence[str]) -> None:
+        self.put_files(job_id, {n: (self.folder(job_id) / n).read_bytes() for n in names})
+
+    def drop_files(self, job_id: str, prefix: str = "") -> None:
+        self._x("DELETE FROM oculi_job_files WHERE job_id=? AND starts_with(name, ?)", (job_id, prefix))
+        shutil.rmtree(self.folder(job_id) / prefix if prefix else self.folder(job_id), ignore_errors=True)

@@ -1,12 +1,15 @@
 """Report jobs: uploaded images (and records) → a report file to download.
 
-A job is a row in ``<home>/server/report_jobs.db`` (SQLite, WAL) written after its inputs are
-spooled to ``<home>/server/reports/<job_id>/in/`` (names chosen here, never from the request)
-and before the client gets its id. One worker thread builds reports one at a time; the report
-is written to ``<home>/server/reports/<job_id>/report.<ext>`` and the spooled inputs are then
-deleted. A job that was running when the server died runs again at the next start (a report
-is a pure function of its inputs). ``MAX_KEPT`` finished jobs are kept; older ones and their
-files are removed.
+A job is a row written after its inputs are kept and before the client gets its id: with the
+embedded store, a row of ``<home>/server/report_jobs.db`` (SQLite, WAL) with its inputs under
+``<home>/server/reports/<job_id>/in/`` (names chosen here, never from the request); with a
+PostgreSQL store, a row of ``oculi_report_jobs`` with its inputs and, once written, its report
+in ``oculi_job_files``, so every replica lists it, the free one claims it with a lease
+(``oculi.server.job_tables``) and any replica serves the file. One worker thread per server
+builds reports one at a time into ``reports/<job_id>/report.<ext>``; the inputs are then
+deleted. A job that was running when its server died runs again (at the next start, or on
+another replica once the lease has run out): a report is a pure function of its inputs.
+``MAX_KEPT`` finished jobs are kept; older ones and their files are removed.
 
 States: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``.
 """
@@ -23,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from oculi.server.jobs import RunEachJob
-from oculi.server.private import connect_private, private_dir
+from oculi.server.job_tables import Column, job_table
+from oculi.server.jobs import JOB_ID_RE, RunEachJob
 
 log = logging.getLogger("oculi.server.report_jobs")
 
@@ -34,6 +37,7 @@ MAX_KEPT = 200
 MEDIA_TYPES = {"pdf": "application/pdf", "html": "text/html; charset=utf-8", "json": "application/json",
                "md": "application/zip"}
 EXTENSIONS = {"pdf": "pdf", "html": "html", "json": "json", "md": "zip"}
+COLUMNS = (Column("options", "text", True), Column("images", "int", True), Column("done", "int", True, 0))
 
 # run(job, folder, progress(done, total)) -> summary dict; writes folder/report.<ext>
 RunReport = Callable[["ReportJob", Path, Callable[[int, int], None]], dict[str, Any]]
@@ -70,60 +74,53 @@ class ReportJob:
 
 
 class ReportJobQueue(RunEachJob):
-    """Report jobs of one oculi home; ``start()`` launches the worker and resumes unfinished jobs."""
+    """Report jobs of one oculi home, or of every replica sharing ``store`` when it is a
+    PostgreSQL store; ``start()`` launches the worker and resumes unfinished jobs.
+
+    Args:
+        home: This server's oculi home (its ``server/reports/`` holds the jobs' files here).
+        run: Builds one report: ``run(job, folder, progress) -> summary``, writing
+            ``folder/report.<ext>`` from ``folder/in/``.
+        store: The collection store; a PostgreSQL one keeps the jobs and their files in its database.
+        lease_s: With PostgreSQL, how long a claim lasts without renewal.
+    """
 
     job_label = "report job"
     thread_name = "oculi-report-jobs"
 
-    def __init__(self, home: Path, run: RunReport) -> None:
-        self.root = private_dir(Path(home) / "server")
-        self.spool = private_dir(self.root / "reports")
+    def __init__(self, home: Path, run: RunReport, *, store: Any = None, lease_s: float = 30.0) -> None:
         self.run = run
-        self._lock = threading.Lock()
-        self._db = connect_private(self.root / "report_jobs.db", check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.execute(
-                """CREATE TABLE IF NOT EXISTS jobs (
-                    id TEXT PRIMARY KEY, state TEXT NOT NULL, options TEXT NOT NULL, images INTEGER NOT NULL,
-                    created REAL NOT NULL, started REAL, finished REAL, error TEXT, key_id TEXT,
-                    cancel_requested INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, result TEXT)""")
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is not None and int(row[0]) > SCHEMA_VERSION:
-                raise RuntimeError(f"report_jobs.db has schema {row[0]}, newer than this oculi ({SCHEMA_VERSION})")
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._rows = job_table(home, "report", COLUMNS, store=store, lease_s=lease_s, schema_version=SCHEMA_VERSION,
+                               files=True)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    _COLS = "id, state, options, images, created, started, finished, error, key_id, cancel_requested, done, result"
-
-    def _job(self, row: tuple) -> ReportJob:
-        return ReportJob(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6], row[7], row[8], bool(row[9]),
-                         row[10] or 0, json.loads(row[11]) if row[11] else None)
+    def _job(self, row: dict[str, Any]) -> ReportJob:
+        return ReportJob(row["id"], row["state"], json.loads(row["options"]), row["images"], row["created"], row["started"],
+                         row["finished"], row["error"], row["key_id"], bool(row["cancel_requested"]), row["done"] or 0,
+                         json.loads(row["result"]) if row["result"] else None)
 
     def folder(self, job_id: str) -> Path:
-        return self.spool / job_id
+        """The job's folder on this machine (``in/`` and the report)."""
+        return self._rows.folder(job_id)
 
     def submit(self, images: list[tuple[str, bytes]], records: tuple[str, bytes] | None, options: dict[str, Any], *,
                key_id: str | None = None) -> ReportJob:
-        """Spool the inputs, then record the job (so an accepted job always has its inputs)."""
+        """Keep the inputs, then record the job (so an accepted job always has its inputs)."""
         job_id = secrets.token_hex(8)
-        inbox = private_dir(self.folder(job_id) / "in")
-        names = []
+        files, names = {}, []
         for i, (name, data) in enumerate(images):
-            p = private_dir(inbox / f"{i:04d}") / name  # its own folder: the report shows the uploaded name
-            p.write_bytes(data)
+            files[f"in/{i:04d}/{name}"] = data  # its own folder: the report shows the uploaded name
             names.append(f"{i:04d}/{name}")
         opts = dict(options, image_files=names)
         if records is not None:
             rname = f"records{Path(records[0]).suffix.lower()}"
-            (inbox / rname).write_bytes(records[1])
+            files[f"in/{rname}"] = records[1]
             opts["records_file"] = rname
-        with self._lock:
-            self._db.execute("INSERT INTO jobs (id, state, options, images, created, key_id) VALUES (?,?,?,?,?,?)",
-                             (job_id, "queued", json.dumps(opts), len(images), time.time(), key_id))
+        self._rows.put_files(job_id, files)
+        self._rows.insert({"id": job_id, "state": "queued", "options": json.dumps(opts), "images": len(images),
+                           "created": time.time(), "key_id": key_id})
         self._prune()
         self._wake.set()
         return self.get(job_id)
@@ -132,55 +129,57 @@ class ReportJobQueue(RunEachJob):
         return super().get(job_id)
 
     def list(self, *, limit: int = 50) -> list[ReportJob]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT {self._COLS} FROM jobs ORDER BY created DESC LIMIT ?", (int(limit),)).fetchall()
-        return [self._job(r) for r in rows]
+        return [self._job(r) for r in self._rows.list(limit=limit)]
 
     def cancel(self, job_id: str) -> ReportJob:
-        job = self.get(job_id)
-        if job.state not in FINAL:
-            with self._lock:
-                self._db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
-                if job.state == "queued":
-                    self._finish_locked(job_id, "cancelled", None, None)
-        return self.get(job_id)
+        return super().cancel(job_id)
 
     def report_file(self, job: ReportJob) -> Path:
-        return self.folder(job.id) / f"report.{EXTENSIONS.get(job.format, job.format)}"
+        """The finished report as a file on this machine (copied from the store when it is shared)."""
+        name = f"report.{EXTENSIONS.get(job.format, job.format)}"
+        path = self.folder(job.id) / name
+        if not path.is_file() and job.state == "done":
+            self._rows.pull_files(job.id)
+        return path
 
-    def _finish_locked(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None) -> None:
-        super()._finish_locked(job_id, state, error, result)
-        shutil.rmtree(self.folder(job_id) / "in", ignore_errors=True)
+    def _finish(self, job_id: str, state: str, error: str | None, result: dict[str, Any] | None, *,
+                only_state: str | None = None) -> bool:
+        if not super()._finish(job_id, state, error, result, only_state=only_state):
+            return False  # not ours to finish: its files are the new owner's
+        self._rows.drop_files(job_id, "in/")
         if state != "done":
-            shutil.rmtree(self.folder(job_id), ignore_errors=True)
+            self._rows.drop_files(job_id)
+        return True
+
+    def _before_start(self) -> None:
+        """Remove this machine's job folders that no job names any more (a job pruned by another
+        replica, whose copy was left here; inputs kept by a submit that failed before its row)."""
+        root = self._rows.files_root
+        for d in root.iterdir() if root is not None and root.is_dir() else ():
+            if d.is_dir() and JOB_ID_RE.fullmatch(d.name) and self._rows.get(d.name) is None:
+                shutil.rmtree(d, ignore_errors=True)
 
     def _prune(self) -> None:
-        with self._lock:
-            old = self._db.execute("SELECT id FROM jobs WHERE state IN ('done','failed','cancelled') ORDER BY created DESC "
-                                   "LIMIT -1 OFFSET ?", (MAX_KEPT,)).fetchall()
-            for (jid,) in old:
-                self._db.execute("DELETE FROM jobs WHERE id=?", (jid,))
-                shutil.rmtree(self.folder(jid), ignore_errors=True)
+        for jid in self._rows.prune(MAX_KEPT):
+            self._rows.drop_files(jid)
 
     # --- worker ------------------------------------------------------------------------------
-    def _run_one(self, job_id: str) -> bool:
+    def _run_one(self, job_id: str, lost: threading.Event) -> bool:
         job = self.get(job_id)
 
         def progress(done: int, total: int, job_id: str = job_id) -> None:
-            with self._lock:
-                self._db.execute("UPDATE jobs SET done=? WHERE id=?", (done, job_id))
+            self._rows.update(job_id, {"done": done}, owned=True)
 
         try:
-            result = self.run(job, self.folder(job_id), progress)
+            result = self.run(job, self._rows.pull_files(job_id), progress)
         except Exception as e:  # the job fails with its message; the worker goes on
             log.warning("report job %s failed: %s", job_id, e)
-            with self._lock:
-                self._finish_locked(job_id, "failed", str(e) or type(e).__name__, None)
+            self._finish(job_id, "failed", str(e) or type(e).__name__, None)
             return True
-        with self._lock:
-            if self._db.execute("SELECT cancel_requested FROM jobs WHERE id=?", (job_id,)).fetchone()[0]:
-                self._finish_locked(job_id, "cancelled", None, None)
-            else:
-                self._db.execute("UPDATE jobs SET done=images WHERE id=?", (job_id,))
-                self._finish_locked(job_id, "done", None, result)
+        if self._cancelled(job_id):
+            self._finish(job_id, "cancelled", None, None)
+        else:
+            self._rows.push_files(job_id, [self.report_file(job).name])
+            self._rows.update(job_id, {"done": job.images}, owned=True)
+            self._finish(job_id, "done", None, result)
         return True

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from oculi.core.errors import InputError, NotFoundError, OculiError
 from oculi.library import Library
 from oculi.server.auth import Principal, Scope
+from oculi.server.job_tables import is_shared_store
 from oculi.server.jobs import PENDING, JobQueue, safe_item_name
 from oculi.server.limits import HTTPProblem, check_image, parse_json
 from oculi.server.state import (
@@ -39,7 +40,6 @@ from oculi.server.state import (
     run_model,
     scrub,
 )
-from oculi.store import parse_store_url
 from oculi.store.base import CollectionInfo
 
 router = APIRouter(prefix="/api/v1", tags=["collections"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
@@ -59,7 +59,7 @@ def make_job_queue(st: ServerState) -> Any:
         return [scrub(r, st.settings.home) if isinstance(r, str) else r for r in item_results(report, items)]
 
     store = st.library().store
-    if parse_store_url(store.url)[0] == "postgresql":  # shared by replicas: the queue lives in the store too
+    if is_shared_store(store):  # shared by replicas: the queue lives in the store too
         from oculi.server.pg_jobs import PgJobQueue
 
         queue = PgJobQueue(store, run_chunk, chunk=st.config.job_chunk, nice=st.config.model_nice,

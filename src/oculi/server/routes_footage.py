@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 from oculi.core.errors import InputError, NotFoundError
 from oculi.core.types import SCHEMA_VERSION
 from oculi.server.auth import Principal, Scope
-from oculi.server.footage_jobs import FootageJobQueue
+from oculi.server.footage_jobs import UPLOAD_PREFIX, FootageJobQueue
 from oculi.server.limits import HTTPProblem
 from oculi.server.state import (
     ERROR_RESPONSES,
@@ -100,12 +100,17 @@ def make_footage_queue(st: ServerState) -> FootageJobQueue:
         opts = WatchOptions(camera=job.camera, start=o.get("start"), zones=o.get("zones", []), zone_names=o.get("zone_names", []),
                             loiter_after=o.get("loiter_after"), crowd_min=o.get("crowd_min"), sample_fps=o.get("sample_fps", 2.0),
                             lost_after=o.get("lost_after", 4.0), collection=job.collection)
-        rep = st.library().watch(job.source, opts, should_stop=should_stop, progress=lambda p: progress(p.t, p.duration))
+        lib = st.library()
+        uri = job.source
+        if uri.startswith(UPLOAD_PREFIX):  # an upload: read from the store (a local copy where it is remote)
+            uri = str(lib.store.blobs(job.collection).local_path(uri[len(UPLOAD_PREFIX):]))
+        rep = lib.watch(uri, opts, should_stop=should_stop, progress=lambda p: progress(p.t, p.duration))
         doc = rep.to_dict()
         doc["source"] = {k: v for k, v in doc["source"].items() if k != "uri"}
         return doc
 
-    return FootageJobQueue(st.settings.home, run)
+    # with a PostgreSQL store the jobs live in it: every replica lists them and the free one runs them
+    return FootageJobQueue(st.settings.home, run, store=st.library().store, lease_s=st.config.job_lease_s)
 
 
 def _job_dict(st: ServerState, job: Any) -> dict[str, Any]:
@@ -197,8 +202,8 @@ async def watch_footage(name: str, request: Request, p: Principal = Depends(requ
         key = content_key(h.hexdigest(), ext, folder="videos")
         video.file.seek(0)
         blobs.put_stream(key, video.file)
-        dest = blobs.local_path(key)  # the decoder reads a file
-        return q.submit(name, str(dest), body.camera.strip(), opts, key_id=p.key_id)
+        # the key, not a path: the replica that claims the job reads the video from the store
+        return q.submit(name, UPLOAD_PREFIX + key, body.camera.strip(), opts, key_id=p.key_id)
 
     job = await run_blocking(go_upload)
     return JSONResponse(_job_dict(st, job), status_code=202, headers={"Location": f"/api/v1/footage/jobs/{job.id}"})

@@ -72,7 +72,9 @@ def make_report_queue(st: ServerState) -> ReportJobQueue:
         return {"title": rep.title, "severity": rep.severity.value, "images": len(rep.images), "conflicts": conflicts,
                 "warnings": rep.warnings, "rejected_sentences": len(rep.rejected)}
 
-    return ReportJobQueue(st.settings.home, run)
+    # with a PostgreSQL store the jobs and their files live in it: any replica runs and serves them
+    return ReportJobQueue(st.settings.home, run, store=st.library().store if st.collections else None,
+                          lease_s=st.config.job_lease_s)
 
 
 def _queue(st: ServerState) -> ReportJobQueue:

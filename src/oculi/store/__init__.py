@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-def open_store(settings: "Settings | None" = None, *, url: str | None = None) -> Store:
+def open_store(settings: "Settings | None" = None, *, url: str | None = None, blobs: str | None = None) -> Store:
     """The store named by ``url`` or ``settings.store``; the embedded store under
     ``settings.collections_dir`` when neither names one.
 
@@ -63,23 +63,28 @@ def open_store(settings: "Settings | None" = None, *, url: str | None = None) ->
     - ``postgresql://user[:password]@host[:port]/db`` (or ``postgres://``): PostgreSQL with the
       pgvector extension (``oculi.store.pg_store``), shared by any number of processes.
 
-    Nothing is created on disk until a collection is.
+    Uploads' bytes go where ``blobs`` or ``settings.blobs`` says, whichever the store:
+    ``store`` (the default: the collection's folder, or PostgreSQL's blob table), a folder, or
+    ``s3://bucket/prefix`` (see ``oculi.store.blobs``). Nothing is created on disk until a
+    collection is.
 
     Raises:
         InputError: an unknown scheme.
     """
     from oculi.config import Settings
+    from oculi.store.blobs import open_blob_root
 
     s = settings or Settings()
     target = url if url is not None else s.store
     kind, where = parse_store_url(target)
+    root = open_blob_root(s, blobs)
     if kind == "postgresql":
         from oculi.store.pg_store import PgStore
 
-        return PgStore(where, home=s.home)
+        return PgStore(where, home=s.home, blobs=root)
     from oculi.store.lance import LanceStore
 
-    return LanceStore(Path(where) if where else s.collections_dir)
+    return LanceStore(Path(where) if where else s.collections_dir, blobs=root)
 
 
 def parse_store_url(target: str | None) -> tuple[str, str]:
@@ -99,5 +104,6 @@ def parse_store_url(target: str | None) -> tuple[str, str]:
     if t.startswith("lance://"):
         return "lance", t[len("lance://"):]
     if "://" in t:
-        raise InputError(f"unknown store {t.split('://', 1)[0]!r}: use a path, lance://PATH or postgresql://user@host/db")
+        hint = " (an S3 bucket holds uploads' bytes, not collections: --blobs / OCULI_BLOBS)" if t.startswith("s3://") else ""
+        raise InputError(f"unknown store {t.split('://', 1)[0]!r}: use a path, lance://PATH or postgresql://user@host/db{hint}")
     return "lance", t

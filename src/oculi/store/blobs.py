@@ -8,8 +8,16 @@ copy for a remote store.
 
 Implementations: ``DirectoryBlobStore`` (a folder; the embedded store's ``<collection>/blobs``),
 ``oculi.store.pg_store.PgBlobStore`` (a table in the PostgreSQL store, so every replica sees
-every upload). An S3-compatible bucket is the next one (the same five methods over
-``boto3``/``fsspec``); see docs/CAPACITY.md.
+every upload) and ``oculi.store.s3_blobs.S3BlobStore`` (an S3-compatible bucket: AWS S3, MinIO,
+Ceph RGW...).
+
+Which one a store uses comes from ``Settings.blobs`` (``OCULI_BLOBS``, ``oculi --blobs``,
+``blobs = "..."`` in ``oculi.toml``), independently of the item store: ``store`` (the default:
+the store's own, i.e. the collection folder or the PostgreSQL table), a path (one folder per
+collection under it) or ``s3://bucket/prefix`` (objects ``prefix/<collection>/<key>``).
+``open_blob_root`` turns that into a ``BlobRoot``, which hands out one ``BlobStore`` per
+collection. A blob root outside the store is shared (by replicas, by the two sides of a
+migration), so dropping a collection leaves its objects there.
 """
 
 from __future__ import annotations
@@ -17,9 +25,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import BinaryIO, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol, runtime_checkable
 
 from oculi.core.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from oculi.config import Settings
+    from oculi.store.integrity import CollectionCheck, RepairReport
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,3}$")
 
@@ -54,6 +66,11 @@ class BlobStore(Protocol):
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``. Raises ``NotFoundError``."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A binary stream of the bytes under ``key`` (to read a large blob in chunks); the
+        caller closes it. Raises ``NotFoundError``."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -117,6 +134,12 @@ class DirectoryBlobStore:
         except FileNotFoundError:
             raise NotFoundError(f"no blob {key!r}") from None
 
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"no blob {key!r}") from None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -131,3 +154,136 @@ class DirectoryBlobStore:
                 k = p.relative_to(self.root).as_posix()
                 if k.startswith(prefix):
                     yield k
+
+
+# --- choosing a blob store from settings -------------------------------------------------------
+class BlobRoot(Protocol):
+    """Where a store keeps its collections' blobs when they live outside it: one ``BlobStore``
+    per collection."""
+
+    url: str
+
+    def collection(self, name: str) -> BlobStore: ...
+
+    def set_aside(self, name: str, key: str) -> str:
+        """Move a damaged blob of collection ``name`` out of its way (under ``.damaged/``, which
+        no collection name can be); returns where it went."""
+        ...
+
+
+class DirectoryBlobRoot:
+    """``<root>/<collection>/<key>`` (``blobs = "/shared/blobs"``)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.url = f"file://{self.root.resolve()}"
+
+    def collection(self, name: str) -> DirectoryBlobStore:
+        from oculi.store.base import validate_collection_name
+
+        return DirectoryBlobStore(self.root / validate_collection_name(name))
+
+    def set_aside(self, name: str, key: str) -> str:
+        src = self.collection(name)._path(key)
+        dest = self.root / ".damaged" / name / check_key(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+        return str(dest)
+
+
+def parse_blobs_url(target: str | None) -> tuple[str, str]:
+    """``(kind, where)`` of a blobs setting: ``("store", "")`` (the store's own: the default),
+    ``("dir", path)`` or ``("s3", "bucket/prefix")``.
+
+    Example:
+        >>> parse_blobs_url("s3://photos/oculi/prod")
+        ('s3', 'photos/oculi/prod')
+        >>> parse_blobs_url(None)
+        ('store', '')
+
+    Raises:
+        InputError: an unknown scheme.
+    """
+    t = (target or "").strip()
+    if not t or t == "store":
+        return "store", ""
+    if t.startswith("s3://"):
+        return "s3", t[len("s3://"):].strip("/")
+    if t.startswith("file://"):
+        return "dir", t[len("file://"):]
+    if "://" in t:
+        raise InputError(f"unknown blob store {t.split('://', 1)[0]!r}: use store (the default), a path or s3://bucket/prefix")
+    return "dir", t
+
+
+def open_blob_root(settings: "Settings", url: str | None = None) -> BlobRoot | None:
+    """The blob root named by ``url`` or ``settings.blobs``; ``None`` when blobs stay in the
+    store (the default).
+
+    Raises:
+        InputError: an unknown scheme, or a bucket name or prefix S3 would not take.
+    """
+    kind, where = parse_blobs_url(url if url is not None else settings.blobs)
+    if kind == "store":
+        return None
+    if kind == "dir":
+        return DirectoryBlobRoot(where)
+    from oculi.store.s3_blobs import S3BlobRoot
+
+    bucket, _, prefix = where.partition("/")
+    return S3BlobRoot(bucket, prefix, endpoint_url=settings.s3_endpoint, cache_dir=settings.home / "cache" / "s3-blobs")
+
+
+def repair_blobs(root: BlobRoot, name: str, rep: "RepairReport") -> None:
+    """Set aside collection ``name``'s blobs in ``root`` that fail their checksum (the original
+    cannot be re-derived; its item stays): recorded in ``rep`` (``lost_originals``, ``actions``,
+    and ``before``/``after`` where they lack them)."""
+    from dataclasses import replace
+
+    from oculi.store.integrity import CollectionCheck
+
+    where = f"{root.url}/{name}/"
+    found = CollectionCheck(name=name, path=where)
+    verify_blobs(root.collection(name), found, where=where)
+    if rep.before is not None:
+        known = {d.path for d in rep.before.damage}
+        rep.before = replace(rep.before, damage=[*rep.before.damage, *(d for d in found.damage if d.path not in known)])
+    for d in found.damage:
+        moved = root.set_aside(name, d.path[len(where):])
+        rep.lost_originals.append(d.path)
+        rep.actions.append(f"set aside the damaged upload original {d.path} (now {moved})")
+    if found.damage and rep.after is not None:
+        after = CollectionCheck(name=name, path=where)
+        verify_blobs(root.collection(name), after, where=where)
+        rep.after = replace(rep.after, damage=[d for d in rep.after.damage if not d.path.startswith(where)] + after.damage)
+
+
+def verify_blobs(blobs: BlobStore, res: "CollectionCheck", *, hashes: bool = True, where: str = "") -> None:
+    """Check the content-addressed blobs of ``blobs`` (the key's file name is the SHA-256 of the
+    bytes): each one read and hashed (``hashes``) or only counted. A mismatch is damage of
+    kind ``blob`` (not repairable: the original bytes cannot be re-derived; the item keeps its
+    caption, vectors and thumbnail)."""
+    import hashlib
+
+    from oculi.store.integrity import Damage, FileKind
+
+    for key in blobs.keys():
+        stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+        if len(stem) != 64 or any(c not in "0123456789abcdef" for c in stem):
+            continue  # not a content-addressed blob
+        res.blobs_checked += 1
+        if not hashes:
+            continue
+        h = hashlib.sha256()
+        try:
+            with blobs.open(key) as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    res.bytes_checked += len(chunk)
+        except NotFoundError:
+            continue  # deleted while we listed
+        if h.hexdigest() != stem:
+            res.damage.append(Damage(
+                where + key, FileKind.BLOB.value, "changed since it was uploaded (checksum mismatch)",
+                "the original of an uploaded image; its item (caption, vectors, thumbnail) is intact, the "
+                "original bytes cannot be re-derived", None, (), False))

@@ -23,7 +23,7 @@ import lancedb
 
 from oculi.core.errors import InputError, NotFoundError, OculiError, StoreCorruptError
 from oculi.store.base import STORE_SCHEMA_VERSION, CollectionInfo, validate_collection_name
-from oculi.store.blobs import DirectoryBlobStore
+from oculi.store.blobs import BlobRoot, BlobStore, DirectoryBlobStore, repair_blobs, verify_blobs
 from oculi.store.integrity import (
     RECORD_FILE,
     RECORD_FORMAT,
@@ -51,8 +51,11 @@ def _collection(d: Path) -> "LanceCollection":
 class LanceStore:
     """Collections under one directory (``Settings.collections_dir``)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, blobs: "BlobRoot | None" = None) -> None:
+        """``blobs``: where uploads' bytes go instead of each collection's ``blobs/`` folder
+        (an S3-compatible bucket or a shared folder; ``oculi.store.blobs.open_blob_root``)."""
         self.root = Path(root)
+        self.blob_root = blobs
         self._open: dict[str, LanceCollection] = {}
         self._lock = threading.Lock()
 
@@ -145,13 +148,23 @@ class LanceStore:
         """
         d = self.collection_dir(name)
         with directory_lock(d, d.name):
-            return check_collection(d, d.name, hashes=hashes)
+            res = check_collection(d, d.name, hashes=hashes)
+            if self.blob_root is not None:  # uploads kept outside the folder: read and hash each one
+                t0 = time.monotonic()
+                verify_blobs(self.blob_root.collection(d.name), res, hashes=hashes, where=f"{self.blob_root.url}/{d.name}/")
+                res.elapsed_s += time.monotonic() - t0
+            return res
 
     def repair_collection(self, name: str) -> RepairReport:
         """Repair a damaged collection (``lance_repair``); a healthy one is left alone."""
         from oculi.store.lance_repair import repair_collection
 
-        return repair_collection(self, name)
+        rep = repair_collection(self, name)
+        if self.blob_root is not None:  # uploads kept outside the folder: damaged ones set aside there
+            d = self.collection_dir(name)
+            with directory_lock(d, d.name):
+                repair_blobs(self.blob_root, d.name, rep)
+        return rep
 
     def create_collection(self, name: str, *, exist_ok: bool = True) -> LanceCollection:
         d = self._dir(name)
@@ -205,9 +218,13 @@ class LanceStore:
     def url(self) -> str:
         return f"lance://{self.root.resolve()}"
 
-    def blobs(self, name: str) -> DirectoryBlobStore:
-        """The collection's ``blobs/`` folder (swept of temporary files by the writer, never of blobs)."""
-        return DirectoryBlobStore(self.open_collection(name).path / "blobs")
+    def blobs(self, name: str) -> BlobStore:
+        """The collection's ``blobs/`` folder (swept of temporary files by the writer, never of
+        blobs), or its part of the blob root given to the store."""
+        c = self.open_collection(name)
+        if self.blob_root is not None:
+            return self.blob_root.collection(c.name)
+        return DirectoryBlobStore(c.path / "blobs")
 
     def _sweep(self) -> None:
         """Remove leftovers of creations/drops that were killed half-way (older than an hour)."""

@@ -28,7 +28,7 @@ from oculi.core.errors import NotFoundError, OculiError
 from oculi.store.base import Collection, FileRecord, Store, item_from_row
 from oculi.store.records import RecordTable
 
-MIGRATE_SCHEMA_VERSION = "1.0"
+MIGRATE_SCHEMA_VERSION = "1.1"
 ITEM_BATCH = 500
 #: Every stored item column, vectors and thumbnail included.
 ALL_ITEM_COLUMNS = (
@@ -75,6 +75,8 @@ class MigrationReport:
     destination: str
     collections: list[CollectionMigration] = field(default_factory=list)
     elapsed_s: float = 0.0
+    source_blobs: str = "store"
+    destination_blobs: str = "store"
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,7 @@ class MigrationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": MIGRATE_SCHEMA_VERSION, "source": self.source, "destination": self.destination,
+            "source_blobs": self.source_blobs, "destination_blobs": self.destination_blobs,
             "ok": self.ok, "collections": [c.to_dict() for c in self.collections], "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -106,7 +109,8 @@ def migrate(src: Store, dst: Store, collections: Sequence[str] | None = None, *,
     for n in names:
         if not src.exists(n):
             raise NotFoundError(f"no collection named {n!r} in {src.url}")
-    report = MigrationReport(source=src.url, destination=dst.url)
+    report = MigrationReport(source=src.url, destination=dst.url, source_blobs=blobs_url(src),
+                             destination_blobs=blobs_url(dst))
     for n in names:
         report.collections.append(_migrate_one(src, dst, n, progress))
     report.elapsed_s = time.monotonic() - t0
@@ -118,6 +122,12 @@ def migrate(src: Store, dst: Store, collections: Sequence[str] | None = None, *,
         err.report = report  # type: ignore[attr-defined]
         raise err
     return report
+
+
+def blobs_url(store: Store) -> str:
+    """Where a store keeps uploads: ``store`` (its own folder or table) or its blob root's URL."""
+    root = getattr(store, "blob_root", None)
+    return root.url if root is not None else "store"
 
 
 def _migrate_one(src: Store, dst: Store, name: str, progress: ProgressFn | None) -> CollectionMigration:

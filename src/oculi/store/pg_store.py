@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from typing import Any, BinaryIO, Iterator, Sequence
 
 import numpy as np
 
-from oculi.core.errors import InputError, NotFoundError, OculiError, StoreFullError
+from oculi.core.errors import InputError, NotFoundError, OculiError, StoreFullError, StoreUnavailableError
 from oculi.store.base import (
     SEARCH_COLUMNS,
     STORE_SCHEMA_VERSION,
@@ -65,7 +66,7 @@ from oculi.store.base import (
     glob_to_regex,
     validate_collection_name,
 )
-from oculi.store.blobs import check_key
+from oculi.store.blobs import BlobRoot, BlobStore, check_key, repair_blobs, verify_blobs
 from oculi.store.integrity import CollectionCheck, RepairReport
 from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable, record_type_of
 
@@ -220,12 +221,15 @@ class PgStore:
     Args:
         url: ``postgresql://user[:password]@host[:port]/db`` (libpq URL; ``?host=/socket/dir`` works).
         home: This machine's oculi home: where blobs that a reader needs as a file are cached.
+        blobs: Where uploads' bytes go when not in the ``oculi_blobs`` table (the default):
+            an S3-compatible bucket or a shared folder (``oculi.store.blobs.open_blob_root``).
     """
 
-    def __init__(self, url: str, *, home: Path | str | None = None) -> None:
+    def __init__(self, url: str, *, home: Path | str | None = None, blobs: BlobRoot | None = None) -> None:
         self._url = url
         self.url = redact(url)
         self.home = Path(home) if home is not None else None
+        self.blob_root = blobs
         self._local = threading.local()
         self._conns: list[Any] = []
         self._clock = threading.Lock()
@@ -240,7 +244,7 @@ class PgStore:
         try:
             conn = psycopg.connect(self._url, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as e:
-            raise OculiError(f"cannot connect to the PostgreSQL store {self.url}: {str(e).strip().splitlines()[0]}") from None
+            raise StoreUnavailableError(f"cannot connect to the PostgreSQL store {self.url}: {str(e).strip().splitlines()[0]}") from None
         if self._ready:
             self._register(conn)
         return conn
@@ -395,8 +399,10 @@ class PgStore:
         base = self.home if self.home is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "oculi-blob-cache"
         return base / "cache" / "pg-blobs" / hashlib.sha256(self._url.encode()).hexdigest()[:12] / str(cid)
 
-    def blobs(self, name: str) -> "PgBlobStore":
+    def blobs(self, name: str) -> BlobStore:
         c = self.open_collection(name)
+        if self.blob_root is not None:
+            return self.blob_root.collection(c.name)
         return PgBlobStore(self, c.cid, c.name)
 
     # --- integrity -------------------------------------------------------------------------------
@@ -409,7 +415,10 @@ class PgStore:
         chk.notes.append("PostgreSQL guards the bytes (WAL, page checksums when enabled); every table and index was read")
         for table, n in c.table_counts().items():
             chk.tables[table] = {"rows": n, "ok": True}
-        chk.blobs_checked = int(self.conn().execute("SELECT count(*) FROM oculi_blobs WHERE coll=%s", (c.cid,)).fetchone()[0])
+        if self.blob_root is not None:  # uploads live outside the database: read and hash each one
+            verify_blobs(self.blob_root.collection(c.name), chk, hashes=hashes, where=f"{self.blob_root.url}/{c.name}/")
+        else:
+            chk.blobs_checked = int(self.conn().execute("SELECT count(*) FROM oculi_blobs WHERE coll=%s", (c.cid,)).fetchone()[0])
         chk.elapsed_s = time.monotonic() - t0
         return chk
 
@@ -423,6 +432,8 @@ class PgStore:
             if c.has_items_table():
                 self.conn().execute(f"REINDEX TABLE {c.items_table}")
                 rep.actions.append(f"rebuilt the indexes of {c.items_table}")
+            if self.blob_root is not None:  # uploads in a bucket: damaged ones set aside there
+                repair_blobs(self.blob_root, c.name, rep)
         rep.elapsed_s = time.monotonic() - t0
         return rep
 
@@ -453,6 +464,9 @@ class PgBlobStore:
         if row is None:
             raise NotFoundError(f"no blob {key!r} in collection {self.name!r}")
         return bytes(row[0])
+
+    def open(self, key: str) -> BinaryIO:
+        return io.BytesIO(self.get(key))
 
     def exists(self, key: str) -> bool:
         return self.store.conn().execute("SELECT 1 FROM oculi_blobs WHERE coll=%s AND key=%s",

@@ -214,3 +214,21 @@ def keys(settings: Settings) -> dict[str, str]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def job_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Where a footage or report queue keeps its jobs: ``None`` (SQLite under the home, as with
+    the embedded store) or a ``PgStore`` on a fresh database (jobs shared by replicas)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    import uuid
+
+    from oculi.store.pg_store import PgStore
+    from tests.pgutil import pg_database
+
+    with pg_database(request.getfixturevalue("pg_server"), f"j_{uuid.uuid4().hex[:12]}") as url:
+        store = PgStore(url, home=tmp_path)
+        yield store
+        store.close()

@@ -33,9 +33,9 @@ def _writer(seen: list):
     return run
 
 
-def test_jobs_run_fail_and_keep_only_their_report(tmp_path: Path) -> None:
+def test_jobs_run_fail_and_keep_only_their_report(job_store, tmp_path: Path) -> None:
     seen: list = []
-    q = ReportJobQueue(tmp_path, _writer(seen))
+    q = ReportJobQueue(tmp_path, _writer(seen), store=job_store)
     q.start()
     try:
         job = q.submit([("a.png", b"A"), ("a.png", b"B")], ("notes.csv", b"text\nx\n"), {"kind": "general", "format": "html",
@@ -57,16 +57,19 @@ def test_jobs_run_fail_and_keep_only_their_report(tmp_path: Path) -> None:
         q.close()
 
 
-def test_a_job_running_when_the_server_died_runs_again(tmp_path: Path) -> None:
+def test_a_job_running_when_the_server_died_runs_again(job_store, tmp_path: Path) -> None:
     seen: list = []
-    q = ReportJobQueue(tmp_path, _writer(seen))  # not started: the job stays queued
+    q = ReportJobQueue(tmp_path, _writer(seen), store=job_store)  # not started: the job stays queued
     job = q.submit([("a.png", b"A")], None, {"kind": "general", "format": "json", "title": "again"})
-    q._db.execute("UPDATE jobs SET state='running', started=1 WHERE id=?", (job.id,))  # as a crash leaves it
+    q._rows.update(job.id, {"state": "running", "started": 1})  # as a crash leaves it
     dropped = q.submit([("d.png", b"D")], None, {"kind": "general", "format": "json"})
     assert q.cancel(dropped.id).state == "cancelled" and not q.folder(dropped.id).exists()
     q.close()
-    q2 = ReportJobQueue(tmp_path, _writer(seen))
+    stray = q.folder("0123456789abcdef") / "in"  # inputs of a job whose row was never written
+    stray.mkdir(parents=True)
+    q2 = ReportJobQueue(tmp_path, _writer(seen), store=job_store)
     q2.start()
+    assert not stray.parent.exists()  # cleared at start
     try:
         assert _wait(q2, job.id).state == "done" and seen == [["a.png"]]
         queued = q2.submit([("c.png", b"C")], None, {"kind": "general", "format": "json"})
@@ -76,9 +79,9 @@ def test_a_job_running_when_the_server_died_runs_again(tmp_path: Path) -> None:
         q2.close()
 
 
-def test_old_finished_jobs_are_pruned(tmp_path: Path, monkeypatch) -> None:
+def test_old_finished_jobs_are_pruned(job_store, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(report_jobs, "MAX_KEPT", 2)
-    q = ReportJobQueue(tmp_path, _writer([]))
+    q = ReportJobQueue(tmp_path, _writer([]), store=job_store)
     q.start()
     try:
         ids = []
@@ -92,3 +95,20 @@ def test_old_finished_jobs_are_pruned(tmp_path: Path, monkeypatch) -> None:
         assert not q.folder(ids[0]).exists()
     finally:
         q.close()
+
+
+@pytest.mark.parametrize("job_store", ["postgresql"], indirect=True)
+def test_a_report_built_by_one_replica_is_served_by_another(job_store, tmp_path: Path) -> None:
+    seen: list = []
+    a = ReportJobQueue(tmp_path / "a", _writer(seen), store=job_store)
+    b = ReportJobQueue(tmp_path / "b", _writer(seen), store=job_store)  # never started: it only serves
+    a.start()
+    try:
+        job = b.submit([("a.png", b"A"), ("b.png", b"B")], None, {"kind": "general", "format": "html", "title": "x"})
+        done = _wait(b, job.id)  # submitted through B, claimed by A (B runs no worker)
+    finally:
+        a.close()
+    assert done.state == "done" and seen == [["a.png", "b.png"]]
+    assert not b.folder(job.id).exists()  # nothing of it on B's disk until it is asked for
+    assert b.report_file(done).read_text() == "2 inputs"
+    b.close()

@@ -101,7 +101,7 @@ def test_cli_json_and_exit_codes(tmp_path: Path, pg_url: str) -> None:
     r = runner.invoke(app, ["migrate", "--from", str(tmp_path / "a"), "--to", pg_url, "--collection", "photos", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == "1.0" and doc["ok"] and [c["name"] for c in doc["collections"]] == ["photos"]
+    assert doc["schema_version"] == "1.1" and doc["ok"] and doc["source_blobs"] == doc["destination_blobs"] == "store" and [c["name"] for c in doc["collections"]] == ["photos"]
     assert doc["collections"][0]["counts"]["items"] == 6 and len(doc["collections"][0]["checksums"]["items"]) == 64
     assert open_store(url=pg_url).names() == ["photos"]
     r = runner.invoke(app, ["migrate", "--from", str(tmp_path / "a"), "--to", pg_url, "--json"])  # resumes, adds "other"

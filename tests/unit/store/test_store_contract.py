@@ -1,6 +1,8 @@
 """The store contract (``tests/store_contract.py``) run against every store: the embedded
 LanceDB store and PostgreSQL + pgvector (a real server the tests start from the ``pgserver``
-package: PostgreSQL 16 with pgvector, no system install)."""
+package: PostgreSQL 16 with pgvector, no system install), each with its own blobs and with its
+uploads in an S3-compatible bucket (``OCULI_BLOBS=s3://...``; a real S3 server on loopback from
+the ``moto[server]`` package)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,19 @@ class TestLanceStore(StoreContract):
 class TestPgStore(StoreContract):
     @pytest.fixture()
     def store_url(self, pg_server: str) -> Iterator[str]:
+        with pg_database(pg_server, f"t_{uuid.uuid4().hex[:12]}") as url:
+            yield url
+
+
+class TestLanceStoreS3Blobs(StoreContract):
+    @pytest.fixture()
+    def store_url(self, tmp_path: Path, s3_blobs: str) -> str:
+        return f"lance://{tmp_path / 'collections'}"
+
+
+class TestPgStoreS3Blobs(StoreContract):
+    @pytest.fixture()
+    def store_url(self, pg_server: str, s3_blobs: str) -> Iterator[str]:
         with pg_database(pg_server, f"t_{uuid.uuid4().hex[:12]}") as url:
             yield url
 

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from oculi.core.errors import InputError, ModelAssetError, OculiError, StoreFullError
+from oculi.core.errors import InputError, ModelAssetError, OculiError, StoreFullError, StoreUnavailableError
 from oculi.core.types import Observation
 from oculi.imageio import ImageLimits, LoadedImage, load_image_bytes, read_regular_file, sniff_format
 from oculi.store.base import Collection, FileRecord, ItemRecord, item_id, vector_models_of
@@ -144,8 +144,8 @@ class ImagePreparer:
             return prep
         except InputError as e:
             return PrepareFailure(src, str(e))
-        except StoreFullError:
-            raise  # the disk, not the file: stop the run
+        except (StoreFullError, StoreUnavailableError):
+            raise  # the disk or the blob store, not the file: stop the run
         except Exception as e:  # noqa: BLE001 - one bad file never aborts the batch
             log.debug("preparing %s failed", src.path, exc_info=True)
             return PrepareFailure(src, f"{src.path}: {type(e).__name__}: {e}")

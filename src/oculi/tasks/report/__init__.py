@@ -87,7 +87,8 @@ def inspector_notes(settings: Any, name: str) -> list[str]:
 NARRATOR_PROMPT = (
     "You write the summary of a {kind} report. Rewrite the facts below as three or four plain sentences for a "
     "person who must act on them. Use only these facts: add no number, name, object or time that is not in them, "
-    "and say nothing about what is not listed. Sentences that bring in anything else are removed.")
+    "and say nothing about what is not listed: no condition, cause, state or judgement the facts do not state. "
+    "Sentences that bring in anything else are removed.")
 
 
 def chat_narrator(engine: Any, model: str) -> Narrator:
@@ -218,8 +219,9 @@ def create_report(
     name = model or _model_name(vision)
     if narrator is None and model and _chats(vision, model):
         narrator = chat_narrator(vision, model)
+    embed = getattr(vision, "embed_texts", None) if narrator is not None or any(im.caption for im in ims) else None
     return build_report(ims, kind=kind, records=recs, events=events, tz=tz, title=title, inspector=inspector, model=name,
-                        warnings=warnings, narrator=narrator, notes=notes)
+                        warnings=warnings, narrator=narrator, notes=notes, embed=embed)
 
 
 def _chats(vision: Any, model: str) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from oculi.core.labels import CATEGORY_MEMBERS, imagenet_to_coco
 from oculi.core.types import SCHEMA_VERSION, Box, Observation
+from oculi.language.describe import LABEL_HEDGED
 from oculi.language.vocab import number_word, plural
 from oculi.tasks.report.evidence import (
     SEVERITY_ORDER,
@@ -34,7 +35,16 @@ from oculi.tasks.report.evidence import (
     Finding,
     Severity,
 )
-from oculi.tasks.report.grounding import Rejection, Vocabulary, ground_text, label_table, labels_in, vocabulary_from
+from oculi.tasks.report.claims import ClaimEvidence, EmbedFn, claim_problems, evidence_from_vocabulary
+from oculi.tasks.report.grounding import (
+    Rejection,
+    Vocabulary,
+    ground_text,
+    label_table,
+    labels_in,
+    split_sentences,
+    vocabulary_from,
+)
 from oculi.tasks.report.records import Record, Records
 
 REPORT_SCHEMA = "oculi.report/1"
@@ -55,7 +65,7 @@ MEDICAL_NOTICE = ("This is a preliminary, machine-generated summary of what gene
                   "It is not a diagnosis and must be reviewed by a clinician before any decision.")
 
 # A narrator rewrites the summary in better prose (a configured VLM/LLM); its text is grounded
-# like everything else, so it can only drop facts, never add them.
+# like everything else and its claims checked (claims.py), so it can only drop facts, never add them.
 Narrator = Callable[["Report"], str]
 
 
@@ -113,6 +123,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     notice: str | None = None
+    evidence_vocabulary: Vocabulary | None = field(default=None, repr=False)  # what the grounding check read; not serialised
 
     @property
     def severity(self) -> Severity:
@@ -396,6 +407,7 @@ def build_report(
     narrator: Narrator | None = None,
     created: datetime | None = None,
     notes: Sequence[str] = (),
+    embed: EmbedFn | None = None,
 ) -> Report:
     """Compose a report from images already observed (and inspected).
 
@@ -411,6 +423,8 @@ def build_report(
         warnings: Problems met before building (bad images, unmatched records).
         narrator: Optional prose writer for the summary; its text is grounded like the rest.
         notes: More limits (what the inspection model's card warns about).
+        embed: A sentence encoder (``Engine.embed_texts``) for the claim check of the narrator's
+            prose (``claims.py``); without one only its words are checked.
 
     Returns:
         The ``Report``; sentences that failed the grounding check are in ``report.rejected``.
@@ -471,12 +485,99 @@ def build_report(
     rep = Report(kind=kind, title=title or TITLES[kind], created=(created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
                  summary=summary, images=ims, cross_checks=checks, recommendations=recommendations, limits=limits,
                  records=records, events=evs, inspector=inspector, model=model, warnings=all_warnings, rejected=rejected,
-                 notice=MEDICAL_NOTICE if kind == "medical" else None)
+                 notice=MEDICAL_NOTICE if kind == "medical" else None, evidence_vocabulary=vocab)
+    _check_captions(rep, vocab, embed)
     if narrator is not None:
-        prose = ground_text(narrator(rep), vocab, "narrator", rejected)
-        if prose:
-            rep.summary = [prose]
+        _narrate(rep, narrator, vocab, embed)
     return rep
+
+
+def report_verdicts(rep: Report) -> set[str]:
+    """The verdicts ``rep`` reaches: its cross-checks' statuses and ``passed``/``failed`` inspections."""
+    return {c.status.value for c in rep.cross_checks} | {
+        "passed" if bool(im.inspection.get("pass", im.inspection.get("passed"))) else "failed" for im in rep.images if im.inspection}
+
+
+def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None = None, *,
+                          captions: bool = True, statements: bool = True) -> ClaimEvidence:
+    """What a model writing about ``rep`` may claim: the words of what perception found (not of
+    the records: their words may be used only when attributed to a record), the seen labels,
+    the report's vocabulary for what it covers, and its grounded statements (summary, findings,
+    cross-checks, recommendations, limits, and the captions unless ``captions=False``; none with
+    ``statements=False``) for the words and the similarity test."""
+    recs = rep.records.records if rep.records else []
+    names = [im.name for im in rep.images] + [im.path for im in rep.images] + [rep.inspector or "", rep.model or ""]
+    seen = vocabulary_from([im.observation for im in rep.images], [im.inspection for im in rep.images if im.inspection], [],
+                           rep.events, names, seen_labels=vocab.seen_labels)
+    said = [r.text for r in recs] + [str(v) for r in recs for v in r.fields.values()] + [x for r in recs for x in r.image_refs]
+    facts = (list(rep.summary) + [f.text for im in rep.images for f in im.findings]
+             + ([im.caption for im in rep.images if im.caption] if captions else []) + [c.text for c in rep.cross_checks]
+             + list(rep.recommendations) + list(rep.limits) + ([rep.notice] if rep.notice else [])) if statements else []
+    ev = evidence_from_vocabulary(seen, facts, said_text=said, said_labels=vocab.said_labels - vocab.seen_labels,
+                                  said_statements=[r.text for r in recs] if statements else [],
+                                  inspection=any(im.inspection for im in rep.images),
+                                  footage=bool(rep.events) or any(r.time_text for r in recs),
+                                  medical=rep.kind == "medical", embed=embed)
+    ev.verdicts = report_verdicts(rep)
+    for im in rep.images:  # what the classifier's labels are kinds of (the captions hedge with them)
+        for lab in im.observation.labels[:3]:
+            if lab.score >= LABEL_HEDGED:
+                ev.add_kinds(lab.name)
+    return ev
+
+
+def _check_captions(rep: Report, vocab: Vocabulary, embed: EmbedFn | None) -> None:
+    """The describe backend's captions (a configured VLM's, when one describes) pass the claim
+    check too, against the evidence and the report's other statements (no caption supports
+    another); the number left out goes into the limits."""
+    if not any(im.caption for im in rep.images):
+        return
+    ev = report_claim_evidence(rep, vocab, embed, captions=False)
+    left_out = 0
+    for im in rep.images:
+        if not im.caption:
+            continue
+        kept = []
+        for s in split_sentences(im.caption):
+            problems = claim_problems(s, ev)
+            if problems:
+                rep.rejected.append(Rejection(s, tuple(problems), f"caption of {im.id}"))
+                left_out += 1
+            else:
+                kept.append(s)
+        im.caption = " ".join(kept) or None
+    if ev.embed_error:
+        rep.warnings.append(f"the sentence encoder failed ({ev.embed_error}); captions were checked word by word only")
+    if left_out:
+        rep.limits.append(f"{left_out} {plural('sentence', left_out)} of the image captions {'was' if left_out == 1 else 'were'} "
+                          f"left out: not supported by the evidence (listed under grounding.rejected in the JSON form).")
+
+
+def _narrate(rep: Report, narrator: Narrator, vocab: Vocabulary, embed: EmbedFn | None) -> None:
+    """Replace the summary with the narrator's prose, keeping only sentences that pass both the
+    grounding check and the claim check; the number left out goes into the limits."""
+    before = len(rep.rejected)
+    prose = ground_text(narrator(rep), vocab, "narrator", rep.rejected)
+    if prose:
+        ev = report_claim_evidence(rep, vocab, embed)
+        kept = []
+        for s in split_sentences(prose):
+            problems = claim_problems(s, ev)
+            if problems:
+                rep.rejected.append(Rejection(s, tuple(problems), "narrator"))
+            else:
+                kept.append(s)
+        prose = " ".join(kept)
+        if ev.embed_error:
+            rep.warnings.append(f"the sentence encoder failed ({ev.embed_error}); the narrator's sentences were checked "
+                                f"word by word only")
+    if prose:
+        rep.summary = [prose]
+    left_out = len(rep.rejected) - before
+    if left_out:
+        rep.limits.append(f"{left_out} {plural('sentence', left_out)} of the narrator model {'was' if left_out == 1 else 'were'} "
+                          f"left out: not supported by the evidence (listed under grounding.rejected in the JSON form)"
+                          + ("." if prose else "; the summary is the template's."))
 
 
 def _keep(text: str, vocab: Vocabulary, where: str, rejected: list[Rejection]) -> bool:

@@ -13,7 +13,9 @@ text of a configured narrator model, when one rewrites the summary) passes ``gro
   the evidence's words (OCR text, records, file names, the inspector, model and camera names).
 
 A sentence that breaks a rule is dropped and listed in the report's ``grounding.rejected``
-with the reason; nothing invented reaches the page.
+with the reason; nothing invented reaches the page. A narrator model's sentences also pass the
+claim check (``claims.py``): a claim with nothing here to check ("the patient appears healthy")
+must still be supported by the evidence's words.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def sentence_problems(sentence: str, vocab: Vocabulary) -> list[str]:
         n = _norm_number(m.group(1))
         if n not in vocab.numbers:
             problems.append(f"number {m.group(0).strip()} is not in the evidence")
-    low = re.findall(r"[a-z]+", sentence.lower())
+    low = re.findall(r"[a-z]+", _QUOTED.sub("", sentence).lower())  # a quotation is checked whole, below
     for w in low:
         if w in NUMBER_WORDS[2:] and NUMBER_WORDS.index(w) not in vocab.counts:
             problems.append(f"number {w} is not in the evidence")

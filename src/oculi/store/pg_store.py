@@ -184,8 +184,9 @@ def hnsw_build_settings(rows: int, dim: int, *, current_mem: int, local: bool, a
 
     Memory: enough for the graph (``hnsw_graph_bytes``), never less than the server's own setting,
     and at most ``LOCAL_BUILD_MEMORY_SHARE`` of the available memory when the server runs on this
-    machine (``REMOTE_BUILD_MEMORY_MAX`` otherwise). It is asked for, not reserved: the leader
-    and workers hold the graph in one shared segment of this size. Workers: on this machine one
+    machine (``REMOTE_BUILD_MEMORY_MAX`` otherwise); a parallel build's leader and workers hold
+    the graph in one shared memory segment of this size, so it is sized to the graph, not to the
+    cap (at 1M × 384-d: 2.7 GB asked, 2.4 GB peak for the whole server). Workers: on this machine one
     per core besides the leader (pgvector >= 0.6 builds HNSW in parallel); a remote server keeps
     its own setting (-1 here).
 

@@ -2,7 +2,7 @@
 
 1. **Quality**: per texture (scikit-image's ``brick``, ``grass``, ``gravel`` photos and the
    generated ``weave``, ``grain``, ``fabric``; ``oculi.tasks.inspect.synth``), ``--train`` good
-   crops to fit on (20 % held out for the threshold), 20 good test crops and, per defect type
+   crops to fit on (20 % held out for the threshold), ``--test-good`` good test crops and, per defect type
    (scratch, spot, hole, stain, missing), ``--per-defect`` test crops cycling through the sizes
    small / medium / large, written in the MVTec AD layout and measured by the same code as
    ``oculi eval inspect``: image AUROC and pixel AUROC per texture and defect type, image
@@ -27,17 +27,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
 
-def quality(root: Path, textures: list[str], n_train: int, per_defect: int, settings) -> None:
+def quality(root: Path, textures: list[str], n_train: int, per_defect: int, test_good: int, settings) -> None:
     from sklearn.metrics import roc_auc_score
 
     from oculi.tasks.inspect.evaluate import evaluate_inspect
     from oculi.tasks.inspect.synth import DEFECTS, SIZES, write_mvtec
 
-    write_mvtec(root, textures, n_train=n_train, n_test_good=20, n_per_defect=per_defect)
+    write_mvtec(root, textures, n_train=n_train, n_test_good=test_good, n_per_defect=per_defect)
     t0 = time.perf_counter()
     ev = evaluate_inspect(root, settings=settings)
     wall = time.perf_counter() - t0
-    print(f"\n### Quality: image / pixel AUROC ({n_train} good images per texture, 20 good + {per_defect} per defect type in test)\n")
+    print(f"\n### Quality: image / pixel AUROC ({n_train} good images per texture, {test_good} good + {per_defect} per defect type in test)\n")
     print("| texture | " + " | ".join(DEFECTS) + " | **all** | accuracy at threshold |")
     print("|---" * (len(DEFECTS) + 3) + "|")
     for c in ev.categories:
@@ -122,14 +122,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--part", choices=["quality", "speed", "all"], default="all")
     ap.add_argument("--train", type=int, default=50, help="good images per texture")
-    ap.add_argument("--per-defect", type=int, default=9, help="test images per defect type and texture")
+    ap.add_argument("--per-defect", type=int, default=15, help="test images per defect type and texture (cycling small/medium/large)")
+    ap.add_argument("--test-good", type=int, default=40, help="good test images per texture")
     ap.add_argument("--textures", default=",".join(TEXTURES))
     args = ap.parse_args()
     print(f"## Inspection benchmark\n\nMachine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home", assets_dir=Settings().assets_dir)
         if args.part in ("quality", "all"):
-            quality(Path(tmp) / "mvtec", args.textures.split(","), args.train, args.per_defect, settings)
+            quality(Path(tmp) / "mvtec", args.textures.split(","), args.train, args.per_defect, args.test_good, settings)
         if args.part in ("speed", "all"):
             speed(Path(tmp) / "speed", settings)
 

@@ -29,7 +29,7 @@ def inspect_server(tmp_path_factory):
     rng = np.random.default_rng(11)
     tex = texture("grain", seed=3)
     (root / "good").mkdir()
-    for i in range(10):
+    for i in range(24):  # enough good crops to cover the surface at the fine features' detail
         Image.fromarray(crop(tex, SIDE, rng)).save(root / "good" / f"{i}.png")
     fit_inspector(root / "good", "line-ui", settings=settings)
     Image.fromarray(add_defect(crop(tex, SIDE, rng), "hole", "large", rng)[0]).save(root / "bad.png")

@@ -33,6 +33,18 @@ def _writer(seen: list):
     return run
 
 
+def _eventually(check, seconds: float = 10.0) -> bool:
+    """``check()`` became true within ``seconds`` (the worker cleans up right after recording the end)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_jobs_run_fail_and_keep_only_their_report(job_store, tmp_path: Path) -> None:
     seen: list = []
     q = ReportJobQueue(tmp_path, _writer(seen), store=job_store)
@@ -45,7 +57,7 @@ def test_jobs_run_fail_and_keep_only_their_report(job_store, tmp_path: Path) -> 
         assert done.state == "done" and done.result == {"title": "ok", "images": 2} and done.done == 2
         assert seen[0] == ["a.png", "a.png", "records.csv"]  # same upload name twice: kept apart, inputs spooled first
         assert q.report_file(done).read_text() == "3 inputs"
-        assert not (q.folder(job.id) / "in").exists()  # inputs deleted once the report is written
+        assert _eventually(lambda: not (q.folder(job.id) / "in").exists())  # inputs deleted once the job ends
         assert done.to_dict()["download"] == f"/api/v1/reports/{job.id}/file"
         bad = _wait(q, q.submit([("b.png", b"B")], None, {"kind": "general", "format": "pdf", "title": "boom"}).id)
         assert bad.state == "failed" and "part 9" in bad.error and not q.folder(bad.id).exists()

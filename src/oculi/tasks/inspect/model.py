@@ -1,8 +1,10 @@
 """The fitted inspector in memory: its memory bank, its calibration, and scoring.
 
 Scoring a patch is its Euclidean distance to the nearest patch in the bank (PatchCore). The
-``[28, 28]`` patch map is upsampled to the 224-pixel input grid and smoothed (Gaussian,
-sigma 4 px, as PatchCore); the image's raw score is that map's maximum. Scores are reported as
+``[28, 28]`` patch map is upsampled to the 224-pixel input grid and smoothed lightly (Gaussian,
+sigma 1 px; PatchCore uses 4 px, which on the benchmark flattened the peaks of defects a few
+pixels wide: image AUROC 0.925 at 1 px vs 0.897 at 4 px, see ``oculi.perception.patches``);
+the image's raw score is that map's maximum. Scores are reported as
 ``raw / (raw + ref)`` with ``ref`` the median raw score of the held-out good images, so a typical
 good part scores about 0.5 on every model and the threshold is comparable across models.
 """
@@ -22,7 +24,7 @@ from oculi.tasks.inspect.results import InspectorCard
 
 log = logging.getLogger(__name__)
 
-SIGMA_PX = 4.0  # smoothing of the anomaly map at the 224-pixel input grid (PatchCore)
+SIGMA_PX = 1.0  # smoothing of the anomaly map at the 224-pixel input grid (module doc)
 BANK_FILE = "bank.npy"
 CARD_FILE = "card.md"
 

@@ -122,7 +122,8 @@ class InspectorCard:
 
     def threshold_statement(self) -> str:
         return (f"threshold {self.threshold:.3f} = the {self.percentile:g}th percentile of the scores of "
-                f"{self.n_val} held-out good images ({self.val_source}); no defective image was used")
+                f"{self.n_val} held-out good images ({self.val_source}; the larger of their empirical percentile "
+                f"and the normal prediction bound); no defective image was used")
 
     def to_markdown(self) -> str:
         w, h = self.image_size

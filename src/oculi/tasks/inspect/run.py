@@ -34,6 +34,13 @@ def score_images(insp: Inspector, images: Sequence[Any], names: Sequence[str], b
     stem gets ``stem-2.heatmap.png``)."""
     from oculi.draw import heatmap_overlay
 
+    made_with, now = (insp.card.backbone if insp.card else None), getattr(backend, "name", None)
+    if made_with and now and made_with != now:
+        from oculi.core.errors import ModelAssetError
+
+        who = insp.card.name if insp.card else "the inspector"
+        raise ModelAssetError(f"{who} was fitted with other patch features ({made_with}) than this version of oculi "
+                              f"computes ({now}); fit it again: `oculi inspect fit --good DIR --name {who}`")
     feats = backend.patch_features(list(images))  # [N, h, w, C]
     if feats.shape[-1] != insp.bank.shape[1]:
         from oculi.core.errors import ModelAssetError

@@ -76,3 +76,25 @@ def test_position_words_cover_the_grid() -> None:
     assert position_words(45, 45, 90, 90) == "centre"
     assert position_words(45, 85, 90, 90) == "middle right"
     assert position_words(89, 45, 90, 90) == "lower centre"
+
+
+def test_threshold_from_few_held_out_scores_extrapolates_the_tail() -> None:
+    """With 5 held-out good scores the empirical 99th percentile is about their maximum, which a
+    sixth of good parts exceed; the calibrated threshold is the normal prediction bound, so on
+    fresh good scores from the same distribution about 1 % are rejected. With many
+    held-out scores it stays the empirical percentile's neighbour."""
+    from oculi.tasks.inspect.fit import calibrated_threshold
+
+    rng = np.random.default_rng(0)
+    rejected_emp, rejected_cal = [], []
+    for _ in range(200):
+        val = rng.normal(10.0, 1.0, 5)
+        fresh = rng.normal(10.0, 1.0, 200)
+        emp, cal = float(np.percentile(val, 99)), calibrated_threshold(val, 99.0)
+        assert cal >= emp
+        rejected_emp.append(float((fresh > emp).mean()))
+        rejected_cal.append(float((fresh > cal).mean()))
+    assert np.mean(rejected_emp) > 0.1 and np.mean(rejected_cal) < 0.02
+    many = rng.normal(10.0, 1.0, 5000)
+    assert abs(calibrated_threshold(many, 99.0) - np.percentile(many, 99)) < 0.1
+    assert calibrated_threshold([3.0], 99.0) == 3.0  # one score: nothing to fit

@@ -178,3 +178,21 @@ def test_heatmaps_of_images_with_one_file_name_are_both_kept(parts: dict, card, 
     res = inspect_images([a / "part.png", b / "part.png"], "grain-line", settings=isettings, heatmaps_dir=tmp_path / "hm")
     assert [Path(r.heatmap_path).name for r in res] == ["part.heatmap.png", "part-2.heatmap.png"]
     assert [r.passed for r in res] == [True, False]
+
+
+def test_an_inspector_fitted_with_other_patch_features_is_refused_with_the_fix(parts: dict, isettings: Settings) -> None:
+    """A bank is only comparable with the features it was built from: an inspector whose card
+    names another extractor (an older oculi's, or another backend's of the same width) is refused,
+    naming the command that fits it again, instead of scoring against the wrong features."""
+    from oculi.core.errors import ModelAssetError
+    from oculi.perception.patches import PatchFeatureExtractor, shared_extractor
+
+    class OlderFeatures(PatchFeatureExtractor):
+        name = "efficientnet-lite0-s3s5-mirror16"  # the previous version's features, by name
+
+    real = shared_extractor(isettings)
+    older = OlderFeatures(isettings)
+    older._runner, older.runtime = real._runner, real.runtime  # same width and numbers, other name
+    fit_inspector(parts["good"], "older-line", settings=isettings, backend=older)
+    with pytest.raises(ModelAssetError, match=r"other patch features.*oculi inspect fit --good DIR --name older-line"):
+        inspect_images([parts["clean"]], "older-line", settings=isettings)

@@ -35,7 +35,7 @@ from oculi.tasks.report.evidence import (
     Finding,
     Severity,
 )
-from oculi.tasks.report.claims import ClaimEvidence, EmbedFn, claim_problems, evidence_from_vocabulary
+from oculi.tasks.report.claims import ClaimEvidence, EmbedFn, add_image_verdict, claim_problems, evidence_from_vocabulary
 from oculi.tasks.report.grounding import (
     Rejection,
     Vocabulary,
@@ -519,6 +519,10 @@ def report_claim_evidence(rep: Report, vocab: Vocabulary, embed: EmbedFn | None 
                                   footage=bool(rep.events) or any(r.time_text for r in recs),
                                   medical=rep.kind == "medical", embed=embed)
     ev.verdicts = report_verdicts(rep)
+    for im in rep.images:
+        if im.inspection:
+            add_image_verdict(ev, im.name, bool(im.inspection.get("pass", im.inspection.get("passed"))),
+                              float(im.inspection["score"]) if im.inspection.get("score") is not None else None)
     for im in rep.images:  # what the classifier's labels are kinds of (the captions hedge with them)
         for lab in im.observation.labels[:3]:
             if lab.score >= LABEL_HEDGED:
@@ -567,7 +571,7 @@ def _narrate(rep: Report, narrator: Narrator, vocab: Vocabulary, embed: EmbedFn 
                 rep.rejected.append(Rejection(s, tuple(problems), "narrator"))
             else:
                 kept.append(s)
-        prose = " ".join(kept)
+        prose = " ".join(dict.fromkeys(kept))  # a small model repeats itself
         if ev.embed_error:
             rep.warnings.append(f"the sentence encoder failed ({ev.embed_error}); the narrator's sentences were checked "
                                 f"word by word only")

@@ -18,7 +18,8 @@ passes a second test here, sentence by sentence:
   detected (unless the sentence attributes it to a record);
 - **no verdict the report does not reach**: a record *borne out* (consistent, confirmed, agrees)
   when no cross-check found one consistent, *contradicted* when none conflicts, *all/both passed*
-  when an image failed inspection (not when negated or recommended: "should be confirmed");
+  or *no anomaly* when an image failed inspection, one image's verdict given to another (not
+  when negated, recommended — "should be confirmed" — or attributed to a record);
 - **meaning** (when a sentence encoder is given: all-MiniLM-L6-v2, the built-in text encoder):
   a sentence made only of the report's vocabulary, with no word from the evidence itself, must
   be close to an evidence statement (the facts the narrator was given, the records, the
@@ -70,7 +71,7 @@ warnings recommendation recommendations cross check checks checked checking
 show shows shown showing depict depicts depicted contain contains contained include includes included see seen
 sees saw visible detect detects detected detection detections find finds found identify identifies identified
 recognise recognised recognize recognized read reads label labels labelled labeled mention mentions mentioned
-say says said state states stated claim claims claimed report reported note noted describe describes described
+say says said state states stated claim claims claimed report reported note noted describe describes described according
 appear appears appeared seem seems seemed look looks looked likely unlikely possibly possible probably perhaps
 apparently approximately roughly about around clearly overall total altogether together however therefore thus
 moreover furthermore additionally meanwhile instead otherwise besides rather quite fairly somewhat mostly mainly
@@ -166,6 +167,7 @@ class ClaimEvidence:
     seen_labels: set[str] = field(default_factory=set)
     label_words: dict[str, str] = field(default_factory=dict)  # a word for a seen label or its kind → the label
     verdicts: set[str] | None = None  # cross-check statuses and inspection results the report has (None: not known)
+    image_verdicts: dict[str, tuple[str, str]] = field(default_factory=dict)  # a name for an image → (file name, passed/failed)
     statements: list[str] = field(default_factory=list)
     embed: EmbedFn | None = None
     threshold: float = SUPPORT_THRESHOLD
@@ -291,13 +293,47 @@ def _asserted(sentence: str, m: re.Match) -> bool:
     return not _NEGATION.search(clause) and not _MODAL.search(clause)
 
 
+_PASSED = re.compile(r"\bpass(?:ed|es)?\b")
+# "anomaly score" is the measure every image has, not a finding of one
+_FAILED = re.compile(r"\b(fail(?:ed|s|ure)?|defect(?:s|ive)?|reject(?:ed)?|anomal(?:y|ies|ous)(?!\s+(?:score|model|threshold)))\b")
+_NO_ANOMALY = re.compile(r"\b(no|not any|without|never)\s+(?:\w+\s+)?(anomal\w*|defects?|failures?)\b")
+
+
+def add_image_verdict(ev: ClaimEvidence, name: str, passed: bool, score: float | None = None) -> None:
+    """What an inspected image may be called in prose (``part-4711.png``, ``part-4711``, ``4711``,
+    its anomaly score as printed: ``0.91``) and its verdict; a key two images share names neither."""
+    stem = name.rsplit(".", 1)[0].lower()
+    verdict = "passed" if passed else "failed"
+    keys = {name.lower(), stem} | set(re.findall(r"\d{3,}", stem)) | ({f"{score:.2f}"} if score is not None else set())
+    for k in keys:
+        ev.image_verdicts[k] = (name, verdict) if k not in ev.image_verdicts else ("", "")
+
+
+def _images_named(low: str, ev: ClaimEvidence) -> set[tuple[str, str]]:
+    found = set()
+    for k, v in ev.image_verdicts.items():
+        if v[0] and re.search(rf"(?<![\w.-]){re.escape(k)}(?![\w-])", low):
+            found.add(v)
+    return found
+
+
 def verdict_problems(sentence: str, ev: ClaimEvidence) -> list[str]:
     """A verdict the report does not reach: records borne out when none is, contradicted when
-    none is, every part passed when one failed."""
+    none is, every part passed (or no anomaly) when one failed, and one image's verdict given to
+    another ("part 4712 failed" when 4711 did)."""
     if ev.verdicts is None:
         return []
     low = sentence.lower()
     out = []
+    named = _images_named(low, ev)
+    if len({n for n, _ in named}) == 1 and not _ATTRIBUTED.search(low):
+        name, verdict = next(iter(named))
+        if verdict == "passed" and any(_asserted(low, m) for m in _FAILED.finditer(low)) and not _NO_ANOMALY.search(low):
+            out.append(f"says {name} failed or shows an anomaly, but it passed inspection")
+        if verdict == "failed" and any(_asserted(low, m) for m in _PASSED.finditer(low)):
+            out.append(f"says {name} passed, but it failed inspection")
+    if "failed" in ev.verdicts and not named and not _ATTRIBUTED.search(low) and _NO_ANOMALY.search(low):
+        out.append("says there is no anomaly, but an image failed inspection")
     if "consistent" not in ev.verdicts and any(_asserted(low, m) for m in _AGREE.finditer(low)):
         out.append("says the evidence bears a record out, but no cross-check found a record consistent")
     if "conflict" not in ev.verdicts and any(_asserted(low, m) for m in _CONTRA.finditer(low)):

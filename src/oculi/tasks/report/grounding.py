@@ -173,8 +173,19 @@ def sentence_problems(sentence: str, vocab: Vocabulary) -> list[str]:
     return problems
 
 
+_BULLET = re.compile(r"^\s*(?:[-*\u2022\u2013]|\d{1,2}[.)])\s+")
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``; a quotation (OCR text, a record) is never split."""
+    """Sentences of ``text``; a quotation (OCR text, a record) is never split. A line break ends
+    a sentence too, and a list item's bullet (``-``, ``*``, ``1.``) is dropped: models write lists."""
+    lines = [_BULLET.sub("", ln) for ln in text.splitlines()]
+    if len(lines) > 1:
+        return [s for ln in lines for s in _split_line(ln)]
+    return _split_line(lines[0] if lines else "")
+
+
+def _split_line(text: str) -> list[str]:
     out, start, quoted = [], 0, False
     t = text.strip()
     for i, ch in enumerate(t):

@@ -59,6 +59,22 @@ def test_verdicts_the_report_does_not_reach(scenarios) -> None:
                                            "The record for part 4711 is contradicted by the inspection.")
     assert rep.summary == ["Not every part passed. The record for part 4711 is contradicted by the inspection."]
     assert rep.rejected[0].reasons == ("says every image passed, but one failed inspection",)
+    rep = insp.report(narrator=lambda rep: "Part 4712 failed inspection. Part 4711 failed inspection. "
+                                           "No anomaly was found in any part. Part 4712 shows no anomaly. "
+                                           "The anomaly score of part 4712 is below the threshold.")
+    assert rep.summary == ["Part 4711 failed inspection. Part 4712 shows no anomaly. "
+                           "The anomaly score of part 4712 is below the threshold."]
+    assert {r.sentence: r.reasons for r in rep.rejected} == {
+        "Part 4712 failed inspection.": ("says part-4712.png failed or shows an anomaly, but it passed inspection",),
+        "No anomaly was found in any part.": ("says there is no anomaly, but an image failed inspection",)}
+    # what SmolLM2-135M wrote when it narrated this report: a list, one item giving the failed
+    # part's score a pass (caught by the score naming the image), one item repeated
+    smol = ("- One of two inspected images failed inspection.\n- Detected: cup in one image, cat in one image.\n"
+            "- Passed: anomaly score 0.91 against the threshold 0.55; dark linear anomaly, upper left, 2.1% of the area.\n"
+            "- Detected: cup in one image, cat in one image.")
+    rep = insp.report(narrator=lambda rep: smol)
+    assert rep.summary == ["One of two inspected images failed inspection. Detected: cup in one image, cat in one image."]
+    assert rep.rejected[0].reasons == ("says part-4711.png passed, but it failed inspection",)
     cat = next(sc for sc in scenarios[0] if sc.name == "cat")  # the record's dog is a cat: nothing bears it out
     rep = cat.report(narrator=lambda rep: "The record is consistent with the image. The record should be confirmed.")
     assert rep.summary == ["The record should be confirmed."]

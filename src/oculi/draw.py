@@ -105,7 +105,11 @@ def heatmap_rgba(heatmap: Any, size: tuple[int, int], *, alpha: float = HEATMAP_
     small = Image.fromarray((m * 255).astype(np.uint8), mode="L").resize(size, Image.BILINEAR)
     v = np.asarray(small, dtype=np.float32) / 255.0  # [H, W]
     f = min(max(float(floor), 0.0), 0.99)
-    above = np.clip((v - f) / (1.0 - f), 0.0, 1.0)  # 0 at the floor, 1 at the top
+    # 0 at the floor, 1 at the map's top: scores sit in a narrow band above the threshold (a clear
+    # defect may score 0.6 against 0.54), so scaling to 1.0 left it faint; a top barely over the
+    # floor (under a tenth of the way to 1.0) stays faint, so a marginal finding is not shouted
+    top = float(v.max())
+    above = np.clip((v - f) / max(top - f, 0.1 * (1.0 - f), 1e-6), 0.0, 1.0)
     a = (alpha * np.clip(above * 1.5, 0, 1) * 255).astype(np.uint8)
     rgba = np.concatenate([heatmap_colours(0.5 + 0.5 * above if f > 0 else v), a[..., None]], axis=-1)  # [H, W, 4]
     return Image.fromarray(rgba, mode="RGBA")

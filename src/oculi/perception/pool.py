@@ -61,6 +61,18 @@ def _init_worker(settings: Settings, in_process: bool) -> None:
     _local.worker = PerceptionWorker(settings)
 
 
+def _end_processes(procs: Sequence[Any]) -> None:
+    """End worker processes: a worker deep in a model call gets a moment, then is terminated, then killed."""
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.terminate()
+            p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
 def _worker() -> PerceptionWorker:
     return _local.worker
 
@@ -150,17 +162,15 @@ class PerceptionPool:
         if ex is None:
             return
         self._track(ex)
-        procs = list({**self._children, **(self._live_children or {})}.values())
+        live = self._live_children or {}
+        procs = list({**self._children, **live}.values())
         self._children, self._live_children = {}, None
         ex.shutdown(wait=not procs, cancel_futures=True)
-        for p in procs:  # a worker deep in a model call: give it a moment, then end it
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=5)
-            if p.is_alive():
-                p.kill()
-                p.join()
+        _end_processes(procs)
+        manager = getattr(ex, "_executor_manager_thread", None)
+        if manager is not None:  # it may start a worker while it winds down: wait for it, then end those too
+            manager.join(timeout=10)
+            _end_processes([p for p in list(live.values()) if p not in procs])
 
     def _submit(self, ex: Executor, fn: Callable, *args: Any) -> Future:
         fut = ex.submit(fn, *args)

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,17 @@ def _same(a: list, b: list) -> None:
         np.testing.assert_allclose(x.embedding, y.embedding, atol=1e-5)
 
 
+def _no_new_workers(before: set, seconds: float = 15.0) -> bool:
+    """No worker beyond ``before`` is alive within ``seconds`` (a worker process the executor was
+    still starting while the pool closed exits once it finds the pool's queue shut)."""
+    end = time.monotonic() + seconds
+    while _workers() - before:
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _workers() -> set:
     """Live perception worker threads and child processes (other tests' engines may own some)."""
     return {t for t in threading.enumerate() if t.name.startswith("oculi-perceive")} | set(
@@ -68,7 +80,7 @@ def test_pool_gives_the_single_perceiver_observations_in_order(photos: list[Path
     with PerceptionPool(Settings(), workers=2, kind=kind) as pool:
         got = list(pool.observe(iter(loaded), task_images=1))
     _same(got, reference * 2)
-    assert not _workers() - before
+    assert _no_new_workers(before)
 
 
 def test_worker_observes_like_the_perceiver_and_pins_threads(photos: list[Path], reference: list) -> None:
@@ -100,7 +112,7 @@ def test_engine_observe_many_keeps_order_and_puts_errors_in_place(photos: list[P
     assert [src for src, _ in out] == sources
     assert [type(r) for _, r in out].count(InputError) == 3
     _same([r for _, r in out if not isinstance(r, OculiError)], reference)
-    assert not _workers() - before
+    assert _no_new_workers(before)
 
 
 @pytest.mark.parametrize("kind", ["thread", "process"])
@@ -113,7 +125,7 @@ def test_workers_are_stopped_when_the_consumer_raises(photos: list[Path], kind: 
                 if i == 1:
                     raise RuntimeError("consumer failed")
     assert not pool.running
-    assert not _workers() - before
+    assert _no_new_workers(before)
 
 
 @pytest.mark.parametrize("kind", ["thread", "process"])
@@ -132,7 +144,7 @@ def test_ctrl_c_stops_the_workers(photos: list[Path], kind: str) -> None:
                     os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal delivers
     finally:
         gc.enable()
-    assert not _workers() - before
+    assert _no_new_workers(before)
 
 
 def test_pool_rejects_bad_configuration() -> None:
@@ -191,4 +203,4 @@ def test_a_killed_worker_process_fails_the_call_and_the_pool_recovers(photos: li
         with pytest.raises(BackendError, match="stopped unexpectedly"):
             list(pool.observe(loaded))
         assert len(list(pool.observe(loaded[:2]))) == 2  # fresh workers
-    assert not _workers() - before
+    assert _no_new_workers(before)

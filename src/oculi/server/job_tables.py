@@ -83,10 +83,21 @@ class SqlJobTable:
     _db: Any
     _lock: threading.Lock
     _names: frozenset[str]
+    files_root: Path | None = None
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> Any:
         with self._lock:
             return self._db.execute(sql.replace("?", self._ph), tuple(args))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def folder(self, job_id: str) -> Path:
+        """This machine's folder of a job's files (where they live, or where they are copied to be read)."""
+        if self.files_root is None:
+            raise RuntimeError(f"{self.table} keeps no files")
+        return self.files_root / job_id
 
     def _check(self, names: Any) -> list[str]:
         names = list(names)
@@ -175,16 +186,7 @@ class SqliteJobTable(SqlJobTable):
                 self._db.execute("UPDATE jobs SET state='running', started=COALESCE(started, ?) WHERE id=?", (time.time(), row[0]))
         return row[0] if row else None
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
     # --- files: the folder is where they live --------------------------------------------------
-    def folder(self, job_id: str) -> Path:
-        if self.files_root is None:
-            raise RuntimeError(f"{self.table} keeps no files")
-        return self.files_root / job_id
-
     def put_files(self, job_id: str, files: dict[str, bytes]) -> None:
         """Keep a job's input files (``name`` may hold ``/``), before the job is recorded."""
         for name, data in files.items():

@@ -35,6 +35,19 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 FINAL = ("done", "failed", "cancelled")
 
 
+def claim_or_wait(claim: Callable[[], str | None], wake: threading.Event, what: str) -> str | None:
+    """The next job a worker loop should run, or None after waiting up to a second for a wake-up
+    (nothing to run, or the database is away: logged, and the loop tries again)."""
+    try:
+        job_id = claim()
+    except Exception:  # noqa: BLE001 - the database is away: try again
+        log.warning("cannot claim a %s", what, exc_info=True)
+        job_id = None
+    if job_id is None:
+        wake.wait(1.0)
+        wake.clear()
+    return job_id
+
 class _Pending:
     def __repr__(self) -> str:
         return "PENDING"
@@ -222,14 +235,8 @@ class RunEachJob(JobWorker):
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                job_id = self._rows.claim()
-            except Exception:  # noqa: BLE001 - the database is away: try again
-                log.warning("cannot claim a %s", self.job_label, exc_info=True)
-                job_id = None
+            job_id = claim_or_wait(self._rows.claim, self._wake, self.job_label)
             if job_id is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
                 continue
             try:
                 with self._rows.hold(job_id) as lost:

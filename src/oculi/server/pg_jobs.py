@@ -35,7 +35,7 @@ from typing import Any, Iterator, Sequence
 
 from oculi.core.errors import NotFoundError, StoreUnavailableError
 from oculi.server.job_tables import COMMON_COLUMNS, Column, SqlJobTable, create_table_sql
-from oculi.server.jobs import FINAL, JOB_ID_RE, PENDING, Job, JobWorker, RunChunk
+from oculi.server.jobs import FINAL, JOB_ID_RE, PENDING, Job, JobWorker, RunChunk, claim_or_wait
 from oculi.server.lanes import lower_thread_priority
 from oculi.server.private import private_dir
 
@@ -204,14 +204,8 @@ class PgJobQueue(JobWorker):
     def _loop(self) -> None:
         lower_thread_priority(self.nice)
         while not self._stop.is_set():
-            try:
-                job_id = self._lease.claim()
-            except Exception:  # noqa: BLE001 - the database is away: try again
-                log.warning("cannot claim a job", exc_info=True)
-                job_id = None
+            job_id = claim_or_wait(self._lease.claim, self._wake, "job")
             if job_id is None:
-                self._wake.wait(1.0)
-                self._wake.clear()
                 continue
             try:
                 with self._lease.hold(job_id):
@@ -322,16 +316,7 @@ class PgJobTable(SqlJobTable):
     def _owned(self, sql: str, args: list[Any]) -> tuple[str, list[Any]]:
         return sql + " AND owner=?", [*args, self._lease.replica]
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
     # --- files: rows, copied to a folder of this machine to be read ---------------------------
-    def folder(self, job_id: str) -> Path:
-        if self.files_root is None:
-            raise RuntimeError(f"{self.table} keeps no files")
-        return self.files_root / job_id
-
     def put_files(self, job_id: str, files: dict[str, bytes]) -> None:
         with self._lock, self._db.transaction(), self._db.cursor() as cur:
             cur.executemany("INSERT INTO oculi_job_files (job_id, name, data) VALUES (%s,%s,%s) "

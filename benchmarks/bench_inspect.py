@@ -105,6 +105,7 @@ def speed(root: Path, settings) -> None:
     files = sorted(test.iterdir())
     t0, c0 = time.perf_counter(), time.process_time()
     inspect_images(files, "speed-500", settings=settings)
+    batch_ms = 1000 * (time.perf_counter() - t0) / len(files)
     n = len(files)
     print(f"| inspect {n} images in one call (batches of 16) | {1000 * (time.perf_counter() - t0) / n:.0f} ms/image | "
           f"{1000 * (time.process_time() - c0) / n:.0f} ms/image | |")
@@ -113,6 +114,14 @@ def speed(root: Path, settings) -> None:
         inspect_images([f], "speed-500", settings=settings)
     print(f"| inspect one image per call | {1000 * (time.perf_counter() - t0) / 10:.0f} ms/image | "
           f"{1000 * (time.process_time() - c0) / 10:.0f} ms/image | |")
+    from anchor_clip import run_anchor
+
+    anchor = run_anchor(test)  # the same 50 images through a CLIP ViT-B/32 indexer, fresh process
+    a_ms = 1000 * anchor["wall_s"] / anchor["images"]
+    b_ms = batch_ms
+    print(f"| anchor: CLIP ViT-B/32 (random weights) on the same {anchor['images']} images | {a_ms:.0f} ms/image | "
+          f"{1000 * anchor['cpu_s'] / anchor['images']:.0f} ms/image | |")
+    print(f"\ninspect in one call: {a_ms / b_ms:.2f}x the anchor's speed (ratio of wall times in this run)")
 
 
 def main() -> None:

@@ -147,19 +147,22 @@ class _Flaky(BaseHTTPRequestHandler):
             cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
         try:
             time.sleep(cls.delay)
-            if cls.raw is not None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(cls.raw)))
-                self.end_headers()
-                self.wfile.write(cls.raw)
-            elif n <= cls.fail_first:
-                self._send(cls.status, {"error": {"message": f"busy ({n})", "type": "server_error"}})
-            else:
-                self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"ok {body['model']}"},
-                                              "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
         finally:
+            # Counted as in flight until the answer is about to be written: the client releases its
+            # slot only after reading the answer, so this window always lies inside the client's.
+            # (Decrementing after the write let the next request arrive first: 3 of 2 seen in CI.)
             with cls.lock:
                 cls.in_flight -= 1
+        if cls.raw is not None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(cls.raw)))
+            self.end_headers()
+            self.wfile.write(cls.raw)
+        elif n <= cls.fail_first:
+            self._send(cls.status, {"error": {"message": f"busy ({n})", "type": "server_error"}})
+        else:
+            self._send(200, {"choices": [{"message": {"role": "assistant", "content": f"ok {body['model']}"},
+                                          "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
 
     def _send(self, code: int, doc: dict) -> None:
         data = json.dumps(doc).encode()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,21 +51,36 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """The URL of a real PostgreSQL 16 + pgvector server for this session (``pgserver``, a dev
-    dependency), stopped at the end. Tests make their own databases (``tests.pgutil.pg_database``)."""
-    import shutil
-    import tempfile
-
-    from tests.pgutil import start_server
-
+def _pg_folder() -> Path:
     # not under pytest's basetemp: that is 0700 (pgserver runs PostgreSQL as its own user when
     # started by root) and other pytest sessions prune old basetemps
     folder = Path(tempfile.mkdtemp(prefix="oculi-pg-"))
     folder.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The URL of a real PostgreSQL 16 + pgvector server for this session (``pgserver``, a dev
+    dependency), stopped at the end. Tests make their own databases (``tests.pgutil.pg_database``)."""
+    from tests.pgutil import start_server
+
+    folder = _pg_folder()
     srv, url = start_server(folder / "data")
     yield url
+    srv.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture()
+def pg_restartable():
+    """A PostgreSQL server of this test's own that it may stop and start again on the same data
+    folder and URL (``tests.pgutil.RestartableServer``: ``.url``, ``.stop()``, ``.start()``)."""
+    from tests.pgutil import RestartableServer
+
+    folder = _pg_folder()
+    srv = RestartableServer(folder / "data")
+    yield srv
     srv.cleanup()
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -32,11 +32,18 @@ Writers: ``writer()`` is a PostgreSQL advisory lock per collection, held by a co
 own (released by the server if the process dies); ``lock(name)`` likewise. Every write is one
 transaction, so a killed writer leaves the last committed state. PostgreSQL's WAL and page
 checksums guard the data; ``check_collection`` reads every table and index.
+
+A restarted server: every connection it ended is dropped and opened again on next use. A read
+that met the lost connection runs once more on a fresh one; a write never does (it stopped
+either before its commit, keeping nothing, or at it): it raises ``StoreUnavailableError``, as
+does any call while the server is down (exit 7, HTTP 503). A writer whose lock went with the
+old connection stops there rather than write without it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -46,7 +53,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -207,6 +214,77 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
 
 
+#: SQLSTATEs of a session the server ended: shut down, crashed, or not yet accepting connections
+#: (class 08, connection exceptions, counts as well; a client-side failure has no SQLSTATE).
+_ENDED_STATES = ("57P01", "57P02", "57P03")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def connection_lost(e: BaseException) -> bool:
+    """Whether ``e`` says the connection is gone (the server stopped or restarted, the network
+    dropped it), rather than that a statement failed."""
+    psycopg = _pg()
+    if not isinstance(e, psycopg.OperationalError):
+        return False
+    state = e.sqlstate
+    return state is None or state.startswith("08") or state in _ENDED_STATES
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _store_of(obj: Any) -> "PgStore":
+    return obj if isinstance(obj, PgStore) else obj.store
+
+
+def _reads(fn: F) -> F:
+    """A read: when the connection was lost (a restarted server) it runs once more on a fresh
+    one; if that fails too, or the read was part of a transaction, ``StoreUnavailableError``."""
+
+    @functools.wraps(fn)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        store = _store_of(self)
+        try:
+            return fn(self, *args, **kwargs)
+        except _pg().OperationalError as e:
+            if not connection_lost(e):
+                raise
+            if store.in_transaction():
+                raise store.unavailable(e, "reading") from None
+            store.drop_connection()
+            log.warning("the connection to the PostgreSQL store %s was lost (%s); reading again on a new one",
+                        store.url, _first_line(e))
+        try:
+            return fn(self, *args, **kwargs)
+        except _pg().OperationalError as e:
+            if connection_lost(e):
+                raise store.unavailable(e, "reading") from None
+            raise
+
+    return run  # type: ignore[return-value]
+
+
+def _writes(fn: F) -> F:
+    """A write: a lost connection is ``StoreUnavailableError``, never a second try (the write
+    may have been committed just before the connection went)."""
+
+    @functools.wraps(fn)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        store = _store_of(self)
+        if isinstance(self, PgCollection):
+            self._check_writer_lock()
+        try:
+            return fn(self, *args, **kwargs)
+        except _pg().OperationalError as e:
+            if connection_lost(e):
+                raise store.unavailable(e, "writing") from None
+            raise
+
+    return run  # type: ignore[return-value]
+
+
 def _pg() -> Any:
     try:
         import psycopg
@@ -236,6 +314,8 @@ class PgStore:
         self._ready = False
         self._open: dict[str, PgCollection] = {}
         self.iterative_scan = False
+        #: Connections found lost so far, all threads (a writer compares it to notice a restart).
+        self.lost_connections = 0
 
     # --- connections ---------------------------------------------------------------------------
     def connect(self, *, autocommit: bool = True) -> Any:
@@ -244,10 +324,17 @@ class PgStore:
         try:
             conn = psycopg.connect(self._url, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as e:
-            raise StoreUnavailableError(f"cannot connect to the PostgreSQL store {self.url}: {str(e).strip().splitlines()[0]}") from None
+            raise self._cannot_connect(e) from None
         if self._ready:
-            self._register(conn)
+            try:
+                self._register(conn)
+            except psycopg.OperationalError as e:  # the server went away between the two
+                conn.close()
+                raise self._cannot_connect(e) from None
         return conn
+
+    def _cannot_connect(self, e: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(f"cannot connect to the PostgreSQL store {self.url}: {_first_line(e)}")
 
     @staticmethod
     def _register(conn: Any) -> None:
@@ -259,26 +346,64 @@ class PgStore:
         """This thread's connection (autocommit; ``transaction()`` for several statements)."""
         self._setup()
         c = getattr(self._local, "conn", None)
-        if c is None or c.closed:
+        if c is not None and (c.closed or c.broken):  # the server ended it (a restart): a new one
+            self.drop_connection()
+            c = None
+        if c is None:
             c = self.connect()
-            c.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")  # per session: a search is one round trip
-            if self.iterative_scan:
-                c.execute("SET hnsw.iterative_scan = relaxed_order")
+            try:
+                c.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")  # per session: a search is one round trip
+                if self.iterative_scan:
+                    c.execute("SET hnsw.iterative_scan = relaxed_order")
+            except _pg().OperationalError as e:
+                c.close()
+                if connection_lost(e):
+                    raise self._cannot_connect(e) from None
+                raise
             self._local.conn = c
             with self._clock:
                 self._conns.append(c)
         return c
+
+    def drop_connection(self) -> None:
+        """Close and forget this thread's connection (it was lost); the next ``conn()`` opens one."""
+        c = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if c is None:
+            return
+        with self._clock:
+            self.lost_connections += 1
+            if c in self._conns:
+                self._conns.remove(c)
+        with contextlib.suppress(Exception):
+            c.close()
+
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside ``transaction()`` (a read there cannot run again alone)."""
+        return getattr(self._local, "depth", 0) > 0
+
+    def unavailable(self, e: BaseException, doing: str) -> StoreUnavailableError:
+        """The error for a connection lost while ``doing``; this thread's connection is dropped."""
+        self.drop_connection()
+        if doing == "writing":
+            return StoreUnavailableError(
+                f"lost the connection to the PostgreSQL store {self.url} while writing ({_first_line(e)}); "
+                "the write was kept whole or not at all: run it again once the server is back")
+        return StoreUnavailableError(f"lost the connection to the PostgreSQL store {self.url} while {doing}: {_first_line(e)}")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
         """A cursor in one transaction on this thread's connection; committed on success."""
         c = self.conn()
         psycopg = _pg()
+        self._local.depth = getattr(self._local, "depth", 0) + 1
         try:
             with c.transaction(), c.cursor() as cur:
                 yield cur
         except psycopg.errors.DiskFull:
             raise StoreFullError(f"the PostgreSQL store {self.url} is out of disk space; nothing of this write was kept") from None
+        finally:
+            self._local.depth -= 1
 
     def close(self) -> None:
         with self._clock:
@@ -294,10 +419,15 @@ class PgStore:
         with self._clock:
             if self._ready:
                 return
-            with self.connect() as c:
-                self._create_schema(c)
-                self._register(c)
-                ver = c.execute("SELECT extversion FROM pg_extension WHERE extname='vector'").fetchone()[0]
+            try:
+                with self.connect() as c:
+                    self._create_schema(c)
+                    self._register(c)
+                    ver = c.execute("SELECT extversion FROM pg_extension WHERE extname='vector'").fetchone()[0]
+            except _pg().OperationalError as e:
+                if connection_lost(e):
+                    raise self._cannot_connect(e) from None
+                raise
             self.pgvector_version = tuple(int(x) for x in re.findall(r"\d+", ver)[:2])
             self.iterative_scan = self.pgvector_version >= (0, 8)
             self._ready = True
@@ -349,15 +479,19 @@ class PgStore:
             (name,),
         ).fetchone()
 
+    @_reads
     def exists(self, name: str) -> bool:
         return self._row(validate_collection_name(name)) is not None
 
+    @_reads
     def names(self) -> list[str]:
         return [r[0] for r in self.conn().execute("SELECT name FROM oculi_collections ORDER BY name").fetchall()]
 
+    @_reads
     def list_collections(self) -> list[CollectionInfo]:
         return [self.open_collection(n).info() for n in self.names()]
 
+    @_reads
     def open_collection(self, name: str) -> "PgCollection":
         n = validate_collection_name(name)
         row = self._row(n)
@@ -369,6 +503,7 @@ class PgStore:
             c = self._open[n] = PgCollection(self, row[0], n)
         return c
 
+    @_writes
     def create_collection(self, name: str, *, exist_ok: bool = True) -> "PgCollection":
         n = validate_collection_name(name)
         now = time.time()
@@ -383,6 +518,7 @@ class PgStore:
             raise InputError(f"collection {n!r} already exists")
         return self.open_collection(n)
 
+    @_writes
     def drop_collection(self, name: str) -> None:
         c = self.open_collection(name)
         with c.writer():
@@ -399,6 +535,7 @@ class PgStore:
         base = self.home if self.home is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "oculi-blob-cache"
         return base / "cache" / "pg-blobs" / hashlib.sha256(self._url.encode()).hexdigest()[:12] / str(cid)
 
+    @_reads
     def blobs(self, name: str) -> BlobStore:
         c = self.open_collection(name)
         if self.blob_root is not None:
@@ -406,6 +543,7 @@ class PgStore:
         return PgBlobStore(self, c.cid, c.name)
 
     # --- integrity -------------------------------------------------------------------------------
+    @_reads
     def check_collection(self, name: str, *, hashes: bool = True) -> CollectionCheck:
         """Read every table of the collection and probe its indexes; PostgreSQL's WAL and page
         checksums guard the bytes (``hashes`` makes no difference here)."""
@@ -422,6 +560,7 @@ class PgStore:
         chk.elapsed_s = time.monotonic() - t0
         return chk
 
+    @_writes
     def repair_collection(self, name: str) -> RepairReport:
         """Rebuild the collection's indexes (``REINDEX``); the rows are PostgreSQL's to keep."""
         t0 = time.monotonic()
@@ -449,15 +588,18 @@ class PgBlobStore:
     def location(self, key: str) -> str:
         return f"{self.store.url}#{self.name}/blobs/{check_key(key)}"
 
+    @_writes
     def put(self, key: str, data: bytes) -> str:
         with self.store.transaction() as cur:
             cur.execute("INSERT INTO oculi_blobs (coll, key, data, created_at) VALUES (%s,%s,%s,%s) ON CONFLICT DO NOTHING",
                         (self.cid, check_key(key), bytes(data), time.time()))
         return self.location(key)
 
+    @_writes
     def put_stream(self, key: str, stream: BinaryIO) -> str:
         return self.put(key, stream.read())
 
+    @_reads
     def get(self, key: str) -> bytes:
         row = self.store.conn().execute("SELECT data FROM oculi_blobs WHERE coll=%s AND key=%s",
                                         (self.cid, check_key(key))).fetchone()
@@ -468,19 +610,24 @@ class PgBlobStore:
     def open(self, key: str) -> BinaryIO:
         return io.BytesIO(self.get(key))
 
+    @_reads
     def exists(self, key: str) -> bool:
         return self.store.conn().execute("SELECT 1 FROM oculi_blobs WHERE coll=%s AND key=%s",
                                          (self.cid, check_key(key))).fetchone() is not None
 
+    @_writes
     def delete(self, key: str) -> None:
         self.store.conn().execute("DELETE FROM oculi_blobs WHERE coll=%s AND key=%s", (self.cid, check_key(key)))
 
     def keys(self, prefix: str = "") -> Iterator[str]:
-        rows = self.store.conn().execute("SELECT key FROM oculi_blobs WHERE coll=%s AND starts_with(key, %s) ORDER BY key",
-                                         (self.cid, prefix)).fetchall()
-        for (k,) in rows:
-            yield k
+        yield from self._keys(prefix)
 
+    @_reads
+    def _keys(self, prefix: str) -> list[str]:
+        return [k for (k,) in self.store.conn().execute(
+            "SELECT key FROM oculi_blobs WHERE coll=%s AND starts_with(key, %s) ORDER BY key", (self.cid, prefix)).fetchall()]
+
+    @_reads
     def local_path(self, key: str) -> Path:
         from oculi.store.integrity import write_bytes_atomic
 
@@ -501,6 +648,8 @@ class PgCollection:
         self.name = name
         self.items_table = f"oculi_items_{self.cid}"
         self._writer_owner: int | None = None
+        self._writer_conn: Any = None  # the connection holding the writer lock, while held
+        self._writer_seen = 0  # store.lost_connections when the writer lock was last known held
         self._writer_depth = 0
 
     @property
@@ -519,29 +668,35 @@ class PgCollection:
             raise NotFoundError(f"no collection named {self.name!r} (it was dropped)")
         return row
 
+    @_reads
     def has_items_table(self) -> bool:
         return self._meta()[3] is not None
 
     # --- reading ---------------------------------------------------------------------------------
+    @_reads
     def count(self) -> int:
         if not self.has_items_table():
             return 0
         return int(self._c().execute(f"SELECT count(*) FROM {self.items_table}").fetchone()[0])
 
+    @_reads
     def file_count(self) -> int:
         return int(self._c().execute("SELECT count(*) FROM oculi_files WHERE coll=%s", (self.cid,)).fetchone()[0])
 
+    @_reads
     def table_counts(self) -> dict[str, int]:
         out = {"items": self.count(), "files": self.file_count()}
         for t in RecordTable:
             out[t.value] = self.count_records(t)
         return out
 
+    @_reads
     def bytes_on_disk(self) -> int:
         if not self.has_items_table():
             return 0
         return int(self._c().execute("SELECT pg_total_relation_size(%s)", (self.items_table,)).fetchone()[0])
 
+    @_reads
     def info(self) -> CollectionInfo:
         created, updated, ver, *_ = self._meta()
         return CollectionInfo(
@@ -549,9 +704,11 @@ class PgCollection:
             created_at=created, updated_at=updated, schema_version=ver, path=self.location,
         )
 
+    @_reads
     def models(self) -> dict[str, Any]:
         return dict(self._meta()[5] or {})
 
+    @_reads
     def indices(self) -> list[dict[str, Any]]:
         rows = self._c().execute(
             "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename = %s OR indexname LIKE 'oculi_%%' ORDER BY indexname",
@@ -566,6 +723,7 @@ class PgCollection:
             out.append({"table": "items", "name": name, "type": kind, "columns": cols})
         return out
 
+    @_reads
     def stats(self) -> dict[str, Any]:
         info = self.info()
         doc: dict[str, Any] = info.to_dict()
@@ -586,15 +744,18 @@ class PgCollection:
             ).fetchall())
         return doc
 
+    @_reads
     def item_ids(self) -> set[str]:
         if not self.has_items_table():
             return set()
         return {r[0] for r in self._c().execute(f"SELECT id FROM {self.items_table}").fetchall()}
 
+    @_reads
     def file_states(self) -> dict[str, FileRecord]:
         rows = self._c().execute("SELECT path, id, size, mtime_ns, seen_at FROM oculi_files WHERE coll=%s", (self.cid,)).fetchall()
         return {p: FileRecord(p, i, s, m, a or 0.0) for p, i, s, m, a in rows}
 
+    @_reads
     def files_of(self, ids: Sequence[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         if not ids:
@@ -636,13 +797,18 @@ class PgCollection:
         sel = ", ".join(_q(c) for c in cols)
         last = ""
         while True:
-            cur = self._c().execute(f"SELECT {sel} FROM {self.items_table} WHERE id > %s ORDER BY id LIMIT %s", (last, batch_size))
-            rows = self._rows(cur, cols)
+            rows = self._items_after(sel, cols, last, batch_size)
             if not rows:
                 return
             last = rows[-1]["id"]
             keep = [c for c in columns]
             yield [{k: r[k] for k in keep} for r in rows] if "id" not in columns else rows
+
+    @_reads
+    def _items_after(self, sel: str, cols: list[str], last: str, batch_size: int) -> list[dict[str, Any]]:
+        """One batch of ``iter_items``: the rows after id ``last`` (each batch a read of its own)."""
+        cur = self._c().execute(f"SELECT {sel} FROM {self.items_table} WHERE id > %s ORDER BY id LIMIT %s", (last, batch_size))
+        return self._rows(cur, cols)
 
     def iter_vectors(self, column: str, *, batch_size: int = 10_000) -> Iterator[tuple[list[str], np.ndarray]]:
         if column not in VECTOR_COLUMNS:
@@ -650,6 +816,7 @@ class PgCollection:
         for rows in self.iter_items(["id", column], batch_size=batch_size):
             yield [r["id"] for r in rows], np.stack([r[column] for r in rows]).astype(np.float32, copy=False)
 
+    @_reads
     def get_items(self, ids: Sequence[str], *, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         if not ids or not self.has_items_table():
             return []
@@ -658,6 +825,7 @@ class PgCollection:
         found = {r["id"]: r for r in self._rows(cur, cols)}
         return [found[i] for i in ids if i in found]
 
+    @_reads
     def thumbnail(self, item_id: str) -> bytes:
         rows = self.get_items([item_id], columns=["id", "thumbnail"])
         if not rows or not rows[0]["thumbnail"]:
@@ -665,6 +833,7 @@ class PgCollection:
         return rows[0]["thumbnail"]
 
     # --- searching -------------------------------------------------------------------------------
+    @_reads
     def vector_search(self, vector: np.ndarray, *, column: str, k: int, filter: Filter | None = None,
                       columns: Sequence[str] | None = None) -> list[Hit]:
         """Nearest items by cosine similarity; with a filter, exactly ``min(k, matches)`` rows."""
@@ -724,6 +893,7 @@ class PgCollection:
             out.append(Hit(id=r["id"], score=1.0 - float(d), fields=r))
         return out
 
+    @_reads
     def keyword_search(self, query: str, *, k: int, filter: Filter | None = None,
                        columns: Sequence[str] | None = None) -> list[Hit]:
         """Full-text search of the document (English stemming, stop words removed; any word may
@@ -745,9 +915,11 @@ class PgCollection:
         rows = self._rows(cur, [*cols, "_d"])
         return [Hit(id=r["id"], score=float(r.pop("_d")), fields=r) for r in rows]
 
+    @_reads
     def fetch(self, hits: Sequence[Hit], *, columns: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         return {r["id"]: r for r in self.get_items(list(dict.fromkeys(h.id for h in hits)), columns=columns)}
 
+    @_reads
     def neighbours(self, vectors: np.ndarray, *, column: str, k: int) -> list[tuple[int, str, float]]:
         out: list[tuple[int, str, float]] = []
         for i, v in enumerate(np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)):
@@ -756,14 +928,20 @@ class PgCollection:
 
     # --- writing ---------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _advisory(self, key: int, what: str, *, wait: bool) -> Iterator[None]:
+    def _advisory(self, key: int, what: str, *, wait: bool) -> Iterator[Any]:
+        """Hold an advisory lock on a connection of its own (yielded); it goes with the session."""
         conn = self.store.connect()
         try:
-            if wait:
-                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-            elif not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-                raise InputError(what)
-            yield
+            try:
+                if wait:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                elif not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                    raise InputError(what)
+            except _pg().OperationalError as e:
+                if connection_lost(e):
+                    raise self.store.unavailable(e, "taking a lock") from None
+                raise
+            yield conn
         finally:
             conn.close()  # the lock goes with the session
 
@@ -774,22 +952,40 @@ class PgCollection:
             yield
             return
         with self._advisory(_lock_key("writer", str(self.cid)), f"collection {self.name!r} is being written by another "
-                            "process; wait for it to finish", wait=wait):
-            self._writer_owner = me
+                            "process; wait for it to finish", wait=wait) as conn:
+            self._writer_owner, self._writer_conn, self._writer_seen = me, conn, self.store.lost_connections
             try:
                 yield
             finally:
-                self._writer_owner = None
+                self._writer_owner = self._writer_conn = None
                 with contextlib.suppress(Exception):
                     self._c().execute("UPDATE oculi_collections SET updated_at=%s WHERE id=%s", (time.time(), self.cid))
 
-    def lock(self, name: str, *, wait: bool = False) -> contextlib.AbstractContextManager[None]:
-        return self._advisory(_lock_key("named", str(self.cid), name),
-                              f"{name} is being processed by another process; wait for it to finish", wait=wait)
+    def _check_writer_lock(self) -> None:
+        """Inside ``writer()``, once a connection was found lost (the server may have restarted):
+        make sure the writer lock's own connection, and so the lock, is still there."""
+        if self._writer_owner != threading.get_ident() or self._writer_seen == self.store.lost_connections:
+            return
+        conn = self._writer_conn
+        try:
+            conn.execute("SELECT 1")
+        except _pg().Error as e:
+            raise StoreUnavailableError(
+                f"the writer lock of collection {self.name!r} in the PostgreSQL store {self.store.url} went with its "
+                f"connection ({_first_line(e)}); this write stopped: run it again") from None
+        self._writer_seen = self.store.lost_connections
 
+    @contextlib.contextmanager
+    def lock(self, name: str, *, wait: bool = False) -> Iterator[None]:
+        with self._advisory(_lock_key("named", str(self.cid), name),
+                            f"{name} is being processed by another process; wait for it to finish", wait=wait):
+            yield
+
+    @_writes
     def set_models(self, models: dict[str, Any]) -> None:
         self._c().execute("UPDATE oculi_collections SET models=%s::jsonb WHERE id=%s", (json.dumps(models), self.cid))
 
+    @_reads
     def vector_spaces(self) -> dict[str, dict[str, Any]]:
         """Which model made each kind of stored vector, and its size (see ``Collection.vector_spaces``)."""
         row = self._c().execute("SELECT vector_spaces FROM oculi_collections WHERE id=%s", (self.cid,)).fetchone()
@@ -797,6 +993,7 @@ class PgCollection:
             raise NotFoundError(f"no collection named {self.name!r} (it was dropped)")
         return {k: dict(v) for k, v in (row[0] or {}).items()}
 
+    @_writes
     def set_vector_spaces(self, spaces: dict[str, dict[str, Any]]) -> None:
         spaces = {k: {"model": str(v["model"]), "dim": int(v["dim"])} for k, v in spaces.items()}
         self._c().execute("UPDATE oculi_collections SET vector_spaces=%s::jsonb WHERE id=%s", (json.dumps(spaces), self.cid))
@@ -868,14 +1065,17 @@ class PgCollection:
             rows = [self._item_values(it) for it in uniq]
             cur.executemany(sql, [(*r[1:], r[0]) for r in rows] if update else rows)
 
+    @_writes
     def add_items(self, items: Sequence[ItemRecord]) -> None:
         """Insert items in one transaction; ids already present are skipped."""
         self._write_items(items, update=False)
 
+    @_writes
     def update_items(self, items: Sequence[ItemRecord]) -> None:
         """Replace stored items by id in one transaction; ids not stored are ignored."""
         self._write_items(items, update=True)
 
+    @_writes
     def upsert_files(self, files: Sequence[FileRecord]) -> None:
         if not files:
             return
@@ -888,6 +1088,7 @@ class PgCollection:
                 [(self.cid, f.path, f.id, int(f.size), int(f.mtime_ns), float(f.seen_at)) for f in latest.values()],
             )
 
+    @_writes
     def delete_files(self, paths: Sequence[str]) -> int:
         if not paths:
             return 0
@@ -895,6 +1096,7 @@ class PgCollection:
             cur.execute("DELETE FROM oculi_files WHERE coll=%s AND path = ANY(%s)", (self.cid, list(paths)))
             return int(cur.rowcount)
 
+    @_writes
     def delete_orphan_items(self) -> int:
         if not self.has_items_table():
             return 0
@@ -906,6 +1108,7 @@ class PgCollection:
             )
             return int(cur.rowcount)
 
+    @_writes
     def repoint_items(self, moves: dict[str, str]) -> None:
         if not moves or not self.has_items_table():
             return
@@ -913,6 +1116,7 @@ class PgCollection:
             cur.executemany(f"UPDATE {self.items_table} SET path=%s, name=%s WHERE id=%s",
                             [(p, os.path.basename(p), i) for i, p in moves.items()])
 
+    @_writes
     def optimize(self, *, force_ann: bool = False) -> dict[str, Any]:
         """Build the HNSW indexes once the collection is big enough (PostgreSQL keeps them up to
         date afterwards) and refresh the planner's statistics."""
@@ -958,10 +1162,12 @@ class PgCollection:
         finally:
             c.remove_notice_handler(notice)
 
+    @_writes
     def ensure_indexes(self) -> list[str]:
         return sorted(self.optimize())
 
     # --- footage records -------------------------------------------------------------------------
+    @_writes
     def upsert_records(self, records: Sequence[Any]) -> None:
         if not records:
             return
@@ -977,6 +1183,7 @@ class PgCollection:
                 [(self.cid, *(r.to_row()[c] for c in cols)) for r in latest.values()],
             )
 
+    @_reads
     def query_records(self, table: RecordTable | str, filter: Filter | None = None, *, order_by: str | None = None,
                       descending: bool = False, limit: int | None = None) -> list[Any]:
         name = RecordTable(table).value
@@ -994,12 +1201,14 @@ class PgCollection:
         rows = self._c().execute(sql, (self.cid, *params)).fetchall()
         return [cls.from_row(dict(zip(cols, r))) for r in rows]
 
+    @_reads
     def count_records(self, table: RecordTable | str, filter: Filter | None = None) -> int:
         name = RecordTable(table).value
         where, params = compile_filter(filter, name)
         return int(self._c().execute(f"SELECT count(*) FROM oculi_{name} WHERE coll=%s {'AND ' + where if where else ''}",
                                      (self.cid, *params)).fetchone()[0])
 
+    @_writes
     def delete_records(self, table: RecordTable | str, filter: Filter) -> int:
         name = RecordTable(table).value
         if not filter:
@@ -1010,4 +1219,4 @@ class PgCollection:
             return int(cur.rowcount)
 
 
-__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "hnsw_build_settings", "hnsw_graph_bytes", "redact"]
+__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "connection_lost", "hnsw_build_settings", "hnsw_graph_bytes", "redact"]

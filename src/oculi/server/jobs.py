@@ -35,16 +35,22 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 FINAL = ("done", "failed", "cancelled")
 
 
-def claim_or_wait(claim: Callable[[], str | None], wake: threading.Event, what: str) -> str | None:
+def claim_or_wait(claim: Callable[[], str | None], wake: threading.Event, what: str, *,
+                  store_retry_s: float = 1.0) -> str | None:
     """The next job a worker loop should run, or None after waiting up to a second for a wake-up
-    (nothing to run, or the database is away: logged, and the loop tries again)."""
+    (nothing to run, or the database is away: logged, and the loop tries again; a store that
+    cannot be reached, a restarting PostgreSQL, is waited for ``store_retry_s``)."""
+    wait = 1.0
     try:
         job_id = claim()
+    except StoreUnavailableError as e:  # the store is away (a restart): one line, a longer wait
+        log.warning("cannot claim a %s: %s; trying again in %g s", what, e, store_retry_s)
+        job_id, wait = None, max(wait, store_retry_s)
     except Exception:  # noqa: BLE001 - the database is away: try again
         log.warning("cannot claim a %s", what, exc_info=True)
         job_id = None
     if job_id is None:
-        wake.wait(1.0)
+        wake.wait(wait)
         wake.clear()
     return job_id
 
@@ -235,7 +241,7 @@ class RunEachJob(JobWorker):
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job_id = claim_or_wait(self._rows.claim, self._wake, self.job_label)
+            job_id = claim_or_wait(self._rows.claim, self._wake, self.job_label, store_retry_s=self.store_retry_s)
             if job_id is None:
                 continue
             try:

@@ -13,7 +13,11 @@ under one server's home), but every replica sees every job and any replica may r
   chunk that was in flight are ingested again, which stores nothing twice (item ids are
   content hashes);
 - marking images done is conditional on still owning the job, so a replica that lost its lease
-  (a long pause) cannot overwrite the new owner's progress.
+  (a long pause) cannot overwrite the new owner's progress;
+- a restart of the PostgreSQL server ends the queue's connection: the statement that meets it
+  raises ``StoreUnavailableError`` (never run again: it may have been a write), the next one
+  opens a new connection (``PgJobConnection``). The worker logs it, backs off and carries on;
+  its job is left where it was, to be claimed again.
 
 Footage and report jobs (``oculi.server.jobs.RunEachJob``) use the same claims (``PgLease``)
 over their own tables, ``oculi_footage_jobs`` and ``oculi_report_jobs`` (``PgJobTable``); their
@@ -53,9 +57,59 @@ _SCHEMA = (
 )
 
 
+class PgJobConnection:
+    """The one connection of a job queue or table (its threads take turns under the owner's
+    lock), opened again once the server ended it (a restart).
+
+    ``execute`` and ``transaction`` (a cursor in one transaction) raise ``StoreUnavailableError``
+    for a statement that met the lost connection, and while the server is down; the next call
+    after that opens a new connection.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._c = store.connect()
+
+    def _conn(self) -> Any:
+        if self._c.closed or self._c.broken:
+            with contextlib.suppress(Exception):
+                self._c.close()
+            self._c = self.store.connect()
+            log.info("job tables: connected again to the PostgreSQL store %s", self.store.url)
+        return self._c
+
+    @contextlib.contextmanager
+    def _lost_is_unavailable(self) -> Iterator[None]:
+        from oculi.store.pg_store import connection_lost
+
+        try:
+            yield
+        except Exception as e:
+            if not connection_lost(e):
+                raise
+            with contextlib.suppress(Exception):
+                self._c.close()
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise StoreUnavailableError(f"lost the connection to the PostgreSQL store {self.store.url}: {first}") from None
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        with self._lost_is_unavailable():
+            return self._conn().execute(sql, args)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lost_is_unavailable():
+            c = self._conn()
+            with c.transaction(), c.cursor() as cur:
+                yield cur
+
+    def close(self) -> None:
+        self._c.close()
+
+
 class PgLease:
     """Claims on the rows of one job table (``state``, ``created``, ``started``, ``owner``,
-    ``lease_until``) by this replica, over the connection ``db`` guarded by ``lock``.
+    ``lease_until``) by this replica, over the connection ``db`` (a ``PgJobConnection``) guarded by ``lock``.
 
     ``claim`` takes the oldest job that is queued, or running under a lease that ran out (its
     replica died) or was released (its replica stopped), with ``FOR UPDATE SKIP LOCKED``: two
@@ -63,13 +117,13 @@ class PgLease:
     while the job runs.
     """
 
-    def __init__(self, db: Any, lock: threading.Lock, table: str, lease_s: float) -> None:
+    def __init__(self, db: PgJobConnection, lock: threading.Lock, table: str, lease_s: float) -> None:
         self.db, self.lock, self.table, self.lease_s = db, lock, table, float(lease_s)
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # who holds a job, for operators
 
     def claim(self) -> str | None:
         now = time.time()
-        with self.lock, self.db.transaction(), self.db.cursor() as cur:
+        with self.lock, self.db.transaction() as cur:
             cur.execute(f"SELECT id FROM {self.table} WHERE state IN ('queued','running') "
                         "AND (lease_until IS NULL OR lease_until < %s) ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED", (now,))
             row = cur.fetchone()
@@ -123,11 +177,11 @@ class PgJobQueue(JobWorker):
         self.chunk = max(1, int(chunk))
         self.nice = nice
         self._lock = threading.Lock()
-        self._db = store.connect()
-        with self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(4242)")
+        self._db = PgJobConnection(store)
+        with self._db.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(4242)")
             for ddl in _SCHEMA:
-                self._db.execute(ddl)
+                cur.execute(ddl)
         self._lease = PgLease(self._db, self._lock, "oculi_jobs", lease_s)
         self.replica = self._lease.replica
         self._wake = threading.Event()
@@ -147,7 +201,7 @@ class PgJobQueue(JobWorker):
     # --- client side -------------------------------------------------------------------------
     def submit(self, collection: str, items: Sequence[tuple[str, bytes]], *, key_id: str | None = None) -> Job:
         job_id = secrets.token_hex(8)
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+        with self._lock, self._db.transaction() as cur:
             cur.execute("INSERT INTO oculi_jobs (id, collection, state, total, created, key_id) VALUES (%s,%s,'queued',%s,%s,%s)",
                         (job_id, collection, len(items), time.time(), key_id))
             cur.executemany("INSERT INTO oculi_job_items (job_id, idx, name, data) VALUES (%s,%s,%s,%s)",
@@ -204,7 +258,7 @@ class PgJobQueue(JobWorker):
     def _loop(self) -> None:
         lower_thread_priority(self.nice)
         while not self._stop.is_set():
-            job_id = claim_or_wait(self._lease.claim, self._wake, "job")
+            job_id = claim_or_wait(self._lease.claim, self._wake, "job", store_retry_s=self.store_retry_s)
             if job_id is None:
                 continue
             try:
@@ -218,7 +272,11 @@ class PgJobQueue(JobWorker):
                 self._stop.wait(self.store_retry_s)
             except Exception as e:
                 log.exception("job %s failed", job_id)
-                self._finish(job_id, "failed", f"{type(e).__name__}: {e}")
+                try:
+                    self._finish(job_id, "failed", f"{type(e).__name__}: {e}")
+                except StoreUnavailableError as e2:  # its lease runs out and the job is claimed again
+                    log.warning("job %s: could not record its failure: %s", job_id, e2)
+                    self._stop.wait(self.store_retry_s)
             finally:
                 self._live.pop(job_id, None)
                 self.current = None
@@ -250,7 +308,7 @@ class PgJobQueue(JobWorker):
                 raise RuntimeError(f"ingestion returned {len(results)} results for {len(batch)} images")
             if batch and all(r is PENDING for r in results) and not should_stop():
                 raise RuntimeError("ingestion made no progress")
-            with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            with self._lock, self._db.transaction() as cur:
                 cur.execute("SELECT owner FROM oculi_jobs WHERE id=%s FOR UPDATE", (job_id,))
                 if cur.fetchone()[0] != self.replica:
                     return
@@ -263,7 +321,7 @@ class PgJobQueue(JobWorker):
             self._live.pop(job_id, None)
 
     def _finish(self, job_id: str, state: str, error: str | None, *, only_state: str | None = None) -> None:
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+        with self._lock, self._db.transaction() as cur:
             if state == "cancelled":
                 cur.execute("UPDATE oculi_job_items SET state='skipped' WHERE job_id=%s AND state='pending'", (job_id,))
             cur.execute("UPDATE oculi_job_items SET data=NULL WHERE job_id=%s", (job_id,))
@@ -296,12 +354,12 @@ class PgJobTable(SqlJobTable):
         self.files_root = files_root
         self._names = frozenset(c.name for c in (*COMMON_COLUMNS, *columns))
         self._lock = threading.Lock()
-        self._db = store.connect()
-        with self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(4242)")  # replicas starting together create it once
-            self._db.execute(create_table_sql(self.table, columns, 1, ("owner text", "lease_until double precision")))
-            self._db.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_state ON {self.table} (state, created)")
-            self._db.execute(_FILES_DDL)
+        self._db = PgJobConnection(store)
+        with self._db.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(4242)")  # replicas starting together create it once
+            cur.execute(create_table_sql(self.table, columns, 1, ("owner text", "lease_until double precision")))
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_state ON {self.table} (state, created)")
+            cur.execute(_FILES_DDL)
         self._lease = PgLease(self._db, self._lock, self.table, lease_s)
 
     def claim(self) -> str | None:
@@ -318,7 +376,7 @@ class PgJobTable(SqlJobTable):
 
     # --- files: rows, copied to a folder of this machine to be read ---------------------------
     def put_files(self, job_id: str, files: dict[str, bytes]) -> None:
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+        with self._lock, self._db.transaction() as cur:
             cur.executemany("INSERT INTO oculi_job_files (job_id, name, data) VALUES (%s,%s,%s) "
                             "ON CONFLICT (job_id, name) DO UPDATE SET data=EXCLUDED.data",
                             [(job_id, name, bytes(data)) for name, data in files.items()])

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
             standard ``AWS_ENDPOINT_URL``; unset: AWS). Credentials and region come from the
             standard AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``,
             ``~/.aws``, instance roles).
+        s3_cache_mb: The most the local copies of S3 blobs (``home/cache/s3-blobs``, fetched
+            for readers that need a file, such as the video decoder) may take up, in MB
+            (``OCULI_S3_CACHE_MB``); the least recently used are deleted to make room. The
+            bucket keeps every blob.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")
@@ -140,6 +144,7 @@ class Settings(BaseSettings):
     blobs: str | None = None
     s3_endpoint: str | None = Field(default=None, validation_alias=AliasChoices(
         "s3_endpoint", "OCULI_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"))
+    s3_cache_mb: int = Field(default=2048, ge=0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":

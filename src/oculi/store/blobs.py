@@ -231,7 +231,8 @@ def open_blob_root(settings: "Settings", url: str | None = None) -> BlobRoot | N
     from oculi.store.s3_blobs import S3BlobRoot
 
     bucket, _, prefix = where.partition("/")
-    return S3BlobRoot(bucket, prefix, endpoint_url=settings.s3_endpoint, cache_dir=settings.home / "cache" / "s3-blobs")
+    return S3BlobRoot(bucket, prefix, endpoint_url=settings.s3_endpoint, cache_dir=settings.home / "cache" / "s3-blobs",
+                      cache_bytes=settings.s3_cache_mb << 20)
 
 
 def repair_blobs(root: BlobRoot, name: str, rep: "RepairReport") -> None:

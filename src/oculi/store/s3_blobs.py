@@ -12,6 +12,12 @@ PostgreSQL) that names the same bucket sees the same uploads.
 - ``local_path`` downloads once into ``OCULI_HOME/cache/s3-blobs/…`` (a temporary file, its
   SHA-256 compared with the key, then renamed into place), for readers that need a file (the
   video decoder). A copy that does not match the key is refused (``StoreCorruptError``).
+- The cache holds at most ``Settings.s3_cache_mb`` (``OCULI_S3_CACHE_MB``, default 2048 MB) for
+  all buckets: before a file comes in, the least recently used copies (by modification time,
+  set anew on every use) are deleted until it fits. The file a call is about to return is never
+  deleted for it (one larger than the whole bound is still kept, alone); a copy deleted while
+  another process reads it stays readable to that reader (POSIX). The bucket keeps every blob:
+  the cache is only a copy, fetched again when needed.
 - Errors: a missing object is ``NotFoundError``; a server that does not answer, a bucket
   that does not exist, credentials it refuses are ``StoreUnavailableError`` naming the bucket
   and the endpoint (exit 7, HTTP 503); no botocore traceback reaches a user.
@@ -24,11 +30,13 @@ a bucket that is down is reported in seconds rather than minutes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, TypeVar
@@ -69,7 +77,10 @@ class S3BlobRoot:
         prefix: Objects go under ``prefix/<collection>/``; may be empty.
         endpoint_url: An S3-compatible server (``http://minio:9000``); ``None``: AWS (or
             whatever the AWS configuration names).
-        cache_dir: Where ``local_path`` keeps downloaded copies.
+        cache_dir: Where ``local_path`` keeps downloaded copies (those of every bucket: each
+            root keeps its own below it).
+        cache_bytes: The most the copies under ``cache_dir`` may take up (least recently used
+            ones are deleted to make room); ``None``: no bound.
         client: A ready ``boto3`` S3 client (tests, custom sessions).
 
     Raises:
@@ -82,7 +93,7 @@ class S3BlobRoot:
     """
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, cache_dir: Path | str,
-                 client: Any = None) -> None:
+                 cache_bytes: int | None = None, client: Any = None) -> None:
         if not BUCKET_RE.fullmatch(bucket or "") or ".." in bucket:
             raise InputError(f"invalid S3 bucket name {bucket!r}: 3-63 lowercase letters, digits, '.' and '-' "
                              "(blobs = \"s3://bucket/prefix\")")
@@ -91,9 +102,12 @@ class S3BlobRoot:
         self.endpoint_url = endpoint_url or None
         self.url = f"s3://{bucket}" + (f"/{self.prefix}" if self.prefix else "")
         ident = f"{self.endpoint_url or 'aws'}|{self.url}"
-        self.cache_dir = Path(cache_dir) / hashlib.sha256(ident.encode()).hexdigest()[:12]
+        self.cache_root = Path(cache_dir)
+        self.cache_dir = self.cache_root / hashlib.sha256(ident.encode()).hexdigest()[:12]
+        self.cache_bytes = None if cache_bytes is None else max(0, int(cache_bytes))
         self._client = client
         self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
 
     def collection(self, name: str) -> "S3BlobStore":
         return S3BlobStore(self, validate_collection_name(name))
@@ -118,6 +132,38 @@ class S3BlobRoot:
         session = boto3.session.Session()
         region = session.region_name or "us-east-1"
         return session.client("s3", endpoint_url=self.endpoint_url, region_name=region, config=cfg)
+
+    def make_room(self, incoming: int, keep: Path) -> list[Path]:
+        """Delete the least recently used cached copies until ``incoming`` more bytes fit in
+        ``cache_bytes``; ``keep`` (the file this call returns) and files being written (dot
+        files) are left alone. Returns what was deleted (their bucket copies stay)."""
+        if self.cache_bytes is None:
+            return []
+        with self._cache_lock:
+            files: list[tuple[int, int, Path]] = []  # (mtime, size, path)
+            total = 0
+            for dirpath, _, names in os.walk(self.cache_root):
+                for n in names:
+                    path = Path(dirpath) / n
+                    try:
+                        st = path.stat()
+                    except OSError:  # deleted meanwhile (another process)
+                        continue
+                    total += st.st_size
+                    if not n.startswith(".") and path != keep:
+                        files.append((st.st_mtime_ns, st.st_size, path))
+            gone: list[Path] = []
+            files.sort()
+            for _, size, path in files:
+                if total + incoming <= self.cache_bytes:
+                    break
+                path.unlink(missing_ok=True)
+                total -= size
+                gone.append(path)
+            if gone:
+                log.debug("S3 blob cache: deleted %d least recently used copies to stay within %d MB",
+                          len(gone), self.cache_bytes >> 20)
+            return gone
 
     def set_aside(self, name: str, key: str) -> str:
         """Copy a damaged object to ``prefix/.damaged/<collection>/<key>`` and delete it."""
@@ -217,7 +263,9 @@ class S3BlobStore:
             self.root.call("upload a blob", lambda: self.root.client.upload_fileobj(tee, self.root.bucket, obj, Config=cfg))
             tee.out.close()
             if _content_hash(key) in (None, tee.sha.hexdigest()):
+                self.root.make_room(0, keep=tee.tmp)  # the copy is on disk already (a dot file, counted)
                 os.replace(tee.tmp, dest)
+                _touch(dest)
         finally:
             tee.out.close()
             tee.tmp.unlink(missing_ok=True)
@@ -227,7 +275,7 @@ class S3BlobStore:
         obj = self._obj(key)
         resp = self.root.call("read a blob", lambda: self.root.client.get_object(Bucket=self.root.bucket, Key=obj),
                               missing=f"no blob {key!r} in collection {self.name!r} ({self.root.url})")
-        return _Body(resp["Body"], self.root, key)
+        return _Body(resp["Body"], self.root, key, int(resp.get("ContentLength") or 0))
 
     def get(self, key: str) -> bytes:
         with self.open(key) as f:
@@ -256,12 +304,15 @@ class S3BlobStore:
     def local_path(self, key: str) -> Path:
         dest = self._cache_path(key)
         if dest.is_file():
-            return dest
+            with contextlib.suppress(OSError):  # deleted meanwhile to make room: fetched again below
+                _touch(dest)  # used now: the last to be deleted
+                return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".dl-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
         h = hashlib.sha256()
         try:
             with self.open(key) as src, open(tmp, "wb") as out:
+                self.root.make_room(src.size, keep=dest)
                 while chunk := src.read(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
@@ -270,9 +321,16 @@ class S3BlobStore:
                                         f"was uploaded); oculi collections check {self.name} lists it",
                                         collection=self.name)
             os.replace(tmp, dest)
+            _touch(dest)
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+
+def _touch(path: Path) -> None:
+    """Mark a cached copy as used now (in nanoseconds: the file system's clock may be coarser)."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
 
 
 def _content_hash(key: str) -> str | None:
@@ -301,10 +359,11 @@ class _Tee:
 class _Body:
     """A ``get_object`` body as a binary stream whose read errors are oculi errors."""
 
-    def __init__(self, body: Any, root: S3BlobRoot, key: str) -> None:
+    def __init__(self, body: Any, root: S3BlobRoot, key: str, size: int = 0) -> None:
         self._body = body
         self._root = root
         self._key = key
+        self.size = size  # bytes, as the server announced them
 
     def read(self, n: int = -1) -> bytes:
         from botocore import exceptions as bx

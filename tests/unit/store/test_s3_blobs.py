@@ -267,3 +267,46 @@ def test_postgresql_store_with_s3_blobs_checks_and_repairs_them(s3_blobs: str, s
         assert rep.lost_originals == [f"{s3_blobs}/up/{_key(data)}"] and len(rep.before.damage) == 1  # type: ignore[union-attr]
         assert pg.check_collection("up").ok and list(b.keys()) == []
         pg.close()
+
+
+def test_the_download_cache_stays_within_its_bound_deleting_the_least_recently_used(
+        s3_blobs: str, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCULI_S3_CACHE_MB", "3")
+    settings = Settings(home=tmp_path / "home")
+    assert settings.s3_cache_mb == 3 and Settings(home=tmp_path / "h2", s3_cache_mb=7).s3_cache_mb == 7
+    with pytest.raises(ValueError):
+        Settings(home=tmp_path / "h3", s3_cache_mb=-1)
+    root = open_blob_root(settings)
+    assert isinstance(root, S3BlobRoot) and root.cache_bytes == 3 << 20
+    b = root.collection("up")
+    mb = 1 << 20
+    blobs = {n: bytes([n]) * mb + n.to_bytes(1, "big") * 10 for n in range(1, 6)}  # ~1 MB each
+    keys = {n: _key(data, ".mp4") for n, data in blobs.items()}
+    for n in (1, 2, 3, 4):
+        b.put(keys[n], blobs[n])
+
+    def cached() -> set[int]:
+        return {n for n, k in keys.items() if b._cache_path(k).is_file()}
+
+    def cache_size() -> int:
+        return sum(p.stat().st_size for p in root.cache_root.rglob("*") if p.is_file())
+
+    for n in (1, 2):
+        assert b.local_path(keys[n]).read_bytes() == blobs[n]
+    assert b.local_path(keys[1]).read_bytes() == blobs[1]  # used again: 2 is now the least recently used
+    assert b.local_path(keys[3]).read_bytes() == blobs[3]  # 3 MB do not fit 1+2+3: 2 goes
+    assert cached() == {1, 3} and cache_size() <= 3 << 20
+    assert b.get(keys[2]) == blobs[2]  # the bucket keeps what the cache let go...
+    assert b.local_path(keys[2]).read_bytes() == blobs[2]  # ...and it comes back on demand, 1 going now
+    assert cached() == {2, 3} and cache_size() <= 3 << 20
+
+    # an upload's copy is cached too, within the bound (3, used before 2, goes)
+    b.put_stream(keys[5], io.BytesIO(blobs[5]))
+    assert cached() == {2, 5} and cache_size() <= 3 << 20
+    assert b.local_path(keys[5]).read_bytes() == blobs[5]
+
+    # a file larger than the whole bound is still handed over (kept alone), the others make way
+    root.cache_bytes = mb // 2
+    assert b.local_path(keys[4]).read_bytes() == blobs[4]
+    assert cached() == {4}
+    assert {k for k in b.keys()} == set(keys.values())  # nothing left the bucket

@@ -71,7 +71,7 @@ class PgJobConnection:
         self._c = store.connect()
 
     def _conn(self) -> Any:
-        if self._c.closed or self._c.broken:
+        if self._c.closed or getattr(self._c, "broken", False):
             with contextlib.suppress(Exception):
                 self._c.close()
             self._c = self.store.connect()

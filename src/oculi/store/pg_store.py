@@ -346,7 +346,7 @@ class PgStore:
         """This thread's connection (autocommit; ``transaction()`` for several statements)."""
         self._setup()
         c = getattr(self._local, "conn", None)
-        if c is not None and (c.closed or c.broken):  # the server ended it (a restart): a new one
+        if c is not None and (c.closed or getattr(c, "broken", False)):  # the server ended it (a restart): a new one
             self.drop_connection()
             c = None
         if c is None:
@@ -396,6 +396,8 @@ class PgStore:
         """A cursor in one transaction on this thread's connection; committed on success."""
         c = self.conn()
         psycopg = _pg()
+        for w in getattr(self._local, "writers", ()):  # a reconnect must not write past a lost writer lock
+            w._check_writer_lock()
         self._local.depth = getattr(self._local, "depth", 0) + 1
         try:
             with c.transaction(), c.cursor() as cur:
@@ -954,9 +956,13 @@ class PgCollection:
         with self._advisory(_lock_key("writer", str(self.cid)), f"collection {self.name!r} is being written by another "
                             "process; wait for it to finish", wait=wait) as conn:
             self._writer_owner, self._writer_conn, self._writer_seen = me, conn, self.store.lost_connections
+            writers = self.store._local.__dict__.setdefault("writers", [])
+            writers.append(self)
             try:
                 yield
             finally:
+                with contextlib.suppress(ValueError):
+                    writers.remove(self)
                 self._writer_owner = self._writer_conn = None
                 with contextlib.suppress(Exception):
                     self._c().execute("UPDATE oculi_collections SET updated_at=%s WHERE id=%s", (time.time(), self.cid))
@@ -1219,4 +1225,5 @@ class PgCollection:
             return int(cur.rowcount)
 
 
-__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "connection_lost", "hnsw_build_settings", "hnsw_graph_bytes", "redact"]
+__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "connection_lost", "hnsw_build_settings",
+           "hnsw_graph_bytes", "redact"]

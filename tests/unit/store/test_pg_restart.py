@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from oculi.cli.main import app
 from oculi.core.errors import StoreUnavailableError
 from oculi.store.pg_store import PgStore
 from tests.pgutil import pg_database
@@ -68,6 +70,9 @@ def test_while_the_server_is_down_every_call_is_store_unavailable_naming_the_url
                 call()
             msg = str(err.value)
             assert "\n" not in msg and store.url in msg, msg
+        r = CliRunner().invoke(app, ["--store", url, "collections", "list"])
+        assert r.exit_code == 7, r.output  # StoreUnavailableError's exit code
+        assert f"cannot connect to the PostgreSQL store {store.url}" in r.output
         pg_restartable.start()
         assert coll.count() == 2
         assert sorted(r["id"] for rows in coll.iter_items(["id"]) for r in rows) == sorted([item(1).id, item(2).id])
@@ -92,6 +97,13 @@ def test_a_writer_whose_lock_went_with_a_restart_stops_instead_of_writing_unlock
                 pass
         with coll.writer():  # taken again afresh, writes go on
             coll.add_items([item(2)])
-        assert coll.count() == 2
+            pg_restartable.stop()
+            pg_restartable.start()
+            assert coll.count() == 2  # a read finds the connection gone and reads again on a new one...
+            with pytest.raises(StoreUnavailableError, match="writer lock"):
+                coll.add_items([item(3)])  # ...but a write on it would be one without the lock
+        with coll.writer():
+            coll.add_items([item(3)])
+        assert coll.count() == 3
         other.close()
         store.close()

@@ -34,7 +34,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from oculi.core.errors import InputError, NotFoundError
+from oculi.core.errors import InputError, NotFoundError, StoreUnavailableError
 from oculi.server.private import connect_private
 from oculi.store.base import validate_collection_name
 
@@ -225,10 +225,23 @@ class KeyStore:
 
 
 class _PgKeysDb:
-    """The few calls ``KeyStore`` makes on its SQLite connection, on a PostgreSQL one."""
+    """The few calls ``KeyStore`` makes on its SQLite connection, on a PostgreSQL one that comes
+    back after a server restart (``oculi.store.pg_store.PgConnection``: a lookup that met the
+    ended connection runs again, a change does not; while the server is down, 503 / exit 7)."""
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        from oculi.store.pg_store import PgConnection, redact
+
+        def connect() -> Any:
+            try:
+                return psycopg.connect(url, autocommit=True, connect_timeout=10)
+            except psycopg.OperationalError as e:
+                raise StoreUnavailableError(f"cannot connect to the PostgreSQL store {redact(url)}: "
+                                            f"{str(e).strip().splitlines()[0]}") from None
+
+        self.conn = PgConnection(connect, redact(url))
 
     def execute(self, sql: str, args: tuple = ()) -> Any:
         return self.conn.execute(sql.replace("?", "%s"), args)
@@ -247,14 +260,9 @@ class PgKeyStore(KeyStore):
     def __init__(self, url: str) -> None:
         from oculi.store.pg_store import redact
 
-        import psycopg
-
         self.path = Path(redact(url))
         self._lock = threading.Lock()
-        try:
-            self._db = _PgKeysDb(psycopg.connect(url, autocommit=True, connect_timeout=10))
-        except psycopg.OperationalError as e:
-            raise InputError(f"cannot connect to {redact(url)}: {str(e).strip().splitlines()[0]}") from None
+        self._db = _PgKeysDb(url)
         self._init()
         self._touched: dict[str, float] = {}
 

@@ -14,10 +14,10 @@ under one server's home), but every replica sees every job and any replica may r
   content hashes);
 - marking images done is conditional on still owning the job, so a replica that lost its lease
   (a long pause) cannot overwrite the new owner's progress;
-- a restart of the PostgreSQL server ends the queue's connection: the statement that meets it
-  raises ``StoreUnavailableError`` (never run again: it may have been a write), the next one
-  opens a new connection (``PgJobConnection``). The worker logs it, backs off and carries on;
-  its job is left where it was, to be claimed again.
+- a restart of the PostgreSQL server ends the queue's connection (``oculi.store.pg_store.
+  PgConnection``): a lookup that meets it runs again on a new one; a change raises
+  ``StoreUnavailableError`` (never run twice: it may have been committed), and the next call
+  connects again. The worker logs it, backs off and carries on; its job is claimed again.
 
 Footage and report jobs (``oculi.server.jobs.RunEachJob``) use the same claims (``PgLease``)
 over their own tables, ``oculi_footage_jobs`` and ``oculi_report_jobs`` (``PgJobTable``); their
@@ -42,6 +42,7 @@ from oculi.server.job_tables import COMMON_COLUMNS, Column, SqlJobTable, create_
 from oculi.server.jobs import FINAL, JOB_ID_RE, PENDING, Job, JobWorker, RunChunk, claim_or_wait
 from oculi.server.lanes import lower_thread_priority
 from oculi.server.private import private_dir
+from oculi.store.pg_store import PgConnection
 
 log = logging.getLogger("oculi.server.jobs")
 
@@ -57,59 +58,9 @@ _SCHEMA = (
 )
 
 
-class PgJobConnection:
-    """The one connection of a job queue or table (its threads take turns under the owner's
-    lock), opened again once the server ended it (a restart).
-
-    ``execute`` and ``transaction`` (a cursor in one transaction) raise ``StoreUnavailableError``
-    for a statement that met the lost connection, and while the server is down; the next call
-    after that opens a new connection.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self._c = store.connect()
-
-    def _conn(self) -> Any:
-        if self._c.closed or getattr(self._c, "broken", False):
-            with contextlib.suppress(Exception):
-                self._c.close()
-            self._c = self.store.connect()
-            log.info("job tables: connected again to the PostgreSQL store %s", self.store.url)
-        return self._c
-
-    @contextlib.contextmanager
-    def _lost_is_unavailable(self) -> Iterator[None]:
-        from oculi.store.pg_store import connection_lost
-
-        try:
-            yield
-        except Exception as e:
-            if not connection_lost(e):
-                raise
-            with contextlib.suppress(Exception):
-                self._c.close()
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise StoreUnavailableError(f"lost the connection to the PostgreSQL store {self.store.url}: {first}") from None
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        with self._lost_is_unavailable():
-            return self._conn().execute(sql, args)
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
-        with self._lost_is_unavailable():
-            c = self._conn()
-            with c.transaction(), c.cursor() as cur:
-                yield cur
-
-    def close(self) -> None:
-        self._c.close()
-
-
 class PgLease:
     """Claims on the rows of one job table (``state``, ``created``, ``started``, ``owner``,
-    ``lease_until``) by this replica, over the connection ``db`` (a ``PgJobConnection``) guarded by ``lock``.
+    ``lease_until``) by this replica, over the connection ``db`` (a ``PgConnection``) guarded by ``lock``.
 
     ``claim`` takes the oldest job that is queued, or running under a lease that ran out (its
     replica died) or was released (its replica stopped), with ``FOR UPDATE SKIP LOCKED``: two
@@ -117,7 +68,7 @@ class PgLease:
     while the job runs.
     """
 
-    def __init__(self, db: PgJobConnection, lock: threading.Lock, table: str, lease_s: float) -> None:
+    def __init__(self, db: Any, lock: threading.Lock, table: str, lease_s: float) -> None:
         self.db, self.lock, self.table, self.lease_s = db, lock, table, float(lease_s)
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # who holds a job, for operators
 
@@ -177,7 +128,7 @@ class PgJobQueue(JobWorker):
         self.chunk = max(1, int(chunk))
         self.nice = nice
         self._lock = threading.Lock()
-        self._db = PgJobConnection(store)
+        self._db = PgConnection(store.connect, store.url)
         with self._db.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(4242)")
             for ddl in _SCHEMA:
@@ -354,7 +305,7 @@ class PgJobTable(SqlJobTable):
         self.files_root = files_root
         self._names = frozenset(c.name for c in (*COMMON_COLUMNS, *columns))
         self._lock = threading.Lock()
-        self._db = PgJobConnection(store)
+        self._db = PgConnection(store.connect, store.url)
         with self._db.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(4242)")  # replicas starting together create it once
             cur.execute(create_table_sql(self.table, columns, 1, ("owner text", "lease_until double precision")))

@@ -293,6 +293,65 @@ def _pg() -> Any:
     return psycopg
 
 
+class PgConnection:
+    """One long-lived connection shared by a component's threads under its own lock (job
+    queues, API keys), opened again once the server ended it (a restart).
+
+    ``execute`` runs a ``SELECT`` that met the ended connection once more on a new one; any
+    other statement, and ``transaction`` (a cursor in one transaction), is never run twice: a
+    lost connection raises ``StoreUnavailableError``, as does every call while the server is down.
+
+    Args:
+        connect: Opens a new connection (autocommit); raises ``StoreUnavailableError`` if it cannot.
+        url: The server, for messages (without its password).
+    """
+
+    def __init__(self, connect: Callable[[], Any], url: str) -> None:
+        self._connect = connect
+        self.url = url
+        self._c = connect()
+
+    def _conn(self) -> Any:
+        if self._c.closed or getattr(self._c, "broken", False):
+            with contextlib.suppress(Exception):
+                self._c.close()
+            self._c = self._connect()
+            log.info("connected again to the PostgreSQL store %s", self.url)
+        return self._c
+
+    def _lost(self, e: BaseException) -> StoreUnavailableError:
+        with contextlib.suppress(Exception):
+            self._c.close()
+        return StoreUnavailableError(f"lost the connection to the PostgreSQL store {self.url}: {_first_line(e)}")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        retries = 1 if sql.lstrip()[:6].upper() == "SELECT" else 0
+        while True:
+            try:
+                return self._conn().execute(sql, args)
+            except _pg().OperationalError as e:
+                if not connection_lost(e):
+                    raise
+                if not retries:
+                    raise self._lost(e) from None
+                retries -= 1
+                self._c.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        try:
+            c = self._conn()
+            with c.transaction(), c.cursor() as cur:
+                yield cur
+        except _pg().OperationalError as e:
+            if connection_lost(e):
+                raise self._lost(e) from None
+            raise
+
+    def close(self) -> None:
+        self._c.close()
+
+
 class PgStore:
     """Collections in one PostgreSQL database (see the module doc).
 
@@ -1225,5 +1284,5 @@ class PgCollection:
             return int(cur.rowcount)
 
 
-__all__ = ["PgBlobStore", "PgCollection", "PgStore", "compile_filter", "connection_lost", "hnsw_build_settings",
+__all__ = ["PgBlobStore", "PgCollection", "PgConnection", "PgStore", "compile_filter", "connection_lost", "hnsw_build_settings",
            "hnsw_graph_bytes", "redact"]

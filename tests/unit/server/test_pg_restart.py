@@ -99,17 +99,31 @@ def test_a_job_table_claims_again_after_a_restart(pg_restartable, tmp_path: Path
 
 
 def test_http_routes_answer_503_while_postgresql_is_down_and_200_once_it_is_back(
-        pg_restartable, make_client, keys, tmp_path: Path) -> None:
+        pg_restartable, fake_engine, tmp_path: Path) -> None:
+    """The whole app on PostgreSQL: collections, API keys (``oculi_keys``) and job queues."""
+    from fastapi.testclient import TestClient
+
+    from oculi.config import Settings
+    from oculi.server.app import create_app
+    from oculi.server.auth import open_keys
+    from oculi.server.config import ServerConfig
+
     with pg_database(pg_restartable.url, "http") as url:
-        store = PgStore(url, home=tmp_path)
-        c = make_client(store_factory=lambda: store, raise_server_exceptions=False)
-        assert c.post("/api/v1/collections", json={"name": "alpha"}, headers=bearer(keys["write"])).status_code == 201
-        pg_restartable.stop()
-        r = c.get("/api/v1/collections", headers=bearer(keys["read"]))
-        assert r.status_code == 503, r.text
-        assert "PostgreSQL store" in r.text
-        pg_restartable.start()
-        r = c.get("/api/v1/collections", headers=bearer(keys["read"]))
-        assert r.status_code == 200, r.text
-        assert [x["name"] for x in r.json()["collections"]] == ["alpha"]
-        store.close()
+        settings = Settings(home=tmp_path / "home", store=url)
+        keys = open_keys(settings)
+        key = keys.create("write", name="w")[0]
+        app = create_app(settings, fake_engine, config=ServerConfig(rate_per_minute=0))
+        with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+            assert c.post("/api/v1/collections", json={"name": "alpha"}, headers=bearer(key)).status_code == 201
+            pg_restartable.stop()
+            for path in ("/api/v1/collections", "/api/v1/jobs"):
+                r = c.get(path, headers=bearer(key))
+                assert r.status_code == 503, r.text
+                assert "PostgreSQL store" in r.json()["error"]["message"]
+            pg_restartable.start()
+            r = c.get("/api/v1/collections", headers=bearer(key))  # the key is looked up on a new connection
+            assert r.status_code == 200, r.text
+            assert [x["name"] for x in r.json()["collections"]] == ["alpha"]
+            assert c.post("/api/v1/collections", json={"name": "beta"}, headers=bearer(key)).status_code == 201
+            assert c.get("/api/v1/jobs", headers=bearer(key)).status_code == 200
+        keys.close()

@@ -310,3 +310,22 @@ def test_the_download_cache_stays_within_its_bound_deleting_the_least_recently_u
     assert b.local_path(keys[4]).read_bytes() == blobs[4]
     assert cached() == {4}
     assert {k for k in b.keys()} == set(keys.values())  # nothing left the bucket
+
+
+def test_copies_another_process_cached_count_toward_the_bound(s3_blobs: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from oculi.store import s3_blobs as s3mod
+
+    monkeypatch.setattr(s3mod, "CACHE_RESCAN_S", 0.0)  # count the files on every download
+    root = open_blob_root(Settings(home=tmp_path / "home", s3_cache_mb=2))
+    b = root.collection("up")  # type: ignore[union-attr]
+    data = b"\x00video" * (150 * 1024)  # ~0.9 MB
+    b.put(_key(data, ".mp4"), data)
+    other = root.cache_dir / "up" / "videos" / ("e" * 64 + ".mp4")  # type: ignore[union-attr]
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"\x01" * (1536 * 1024))  # 1.5 MB another process downloaded earlier
+    os.utime(other, ns=(1, 1))
+    assert b.local_path(_key(data, ".mp4")).read_bytes() == data
+    assert not other.exists()  # 1.5 + 0.9 MB > 2 MB: the older copy made room

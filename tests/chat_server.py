@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 # reply(request body) -> the assistant's text
@@ -66,3 +67,15 @@ class ChatServer:
 def openai_model_toml(name: str, url: str, model: str) -> str:
     """An ``oculi.toml`` table configuring the chat model ``name`` served at ``url``."""
     return f'[models.{name}]\nbackend = "openai"\nbase_url = "{url}"\nmodel = "{model}"\n'
+
+
+def engine_with_models(engine: Any, home: Path, toml: str) -> Any:
+    """An ``Engine`` on ``home`` whose ``oculi.toml`` is ``toml``, sharing the built-in models
+    ``engine`` has already loaded (the configured ones are created on first use)."""
+    from oculi.engine import Engine
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "oculi.toml").write_text(toml)
+    eng = Engine(engine.settings.model_copy(update={"home": home}))
+    eng._backends = dict(engine._backends)  # the built-in models already loaded; the configured ones are added to the copy
+    return eng

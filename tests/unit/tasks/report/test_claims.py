@@ -17,7 +17,7 @@ from oculi.tasks.report import create_report
 from oculi.tasks.report.build import report_claim_evidence
 from oculi.tasks.report.claims import claim_evidence, claim_problems, evidence_from_vocabulary
 from oculi.tasks.report.grounding import split_sentences, vocabulary_from
-from tests.chat_server import ChatServer, message_text, openai_model_toml
+from tests.chat_server import ChatServer, engine_with_models, message_text, openai_model_toml
 from tests.grounding_claims import judge, load_scenarios, precision_recall
 
 UTC = timezone.utc
@@ -145,15 +145,7 @@ def narrator_server():
 
 @pytest.fixture()
 def narrating_engine(engine, narrator_server, tmp_path: Path):
-    from oculi.config import Settings
-    from oculi.engine import Engine
-
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "oculi.toml").write_text(openai_model_toml("story", narrator_server.url, "storyteller"))
-    eng = Engine(Settings(home=home, assets_dir=engine.settings.assets_dir))
-    eng._backends = dict(engine._backends)  # the built-in models already loaded; "story" is added to the copy
-    return eng
+    return engine_with_models(engine, tmp_path / "home", openai_model_toml("story", narrator_server.url, "storyteller"))
 
 
 def test_a_chat_model_narrator_cannot_make_unsupported_claims(narrating_engine, narrator_server, samples_dir: Path) -> None:
@@ -166,6 +158,7 @@ def test_a_chat_model_narrator_cannot_make_unsupported_claims(narrating_engine, 
     assert "3 sentences of the narrator model were left out: not supported by the evidence" in " ".join(rep.limits)
     d = json.loads(json.dumps(rep.to_dict()))
     assert {x["sentence"] for x in d["grounding"]["rejected"]} == set(dropped)
+    assert d["narrator"] == "story" and d["model"] == "story"  # the summary is the model's prose
     text = " ".join(d["summary"] + d["limits"] + d["recommendations"])
     assert "healthy" not in text and "corrosion" not in text  # the claims are not repeated on the page
 
@@ -197,6 +190,7 @@ def test_builtin_captions_of_every_sample_pass(engine, samples_dir: Path) -> Non
     assert len(paths) >= 8
     rep = create_report(engine, paths, kind="general")
     assert [r.to_dict() for r in rep.rejected] == []
+    assert rep.narrator is None  # no narrator: the template's summary
     assert sum(1 for im in rep.images if im.caption) == len(rep.images)
 
 
@@ -209,5 +203,6 @@ def test_an_encoder_that_fails_leaves_the_word_check_and_a_warning(scenarios) ->
     sc = next(sc for sc in scenarios[0] if sc.name == "cat")
     rep = sc.report(narrator=lambda rep: "It is what it is. The patient appears healthy.", embed=broken)
     assert rep.summary == ["It is what it is."]  # no evidence word, no encoder to compare it: kept
+    assert rep.narrator == "custom"  # a narrator function that names no model
     assert [r.sentence for r in rep.rejected] == ["The patient appears healthy."]
     assert any("sentence encoder failed" in w and "word by word" in w for w in rep.warnings)

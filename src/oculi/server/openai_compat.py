@@ -346,7 +346,7 @@ def _completion(cid: str, created: int, model: str, content: str, finish: str, u
 
 
 # --- models ----------------------------------------------------------------------------------------
-def configured_models(st: Any, capability: str) -> dict[str, Any]:
+def _configured(st: Any, capability: str) -> dict[str, Any]:
     """Configured models (``oculi.toml``) serving ``capability``, by name (none for a test engine)."""
     eng = st.engine
     if not hasattr(eng, "models") or not hasattr(eng, "model"):
@@ -372,12 +372,12 @@ def configured_models(st: Any, capability: str) -> dict[str, Any]:
 
 def _model_ids(st: Any) -> dict[str, str]:
     ids = dict(MODELS)
-    chat = configured_models(st, "chat")
-    if chat or configured_models(st, "generate_image"):
+    chat = _configured(st, "chat")
+    if chat or _configured(st, "generate_image"):
         ids[CONFIGURED_CHAT] = "the configured chat model (else the built-in one)"
     for name, b in chat.items():
         ids[name] = f"chat: {getattr(b, 'model_id', name)}"
-    for name, b in configured_models(st, "generate_image").items():
+    for name, b in _configured(st, "generate_image").items():
         ids[name] = f"image generation: {getattr(b, 'model_id', name)}"
     return ids
 
@@ -407,7 +407,7 @@ def _chat_backend(st: Any, name: str) -> Any:
     if name == CONFIGURED_CHAT:
         pick = getattr(st.engine, "chat_model", None)
         return pick() if pick is not None else None
-    configured = configured_models(st, "chat")
+    configured = _configured(st, "chat")
     if name in configured:
         return configured[name]
     names = [CHAT_MODEL, CONFIGURED_CHAT, *configured]

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from oculi.core.errors import InputError, NotFoundError
+from oculi.core.errors import InputError, NotFoundError, OculiError
 from oculi.server.auth import Principal, Scope
 from oculi.server.jobs import safe_item_name
 from oculi.server.limits import HTTPProblem, check_image
@@ -86,12 +86,26 @@ def _queue(st: ServerState) -> ReportJobQueue:
     return st.report_jobs
 
 
-def check_narrator(st: ServerState, name: str) -> None:
-    """400 unless ``name`` is a configured model that chats (it narrates the report's summary),
-    naming the ones that do; checked at submit, so no job is queued to fail later."""
-    from oculi.server.openai_compat import configured_models
+def chat_model_names(st: ServerState) -> list[str]:
+    """The configured models that chat (``GET /api/v1/models`` lists them with ``chat`` among
+    their capabilities): the ones that can narrate a report's summary."""
+    from oculi.backends.registry import capabilities_of
 
-    chat = configured_models(st, "chat")
+    eng = st.engine
+    out = []
+    for name in eng.models.names() if hasattr(eng, "models") else ():
+        try:
+            if "chat" in capabilities_of(eng.model(name)):
+                out.append(name)
+        except OculiError:  # a broken table: `oculi models` says why; it narrates nothing
+            continue
+    return out
+
+
+def check_narrator(st: ServerState, name: str) -> None:
+    """400 unless ``name`` is a configured model that chats, naming the ones that do; checked at
+    submit, so no job is queued only to fail in the worker."""
+    chat = chat_model_names(st)
     if name not in chat:
         raise InputError(f"model {name!r} is not a configured chat model, so it cannot narrate the report; "
                          f"configured chat models: {', '.join(chat) or 'none'} (leave model empty for the built-in summary)")

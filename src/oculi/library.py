@@ -394,6 +394,8 @@ class Library:
             collection / camera: Footage whose events the records' times are checked against
                 (``day`` narrows them to one day, and dates records that give only a time).
             tz: Time zone of record and footage times (default ``settings.timezone``).
+            **kw: More of ``create_report``'s options, e.g. ``model="NAME"``: a configured chat
+                model narrates the summary (grounded and claim-checked; ``report.narrator``).
 
         Raises:
             InputError: no readable image, bad records, an unknown kind.

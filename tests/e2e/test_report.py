@@ -1,5 +1,6 @@
 """`oculi report` end to end: the CLI on real photos and records, and the server's report jobs
-(real app, loopback TestClient): upload → job → download the PDF and look at its pages."""
+(real app, loopback TestClient or uvicorn): upload → job → download the PDF and look at its
+pages; a configured chat model narrating the summary, through the claim check, on both."""
 
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ def test_server_report_job_to_pdf(engine, samples_dir: Path, tmp_path: Path) -> 
             job = c.get(f"/api/v1/reports/{job['id']}").json()
         assert job["state"] == "done", job
         assert job["result"]["conflicts"] == 1 and job["result"]["images"] == 2
+        assert job["model"] is None and job["result"]["narrator"] is None  # no model: the template's summary
         pdf = c.get(job["download"])
         assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
         doc = pdfium.PdfDocument(pdf.content)
@@ -135,6 +137,54 @@ def test_server_report_job_to_pdf(engine, samples_dir: Path, tmp_path: Path) -> 
         r = c.get("/api/v1/collections/cams/footage/report", params={"camera": "main gate", "day": "2026-11-27",
                                                                     "format": "pdf", "tz": "UTC"})
         assert r.status_code == 200 and r.headers["content-type"] == "application/pdf" and r.content[:4] == b"%PDF"
+
+
+# A narrator with wording of its own: one sentence the evidence carries, one about an object
+# that nothing in the image showed (no detector label, so only the claim check can catch it).
+NARRATION = "A feline is visible in the middle of the picture. A wooden ladder leans against the wall."
+
+
+def test_server_report_job_narrated_by_a_configured_model(engine, samples_dir: Path, tmp_path: Path) -> None:
+    """The report job's ``model`` is the CLI's ``--model``: a real uvicorn server, a chat model
+    behind a real OpenAI-compatible server on loopback, its invented sentence removed."""
+    import httpx
+
+    from oculi.server.app import create_app
+    from tests.chat_server import ChatServer, engine_with_models, openai_model_toml
+    from tests.serverutil import ServerThread
+
+    png = (samples_dir / "chelsea.png").read_bytes()
+    with ChatServer(lambda body: NARRATION) as chat:
+        eng = engine_with_models(engine, tmp_path / "home", openai_model_toml("story", chat.url, "storyteller"))
+        app_ = create_app(eng.settings, eng, auth=False, warmup=False)
+        with ServerThread(app_) as url, httpx.Client(base_url=url, timeout=60) as c:
+            r = c.post("/api/v1/reports", files=[("images", ("chelsea.png", png, "image/png"))],
+                       data={"format": "json", "model": "story"})
+            assert r.status_code == 202, r.text
+            job = r.json()
+            assert job["model"] == "story"
+            deadline = time.time() + 120
+            while job["state"] in ("queued", "running") and time.time() < deadline:
+                time.sleep(0.3)
+                job = c.get(f"/api/v1/reports/{job['id']}").json()
+            assert job["state"] == "done", job
+            assert job["result"]["model"] == "story" and job["result"]["narrator"] == "story"
+            assert job["result"]["rejected_sentences"] == 1
+            doc = c.get(job["download"]).json()
+            assert chat.bodies and chat.bodies[0]["model"] == "storyteller"  # the configured model was asked
+            assert doc["summary"] == ["A feline is visible in the middle of the picture."] and doc["narrator"] == "story"
+            reasons = {x["sentence"]: " ".join(x["reasons"]) for x in doc["grounding"]["rejected"]}
+            assert "'ladder'" in reasons["A wooden ladder leans against the wall."]
+            assert "ladder" not in " ".join(doc["summary"] + doc["recommendations"])
+            # a model the server does not have (or one that does not chat): 400 at once, naming the chat models
+            n_jobs = len(c.get("/api/v1/reports").json()["jobs"])
+            for name in ("nosuchmodel", "builtin"):
+                r = c.post("/api/v1/reports", files=[("images", ("chelsea.png", png, "image/png"))], data={"model": name})
+                assert r.status_code == 400, r.text
+                msg = r.json()["error"]["message"]
+                assert f"model {name!r} is not a configured chat model" in msg and "configured chat models: story" in msg
+            assert len(c.get("/api/v1/reports").json()["jobs"]) == n_jobs
+            assert len(chat.bodies) == 1
 
 
 def test_cli_incident_report_against_stored_footage_and_footage_pdf(cli, engine, samples_dir: Path, tmp_path: Path,
@@ -217,4 +267,4 @@ def test_a_configured_chat_model_narrates_but_cannot_add_facts(cli, engine, samp
     reasons = {x["sentence"]: " ".join(x["reasons"]) for x in doc["grounding"]["rejected"]}
     assert "label 'dog' was not seen" in reasons["A dog sleeps on the sofa beside it."]
     assert "name 'Ratched'" in reasons["Nurse Ratched saw 3 intruders at 18:40."]
-    assert doc["model"] == "story"
+    assert doc["model"] == "story" and doc["narrator"] == "story"

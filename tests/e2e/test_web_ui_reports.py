@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 
 from oculi.config import Settings
+from tests.chat_server import ChatServer, engine_with_models, openai_model_toml
 from tests.e2e.test_web_ui import browser  # noqa: F401 - the shared chromium fixture
 from tests.serverutil import ServerThread
 
 pytestmark = pytest.mark.browser
+NARRATION = "A feline is visible in the middle of the picture. A wooden ladder leans against the wall."
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +25,15 @@ def report_server(engine, tmp_path_factory):
     from oculi.store import open_store
     from tests.footage_records import fill_collection
 
-    settings = engine.settings.model_copy(update={"home": tmp_path_factory.mktemp("ui-reports") / "home"})
-    fill_collection(open_store(settings).create_collection("cams"))  # footage records, written by hand
-    key, _ = KeyStore(settings.home).create("read", name="ui-reports")
-    app = create_app(settings, engine, config=ServerConfig(rate_per_minute=0), warmup=False)
-    with ServerThread(app, ready_path="/readyz", timeout=120) as url:
-        yield url, key
+    with ChatServer(lambda body: NARRATION) as chat:  # a configured chat model that can narrate the summary
+        eng = engine_with_models(engine, tmp_path_factory.mktemp("ui-reports") / "home",
+                                 openai_model_toml("story", chat.url, "storyteller"))
+        settings = eng.settings
+        fill_collection(open_store(settings).create_collection("cams"))  # footage records, written by hand
+        key, _ = KeyStore(settings.home).create("read", name="ui-reports")
+        app = create_app(settings, eng, config=ServerConfig(rate_per_minute=0), warmup=False)
+        with ServerThread(app, ready_path="/readyz", timeout=120) as url:
+            yield url, key
 
 
 def test_reports_tab_writes_and_downloads_a_pdf(browser, report_server, samples_dir, tmp_path):  # noqa: F811
@@ -74,6 +79,30 @@ def _signed_in(browser, url: str, key: str):  # noqa: F811
     page.wait_for_selector("body[data-ready='1']")
     page.click("#tab-reports")
     return page, errors
+
+
+def test_reports_tab_offers_the_configured_chat_models_to_write_the_summary(browser, report_server, samples_dir):  # noqa: F811
+    import json
+
+    url, key = report_server
+    page, errors = _signed_in(browser, url, key)
+    page.wait_for_selector("body[data-report-models='1']")  # from GET /api/v1/models: the one that chats
+    opts = page.locator("#rp-model option")
+    assert [opts.nth(i).get_attribute("value") for i in range(opts.count())] == ["", "story"]
+    assert page.input_value("#rp-model") == ""  # the built-in template unless one is chosen
+    page.select_option("#rp-model", "story")
+    page.set_input_files("#rp-images", str(samples_dir / "chelsea.png"))
+    page.select_option("#rp-format", "json")
+    page.click("#rp-form button[type=submit]")
+    page.wait_for_selector("body[data-report-state='done']", timeout=120_000)
+    row = page.locator("#rp-jobs tr[data-state='done']").first
+    assert "summary by story" in row.locator("td").nth(1).inner_text()
+    with page.expect_download() as dl:
+        row.locator("button", has_text="download").click()
+    doc = json.loads(open(dl.value.path()).read())
+    assert doc["narrator"] == "story" and doc["summary"] == ["A feline is visible in the middle of the picture."]
+    assert [x["sentence"] for x in doc["grounding"]["rejected"]] == ["A wooden ladder leans against the wall."]
+    assert not errors, errors
 
 
 def test_reports_tab_writes_a_cameras_day_from_stored_footage(browser, report_server, tmp_path):  # noqa: F811

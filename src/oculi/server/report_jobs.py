@@ -65,7 +65,7 @@ class ReportJob:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "kind": "report", "state": self.state, "report_kind": self.options.get("kind"),
-            "format": self.format, "images": self.images, "done": self.done,
+            "format": self.format, "model": self.options.get("model"), "images": self.images, "done": self.done,
             "progress": 1.0 if self.state == "done" else (self.done / self.images if self.images else None),
             "created": self.created, "started": self.started, "finished": self.finished, "error": self.error,
             "cancel_requested": self.cancel_requested, "result": self.result,

@@ -2,10 +2,12 @@
 
 ``multipart/form-data`` with file fields ``images`` (repeated), an optional ``records`` file
 (``.csv``, ``.json``, ``.md``) and form fields ``kind``, ``format``, ``title``, ``inspector``,
-``records_encoding``, ``collection``, ``camera``, ``day``, ``tz``. Records are parsed before the
-job is accepted, so a file that does not parse or an unknown encoding is a 400 at once; images
-are checked like every upload (415 not an image, 413 too big). The job runs ``Library.report``
-and writes the report; ``GET /api/v1/reports/{id}/file`` downloads it (a Markdown report comes
+``records_encoding``, ``collection``, ``camera``, ``day``, ``tz``, ``model``. Records are parsed
+before the job is accepted, so a file that does not parse or an unknown encoding is a 400 at
+once, and so is a ``model`` that is not a configured chat model; images are checked like every
+upload (415 not an image, 413 too big). The job runs ``Library.report`` (with ``model``, that
+model narrates the summary and the claim check keeps only what the evidence supports, as
+``oculi report --model``) and writes the report; ``GET /api/v1/reports/{id}/file`` downloads it (a Markdown report comes
 as a zip with its annotated images). Jobs are visible to the key that made them (and admins).
 """
 
@@ -21,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from oculi.core.errors import InputError, NotFoundError
+from oculi.core.errors import InputError, NotFoundError, OculiError
 from oculi.server.auth import Principal, Scope
 from oculi.server.jobs import safe_item_name
 from oculi.server.limits import HTTPProblem, check_image
@@ -31,7 +33,7 @@ from oculi.server.state import ERROR_RESPONSES, GuardedRoute, ServerState, check
 router = APIRouter(prefix="/api/v1", tags=["reports"], route_class=GuardedRoute, responses=ERROR_RESPONSES)
 
 MAX_REPORT_FILES = 200
-FIELDS = ("kind", "format", "title", "inspector", "records_encoding", "collection", "camera", "day", "tz")
+FIELDS = ("kind", "format", "title", "inspector", "records_encoding", "collection", "camera", "day", "tz", "model")
 
 
 def make_report_queue(st: ServerState) -> ReportJobQueue:
@@ -49,7 +51,7 @@ def make_report_queue(st: ServerState) -> ReportJobQueue:
             recs.source = o.get("records_name") or recs.source
         rep = lib.report([str(inbox / n) for n in o["image_files"]], kind=o["kind"], records=recs, inspector=o.get("inspector"),
                          collection=o.get("collection"), camera=o.get("camera"), day=o.get("day"),
-                         tz=lib.timezone(o.get("tz")) if o.get("tz") else None, title=o.get("title"),
+                         tz=lib.timezone(o.get("tz")) if o.get("tz") else None, title=o.get("title"), model=o.get("model"),
                          progress=lambda d, t, _stage: progress(d, t))
         for im in rep.images:  # the uploaded name, not the spool path
             im.path = Path(im.path).name
@@ -70,7 +72,8 @@ def make_report_queue(st: ServerState) -> ReportJobQueue:
             write_report(rep, fmt, folder / f"report.{fmt}")
         conflicts = sum(1 for c in rep.cross_checks if c.status.value == "conflict")
         return {"title": rep.title, "severity": rep.severity.value, "images": len(rep.images), "conflicts": conflicts,
-                "warnings": rep.warnings, "rejected_sentences": len(rep.rejected)}
+                "warnings": rep.warnings, "rejected_sentences": len(rep.rejected), "model": rep.model,
+                "narrator": rep.narrator}
 
     # with a PostgreSQL store the jobs and their files live in it: any replica runs and serves them
     return ReportJobQueue(st.settings.home, run, store=st.library().store if st.collections else None,
@@ -81,6 +84,31 @@ def _queue(st: ServerState) -> ReportJobQueue:
     if st.report_jobs is None:
         raise HTTPProblem(503, "reports are not available on this server", "service_unavailable")
     return st.report_jobs
+
+
+def chat_model_names(st: ServerState) -> list[str]:
+    """The configured models that chat (``GET /api/v1/models`` lists them with ``chat`` among
+    their capabilities): the ones that can narrate a report's summary."""
+    from oculi.backends.registry import capabilities_of
+
+    eng = st.engine
+    out = []
+    for name in eng.models.names() if hasattr(eng, "models") else ():
+        try:
+            if "chat" in capabilities_of(eng.model(name)):
+                out.append(name)
+        except OculiError:  # a broken table: `oculi models` says why; it narrates nothing
+            continue
+    return out
+
+
+def check_narrator(st: ServerState, name: str) -> None:
+    """400 unless ``name`` is a configured model that chats, naming the ones that do; checked at
+    submit, so no job is queued only to fail in the worker."""
+    chat = chat_model_names(st)
+    if name not in chat:
+        raise InputError(f"model {name!r} is not a configured chat model, so it cannot narrate the report; "
+                         f"configured chat models: {', '.join(chat) or 'none'} (leave model empty for the built-in summary)")
 
 
 def _visible(st: ServerState, p: Principal, job_id: str) -> ReportJob:
@@ -128,6 +156,8 @@ async def create_report_job(request: Request, p: Principal = Depends(require(Sco
         check_collection(p, fields["collection"])
         if not st.library().exists(fields["collection"]):
             raise NotFoundError(f"no collection named {fields['collection']!r}")
+    if fields.get("model"):
+        await run_blocking(check_narrator, st, fields["model"])
     if fields.get("day"):
         from datetime import date
 

@@ -23,7 +23,8 @@
         const btn = ui().el("button", { type: "button", cls: "link", text: j.state === "done" ? "download" : "" });
         if (j.state === "done") btn.addEventListener("click", () => download(j));
         body.appendChild(ui().el("tr", { "data-job": j.id, "data-state": j.state }, [
-          ui().el("td", { text: r.title || j.id }), ui().el("td", { text: j.report_kind + " · " + j.format }),
+          ui().el("td", { text: r.title || j.id }),
+          ui().el("td", { text: j.report_kind + " · " + j.format + (r.narrator ? " · summary by " + r.narrator : "") }),
           ui().el("td", { text: j.state + (j.error ? ": " + j.error : "") }), ui().el("td", { text: String(j.images) }),
           ui().el("td", { text: r.severity || "" }), ui().el("td", { text: r.conflicts === undefined ? "" : String(r.conflicts) }),
           ui().el("td", {}, [btn])]));
@@ -77,6 +78,22 @@
       const days = res.sources.map((s) => (s.start || "").slice(0, 10)).filter((d) => d).sort();
       if (!$("rp-day").value && days.length) $("rp-day").value = days[days.length - 1];
       document.body.dataset.reportCameras = String(cams.length);
+    } catch (e) { ui().setError("rp-error", e.message); }
+  }
+
+  // The configured chat models (GET /api/v1/models, those that chat) can write the summary; the
+  // server checks each sentence against the evidence. Default: the built-in template.
+  async function loadModels() {
+    const sel = $("rp-model");
+    const keep = sel.value;
+    try {
+      const res = await ui().api("/api/v1/models");
+      const chat = res.models.filter((m) => m.ok && (m.capabilities || []).indexOf("chat") >= 0);
+      ui().clear(sel);
+      sel.appendChild(ui().el("option", { value: "", text: "the built-in template" }));
+      chat.forEach((m) => sel.appendChild(ui().el("option", { value: m.name, text: m.name + (m.model_id && m.model_id !== m.name ? " (" + m.model_id + ")" : "") })));
+      if (keep && chat.some((m) => m.name === keep)) sel.value = keep;
+      document.body.dataset.reportModels = String(chat.length);
     } catch (e) { ui().setError("rp-error", e.message); }
   }
 
@@ -140,6 +157,7 @@
     fd.append("format", $("rp-format").value);
     if ($("rp-inspector").value.trim()) fd.append("inspector", $("rp-inspector").value.trim());
     if ($("rp-encoding").value.trim()) fd.append("records_encoding", $("rp-encoding").value.trim());
+    if ($("rp-model").value) fd.append("model", $("rp-model").value);
     if (kind() === "incident" && $("rp-collection").value) {  // footage the records' times are checked against
       fd.append("collection", $("rp-collection").value);
       if ($("rp-camera").value.trim()) fd.append("camera", $("rp-camera").value.trim());
@@ -153,5 +171,5 @@
   });
   $("rp-kind").addEventListener("change", showFields);
   $("rp-collection").addEventListener("change", () => { $("rp-camera").value = ""; $("rp-day").value = ""; loadCameras(); });
-  document.addEventListener("oculi:tab", (ev) => { if (ev.detail === "reports") { loadJobs(); showFields(); } });
+  document.addEventListener("oculi:tab", (ev) => { if (ev.detail === "reports") { loadJobs(); loadModels(); showFields(); } });
 })();

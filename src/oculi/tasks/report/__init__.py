@@ -107,6 +107,7 @@ def chat_narrator(engine: Any, model: str) -> Narrator:
             rep.warnings.append(f"the narrator model {model!r} failed ({e}); the summary is the template's")
             return ""
 
+    narrate.model = model  # type: ignore[attr-defined]  # named in the report's ``narrator``
     return narrate
 
 

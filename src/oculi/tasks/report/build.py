@@ -66,6 +66,8 @@ MEDICAL_NOTICE = ("This is a preliminary, machine-generated summary of what gene
 
 # A narrator rewrites the summary in better prose (a configured VLM/LLM); its text is grounded
 # like everything else and its claims checked (claims.py), so it can only drop facts, never add them.
+# A narrator may carry the name of its model as ``.model`` (``chat_narrator`` does): the report
+# names it in ``narrator`` when its prose became the summary.
 Narrator = Callable[["Report"], str]
 
 
@@ -123,6 +125,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     notice: str | None = None
+    narrator: str | None = None  # the model whose prose is the summary; None: the template's summary
     evidence_vocabulary: Vocabulary | None = field(default=None, repr=False)  # what the grounding check read; not serialised
 
     @property
@@ -134,6 +137,7 @@ class Report:
         return {
             "schema": REPORT_SCHEMA, "schema_version": SCHEMA_VERSION, "kind": self.kind, "title": self.title, "created": self.created,
             "severity": self.severity.value, "notice": self.notice, "inspector": self.inspector, "model": self.model,
+            "narrator": self.narrator,
             "summary": list(self.summary), "images": [i.to_dict() for i in self.images],
             "records": self.records.to_dict() if self.records else None,
             "events": list(self.events),
@@ -577,6 +581,7 @@ def _narrate(rep: Report, narrator: Narrator, vocab: Vocabulary, embed: EmbedFn 
                                 f"word by word only")
     if prose:
         rep.summary = [prose]
+        rep.narrator = str(getattr(narrator, "model", None) or "custom")
     left_out = len(rep.rejected) - before
     if left_out:
         rep.limits.append(f"{left_out} {plural('sentence', left_out)} of the narrator model {'was' if left_out == 1 else 'were'} "

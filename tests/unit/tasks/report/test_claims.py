@@ -6,9 +6,7 @@ OpenAI-compatible HTTP server on loopback."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from oculi.tasks.report import create_report
 from oculi.tasks.report.build import report_claim_evidence
 from oculi.tasks.report.claims import claim_evidence, claim_problems, evidence_from_vocabulary
 from oculi.tasks.report.grounding import split_sentences, vocabulary_from
+from tests.chat_server import ChatServer, engine_with_models, message_text, openai_model_toml
 from tests.grounding_claims import judge, load_scenarios, precision_recall
 
 UTC = timezone.utc
@@ -124,62 +123,34 @@ def test_every_template_sentence_of_every_kind_passes(scenarios) -> None:
             assert claim_problems(s, ev) == [], (camera, s)
 
 
-class _Narrator(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat endpoint that narrates like a careless model: a faithful
-    sentence or two, then claims the evidence does not carry (none with a number or a label
-    the detector knows)."""
+# A chat model that narrates like a careless one: a faithful sentence or two, then claims the
+# evidence does not carry (none with a number or a label the detector knows).
+STORIES = {
+    "general": "The photo shows a cat in the centre of the image. The cat appears healthy and well fed. "
+               "No one was present. The part shows signs of corrosion. A feline is visible in the middle of the picture.",
+    "medical": "A person is detected in the centre of the image. The patient appears healthy. "
+               "There are no signs of disease. A clinician should review the image before any decision.",
+}
 
-    bodies: list[dict] = []
-    STORIES = {
-        "general": "The photo shows a cat in the centre of the image. The cat appears healthy and well fed. "
-                   "No one was present. The part shows signs of corrosion. A feline is visible in the middle of the picture.",
-        "medical": "A person is detected in the centre of the image. The patient appears healthy. "
-                   "There are no signs of disease. A clinician should review the image before any decision.",
-    }
 
-    def log_message(self, *a: object) -> None:
-        pass
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).bodies.append(body)
-        system = body["messages"][0]["content"]
-        system = system if isinstance(system, str) else " ".join(p.get("text", "") for p in system)
-        reply = self.STORIES["medical" if "medical report" in system else "general"]
-        data = json.dumps({"id": "x", "object": "chat.completion", "model": body["model"],
-                           "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-                           "usage": {"prompt_tokens": 10, "completion_tokens": 5}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def narrate_carelessly(body: dict) -> str:
+    return STORIES["medical" if "medical report" in message_text(body["messages"][0]) else "general"]
 
 
 @pytest.fixture()
-def narrating_engine(engine, tmp_path: Path):
-    from oculi.config import Settings
-    from oculi.engine import Engine
-
-    _Narrator.bodies = []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Narrator)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "oculi.toml").write_text(f'[models.story]\nbackend = "openai"\nbase_url = "http://127.0.0.1:{srv.server_address[1]}/v1"\n'
-                                     f'model = "storyteller"\n')
-    eng = Engine(Settings(home=home, assets_dir=engine.settings.assets_dir))
-    eng._backends = dict(engine._backends)  # the built-in models already loaded; "story" is added to the copy
-    yield eng
-    srv.shutdown()
-    srv.server_close()
+def narrator_server():
+    with ChatServer(narrate_carelessly) as srv:
+        yield srv
 
 
-def test_a_chat_model_narrator_cannot_make_unsupported_claims(narrating_engine, samples_dir: Path) -> None:
+@pytest.fixture()
+def narrating_engine(engine, narrator_server, tmp_path: Path):
+    return engine_with_models(engine, tmp_path / "home", openai_model_toml("story", narrator_server.url, "storyteller"))
+
+
+def test_a_chat_model_narrator_cannot_make_unsupported_claims(narrating_engine, narrator_server, samples_dir: Path) -> None:
     rep = create_report(narrating_engine, [samples_dir / "chelsea.png"], kind="general", model="story")
-    facts = _Narrator.bodies[0]["messages"][-1]["content"]
-    assert "One cat detected" in (facts if isinstance(facts, str) else facts[0]["text"])  # it was given the facts
+    assert "One cat detected" in message_text(narrator_server.bodies[0]["messages"][-1])  # it was given the facts
     assert rep.summary == ["The photo shows a cat in the centre of the image. A feline is visible in the middle of the picture."]
     dropped = {r.sentence: " ".join(r.reasons) for r in rep.rejected if r.where == "narrator"}
     assert set(dropped) == {"The cat appears healthy and well fed.", "No one was present.", "The part shows signs of corrosion."}
@@ -187,6 +158,7 @@ def test_a_chat_model_narrator_cannot_make_unsupported_claims(narrating_engine, 
     assert "3 sentences of the narrator model were left out: not supported by the evidence" in " ".join(rep.limits)
     d = json.loads(json.dumps(rep.to_dict()))
     assert {x["sentence"] for x in d["grounding"]["rejected"]} == set(dropped)
+    assert d["narrator"] == "story" and d["model"] == "story"  # the summary is the model's prose
     text = " ".join(d["summary"] + d["limits"] + d["recommendations"])
     assert "healthy" not in text and "corrosion" not in text  # the claims are not repeated on the page
 
@@ -218,6 +190,7 @@ def test_builtin_captions_of_every_sample_pass(engine, samples_dir: Path) -> Non
     assert len(paths) >= 8
     rep = create_report(engine, paths, kind="general")
     assert [r.to_dict() for r in rep.rejected] == []
+    assert rep.narrator is None  # no narrator: the template's summary
     assert sum(1 for im in rep.images if im.caption) == len(rep.images)
 
 
@@ -230,5 +203,6 @@ def test_an_encoder_that_fails_leaves_the_word_check_and_a_warning(scenarios) ->
     sc = next(sc for sc in scenarios[0] if sc.name == "cat")
     rep = sc.report(narrator=lambda rep: "It is what it is. The patient appears healthy.", embed=broken)
     assert rep.summary == ["It is what it is."]  # no evidence word, no encoder to compare it: kept
+    assert rep.narrator == "custom"  # a narrator function that names no model
     assert [r.sentence for r in rep.rejected] == ["The patient appears healthy."]
     assert any("sentence encoder failed" in w and "word by word" in w for w in rep.warnings)

@@ -16,6 +16,9 @@ and the bank grows in proportion to the images. Here:
    is again within ``r`` (plus 5 %, so that noise on a patch seen before adds nothing). Images that look like the ones already seen add (almost) nothing, so
    the bank grows with the variety of the good images, not with their number, and never past
    ``max_bank``; memory is bounded by the seed pool.
+4. With ``whiten`` set, the seed pool also fixes a whitening of the features
+   (``oculi.tasks.inspect.whiten``): the pool, every later batch and ``features()`` are in the
+   whitened space, and ``whitening`` is kept to map new images' patches into it.
 
 The result is a k-center cover of the whole stream at radius ``r`` (up to the projection), the
 same guarantee the one-shot greedy gives at the seed's ratio, in time linear in the images.
@@ -24,9 +27,12 @@ same guarantee the one-shot greedy gives at the seed's ratio, in time linear in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from oculi.tasks.inspect.whiten import Whitening
 
 PROJ_DIM = 128
 SLACK_SQ = 1.05**2  # a later patch is new when 5 % farther than the seed's covering radius
@@ -102,6 +108,8 @@ class MemoryBank:
     patches_seen: int = 0
     radius_sq: float | None = None  # set once the seed pool is reduced
     full: bool = False  # max_bank was reached: later patches may lie outside the radius
+    whiten: float | None = None  # whitening regularisation (None: the bank is in the raw feature space)
+    whitening: "Whitening | None" = None  # fitted on the seed pool when ``whiten`` is set
     _pool: list[np.ndarray] = field(default_factory=list)
     _bank: list[np.ndarray] = field(default_factory=list)
     _bank_proj: np.ndarray | None = None
@@ -124,6 +132,12 @@ class MemoryBank:
     def _reduce_seed(self) -> None:
         pool = np.concatenate(self._pool)
         self._pool = []
+        if self.whiten is not None:
+            from oculi.tasks.inspect.whiten import Whitening
+
+            self.whitening = Whitening.fit(pool, self.whiten)
+            if self.whitening is not None:
+                pool = self.whitening(pool)
         proj = pool @ self.projection  # [n, 128]
         k = min(self.max_bank, max(1, int(np.ceil(self.ratio * pool.shape[0]))))
         idx, r_sq = greedy_k_center(proj, k)
@@ -135,6 +149,8 @@ class MemoryBank:
     def _extend(self, patches: np.ndarray) -> None:
         assert self._bank_proj is not None and self.radius_sq is not None
         room = self.max_bank - self._bank_proj.shape[0]
+        if self.whitening is not None:
+            patches = self.whitening(patches)
         proj = patches @ self.projection
         d = min_sq_distances(proj, self._bank_proj)
         limit = self.radius_sq * SLACK_SQ
@@ -152,7 +168,8 @@ class MemoryBank:
         self._bank_proj = np.concatenate([self._bank_proj, proj[pick]])
 
     def features(self) -> np.ndarray:
-        """The kept patch features ``[b, dim]`` float32 (reduces a seed pool still open)."""
+        """The kept patch features ``[b, dim]`` float32, whitened when ``whitening`` is set
+        (reduces a seed pool still open)."""
         if self.radius_sq is None:
             if not self._pool:
                 return np.zeros((0, self.dim), dtype=np.float32)

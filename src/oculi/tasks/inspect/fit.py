@@ -14,6 +14,7 @@ from oculi.core.errors import InputError, OculiError
 from oculi.tasks.inspect.coreset import MemoryBank
 from oculi.tasks.inspect.model import BANK_FILE, CARD_FILE, Inspector, PatchFeatures, bank_bytes
 from oculi.tasks.inspect.results import InspectorCard
+from oculi.tasks.inspect.whiten import WHITEN_FILE, WHITEN_REG
 from oculi.tasks.train.progress import TrainProgress
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,18 @@ def _batches(paths: Sequence[Path], settings: Any, skipped: list[str], sizes: Co
 
 def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any, backend: PatchFeatures | None = None,
                     percentile: float = DEFAULT_PERCENTILE, val_source: str = "", progress: ProgressFn | None = None,
-                    ratio: float = 0.1, max_bank: int = 20_000, seed_patches: int = 30_000) -> Inspector:
+                    ratio: float = 0.1, max_bank: int = 20_000, seed_patches: int = 30_000,
+                    whiten: float | None = WHITEN_REG) -> Inspector:
     """Fit an inspector in memory (nothing stored): the bank from ``good``, the threshold from ``val``.
+
+    ``whiten`` is the whitening's regularisation (``oculi.tasks.inspect.whiten``); None measures
+    plain distances between the raw features.
 
     Returns:
         An ``Inspector`` whose ``card`` has ``name=""``/``version=0`` (``fit_inspector`` stores it).
     """
     from oculi.perception.patches import INPUT_SIZE
-    from oculi.tasks.inspect.model import patch_distances, smooth_map
+    from oculi.tasks.inspect.model import smooth_map
 
     if not 0 < percentile <= 100:
         raise InputError(f"percentile must be in (0, 100], got {percentile}")
@@ -107,19 +112,20 @@ def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any,
     for batch in _batches(good, settings, skipped, sizes):
         feats = _features(backend, batch)  # [B, h, w, C]
         if bank is None:
-            bank = MemoryBank(feats.shape[-1], ratio=ratio, max_bank=max_bank, seed_patches=seed_patches)
+            bank = MemoryBank(feats.shape[-1], ratio=ratio, max_bank=max_bank, seed_patches=seed_patches, whiten=whiten)
         bank.add(feats.reshape(-1, feats.shape[-1]))
         n_fit += len(batch)
         if progress:
             progress(TrainProgress("features", n_fit + len(skipped), len(good), f"memory bank {len(bank._bank_proj) if bank._bank_proj is not None else 0} patches"))
     if bank is None or n_fit == 0:
         raise InputError(f"none of the {len(good)} good images could be read: " + "; ".join(skipped[:3]))
-    bank_feats = bank.features()  # [b, C]
+    bank_feats = bank.features()  # [b, C], whitened when bank.whitening is set
+    insp = Inspector(bank_feats, 0.0, 0.0, INPUT_SIZE, None, bank.whitening)
     val_raw: list[float] = []
     n_val = 0
     for batch in _batches(val, settings, skipped, sizes):
         feats = _features(backend, batch)
-        for d in patch_distances(feats, bank_feats):
+        for d in insp.distances(feats):
             val_raw.append(float(smooth_map(d, INPUT_SIZE).max()))
         n_val += len(batch)
         if progress:
@@ -148,8 +154,10 @@ def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any,
         coreset_radius=round(bank.radius, 4), bank_full=bank.full, percentile=percentile,
         threshold=round(thr_raw / (thr_raw + ref), 4), threshold_raw=thr_raw, score_ref=ref,
         val_scores=[round(v / (v + ref), 4) for v in val_raw], image_size=(int(mode_size[0]), int(mode_size[1])),
-        fit_seconds=round(time.perf_counter() - t0, 2), warnings=warnings, skipped=skipped)
-    return Inspector(bank_feats, ref, thr_raw, INPUT_SIZE, card)
+        fit_seconds=round(time.perf_counter() - t0, 2), warnings=warnings, skipped=skipped,
+        whitening=whiten if bank.whitening is not None else None)
+    insp.score_ref, insp.threshold_raw, insp.card = ref, thr_raw, card
+    return insp
 
 
 def calibrated_threshold(scores: Sequence[float], percentile: float) -> float:
@@ -188,7 +196,8 @@ def split_good(files: list[Path], holdout: float) -> tuple[list[Path], list[Path
 
 def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: str | Path | None = None,
                   progress: ProgressFn | None = None, percentile: float = DEFAULT_PERCENTILE,
-                  holdout: float = DEFAULT_HOLDOUT, backend: PatchFeatures | None = None) -> InspectorCard:
+                  holdout: float = DEFAULT_HOLDOUT, backend: PatchFeatures | None = None,
+                  whiten: float | None = WHITEN_REG) -> InspectorCard:
     """Fit an inspector on good images and store it as ``OCULI_HOME/models/NAME/vN``.
 
     Args:
@@ -200,6 +209,8 @@ def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: st
         percentile: The threshold is this percentile of the held-out good images' scores.
         holdout: Share of ``good_dir`` held out when there is no ``val_dir``.
         backend: Anything with ``patch_features(images) -> [N, h, w, C]``; default the built-in one.
+        whiten: Regularisation of the features' whitening (``oculi.tasks.inspect.whiten``); None
+            compares raw features.
 
     Returns:
         The stored model's ``InspectorCard`` (its ``warnings`` say when it was fitted on too few images).
@@ -224,7 +235,8 @@ def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: st
     else:
         good, val = split_good(files, holdout)
         source = f"{len(val)} of {len(files)} images of the good folder, held out"
-    insp = build_inspector(good, val, settings=settings, backend=backend, percentile=percentile, val_source=source, progress=progress)
+    insp = build_inspector(good, val, settings=settings, backend=backend, percentile=percentile, val_source=source, progress=progress,
+                           whiten=whiten)
     card = insp.card
     assert card is not None
     store = TrainedStore.for_home(settings.home)
@@ -232,7 +244,10 @@ def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: st
     folder = store.root / name
     taken = [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_RE.fullmatch(p.name))] if folder.is_dir() else []
     text = InspectorCard.from_dict(doc, name=name, version=max(taken, default=0) + 1, path="").to_markdown()  # save's numbering
-    t = store.save(name, TrainedKind.INSPECTOR, {BANK_FILE: bank_bytes(insp.bank), CARD_FILE: text.encode("utf-8")},
+    files = {BANK_FILE: bank_bytes(insp.bank), CARD_FILE: text.encode("utf-8")}
+    if insp.whitening is not None:
+        files[WHITEN_FILE] = insp.whitening.to_bytes()
+    t = store.save(name, TrainedKind.INSPECTOR, files,
                    {"feature_space": f"{card.backbone}/{card.input_size}", "card": doc,
                     "metrics": {"threshold": card.threshold, "bank_size": card.bank_size, "n_good": card.n_good}})
     final = InspectorCard.from_dict(doc, name=t.name, version=t.version, path=str(t.path))

@@ -1,6 +1,8 @@
 """The fitted inspector in memory: its memory bank, its calibration, and scoring.
 
-Scoring a patch is its Euclidean distance to the nearest patch in the bank (PatchCore). The
+Scoring a patch is its Euclidean distance to the nearest patch in the bank (PatchCore), both
+whitened with the good patches' covariance (``oculi.tasks.inspect.whiten``; inspectors fitted
+before it was added have no whitening and keep their plain distances). The
 ``[28, 28]`` patch map is upsampled to the 224-pixel input grid and smoothed lightly (Gaussian,
 sigma 1 px; PatchCore uses 4 px, which on the benchmark flattened the peaks of defects a few
 pixels wide: image AUROC 0.925 at 1 px vs 0.897 at 4 px, see ``oculi.perception.patches``);
@@ -21,6 +23,7 @@ import numpy as np
 
 from oculi.tasks.inspect.coreset import min_sq_distances
 from oculi.tasks.inspect.results import InspectorCard
+from oculi.tasks.inspect.whiten import WHITEN_FILE, Whitening
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +68,15 @@ class Inspector:
     threshold_raw: float
     input_size: int
     card: InspectorCard | None = None
+    whitening: Whitening | None = None  # maps new patches into the bank's space (None: raw features)
+
+    def distances(self, feats: np.ndarray) -> np.ndarray:
+        """``[N, h, w, C]`` patch features → nearest-bank-patch distances ``[N, h, w]``."""
+        return patch_distances(self.whitening(feats) if self.whitening is not None else feats, self.bank)
 
     def raw_maps(self, feats: np.ndarray) -> np.ndarray:
         """``[N, h, w, C]`` patch features → smoothed raw maps ``[N, input, input]``."""
-        dist = patch_distances(feats, self.bank)
+        dist = self.distances(feats)
         return np.stack([smooth_map(d, self.input_size) for d in dist]) if len(dist) else np.zeros((0, self.input_size, self.input_size), np.float32)
 
     def normalise(self, raw: np.ndarray | float) -> Any:
@@ -108,7 +116,8 @@ def load_inspector(name: str, settings: Any) -> Inspector:
         return _CACHE[key]
     bank = np.load(t.file(BANK_FILE), allow_pickle=False).astype(np.float32)
     card = InspectorCard.from_dict(t.manifest["card"], name=t.name, version=t.version, path=str(t.path))
-    insp = Inspector(bank, card.score_ref, card.threshold_raw, card.input_size, card)
+    whitening = Whitening.load(t.file(WHITEN_FILE)) if card.whitening is not None else None
+    insp = Inspector(bank, card.score_ref, card.threshold_raw, card.input_size, card, whitening)
     while len(_CACHE) >= 4:  # a bank can be tens of MB: keep the last few
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = insp

@@ -108,6 +108,7 @@ class InspectorCard:
     fit_seconds: float
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    whitening: float | None = None  # the bank's whitening regularisation; None: plain distances (older inspectors)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -135,6 +136,8 @@ class InspectorCard:
                  f"- Memory bank: {self.bank_size} patches kept of {self.patches_seen} seen "
                  f"(greedy k-center, seed ratio {self.coreset_ratio:g}, covering radius {self.coreset_radius:.3f}"
                  + (", bank cap reached" if self.bank_full else "") + ")",
+                 "- Distance: " + (f"Euclidean between features whitened with the good patches' covariance (regularisation {self.whitening:g})"
+                                   if self.whitening is not None else "Euclidean between the raw features"),
                  f"- Pass/fail: {self.threshold_statement()}",
                  f"- Score scale: raw nearest-neighbour distance / (raw + {self.score_ref:.4f}), the median held-out good score",
                  f"- Fit time: {self.fit_seconds:.1f} s"]

@@ -6,6 +6,7 @@ import numpy as np
 
 from oculi.tasks.inspect.coreset import MemoryBank, greedy_k_center, min_sq_distances
 from oculi.tasks.inspect.regions import find_regions, finding_line, position_words
+from oculi.tasks.inspect.whiten import Whitening
 
 
 def test_greedy_k_center_covers_every_point_within_its_radius() -> None:
@@ -40,6 +41,30 @@ def test_bank_never_exceeds_its_cap() -> None:
     for _ in range(4):
         bank.add(rng.normal(size=(1000, 8)).astype(np.float32) * 10)
     assert len(bank.features()) == 300 and bank.full
+
+
+def test_whitening_makes_a_step_along_a_quiet_direction_count_and_survives_a_round_trip(tmp_path) -> None:
+    """Good patches vary 100x more along one direction than along the other. Raw, a defect that moves
+    a patch 10 quiet standard deviations is nearer the bank than some held-out good patches are
+    (it would pass); whitened, it is farther than every one of them."""
+    rng = np.random.default_rng(3)
+    scales = np.array([10.0, 0.1], dtype=np.float32)
+    good = (rng.normal(size=(1000, 2)) * scales).astype(np.float32)
+    held = (rng.normal(size=(200, 2)) * scales).astype(np.float32)
+    w = Whitening.fit(good, reg=1e-6)
+    assert w is not None
+    np.testing.assert_allclose(np.cov(w(good), rowvar=False), np.eye(2), atol=0.1)
+    quiet = np.array([[0.0, 1.0]], dtype=np.float32)  # 10 sd along the quiet direction
+    assert min_sq_distances(quiet, good)[0] < min_sq_distances(held, good).max()
+    assert min_sq_distances(w(quiet), w(good))[0] > 3 * min_sq_distances(w(held), w(good)).max()
+    loud = np.array([[35.0, 0.0]], dtype=np.float32)
+    (tmp_path / "w.npy").write_bytes(w.to_bytes())
+    back = Whitening.load(tmp_path / "w.npy")
+    np.testing.assert_allclose(back(loud), w(loud), rtol=1e-6)
+    bank = MemoryBank(2, ratio=0.2, seed_patches=1000, whiten=1e-6)
+    bank.add(good)  # fills the seed pool: the whitening is fitted on it
+    assert bank.whitening is not None and bank.features().std(0).min() > 0.5  # the bank lives in the whitened space
+    assert Whitening.fit(np.ones((50, 2), dtype=np.float32)) is None  # nothing varies: nothing to whiten by
 
 
 def _surface(h: int = 120, w: int = 160) -> np.ndarray:

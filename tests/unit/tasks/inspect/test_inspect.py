@@ -16,6 +16,7 @@ from oculi.config import Settings
 from oculi.core.errors import InputError, NotFoundError
 from oculi.tasks.inspect import fit_inspector, inspect_images
 from oculi.tasks.inspect.synth import add_defect, crop, texture, write_mvtec
+from oculi.tasks.inspect.whiten import WHITEN_REG
 
 SIDE = 160
 
@@ -75,6 +76,18 @@ def test_fit_stores_a_versioned_checksummed_model_with_its_card(card, isettings:
     assert [s.state for s in store.check() if s.name == "grain-line"] == ["ok"]
     md = (Path(card.path) / "card.md").read_text()
     assert "held-out good images" in md and "grain-line" in md
+    assert card.whitening == WHITEN_REG and "whitened with the good patches' covariance" in md
+    assert (Path(card.path) / "whiten.npy").is_file()
+
+
+def test_an_inspector_without_whitening_still_loads_and_finds_the_defect(parts: dict, isettings: Settings) -> None:
+    """Inspectors fitted before whitening have raw-feature banks and no whiten.npy; they load and
+    score as before."""
+    plain = fit_inspector(parts["good"], "plain-line", settings=isettings, whiten=None)
+    assert plain.whitening is None and not (Path(plain.path) / "whiten.npy").exists()
+    assert "Euclidean between the raw features" in (Path(plain.path) / "card.md").read_text()
+    res = inspect_images([parts["clean"], parts["defects"]["hole"][0]], "plain-line", settings=isettings)
+    assert [r.passed for r in res] == [True, False]
 
 
 @pytest.mark.parametrize("kind", ["hole", "scratch"])

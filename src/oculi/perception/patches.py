@@ -24,6 +24,9 @@ types x 3 sizes, 40 good images in the bank, image AUROC, mean over textures):
 | stage 3 alone | none | 1 px | 0.942 | 0.874 |
 | stage 2 + stage 3 (kept) | none | 1 px | 0.956 | 0.908 |
 
+Since then the bank's distances are measured in a whitened space (``oculi.tasks.inspect.whiten``),
+which took these features from 0.948 to 0.966 in the same harness on a larger test set.
+
 The 3x3 averaging and the stride-16 stage dilute a defect a few pixels wide into the
 surrounding surface; earlier, unpooled features keep it. Earlier tried and rejected: the wider
 expanded activations inside stages 4 and 6 (912-d), a 448-pixel input (0.898 at 8x the cost),

@@ -6,7 +6,8 @@
    (scratch, spot, hole, stain, missing), ``--per-defect`` test crops cycling through the sizes
    small / medium / large, written in the MVTec AD layout and measured by the same code as
    ``oculi eval inspect``: image AUROC and pixel AUROC per texture and defect type, image
-   AUROC per defect size, and the accuracy at the calibrated threshold.
+   AUROC per defect size, and the accuracy at the calibrated threshold; then the same with one
+   inspector for all the textures as product types (``oculi eval inspect --one-model``).
 2. **Speed**: ``fit_inspector`` on 50 and on 500 good images (gravel, the most varied texture),
    wall and CPU seconds and the memory-bank size; ``inspect_images`` on 50 images, ms per image.
 
@@ -70,6 +71,20 @@ def quality(root: Path, textures: list[str], n_train: int, per_defect: int, test
         print(f"| {size} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {np.mean(row):.3f} |")
     print(f"\nfit + scoring of {sum(c.n_test for c in ev.categories)} test images over {len(textures)} textures: {wall:.0f} s wall; "
           f"memory banks {', '.join(str(c.bank_size) for c in ev.categories)} patches")
+    # one inspector for all the textures as product types (`oculi inspect fit --classes`)
+    t0 = time.perf_counter()
+    one = evaluate_inspect(root, settings=settings, one_model=True)
+    wall1 = time.perf_counter() - t0
+    print("\n### One inspector for all textures (`inspect fit --classes`) against one per texture\n")
+    print("| | image AUROC | pixel AUROC | accuracy at threshold | taken for its own texture | fit | inspect |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| one per texture | {ev.mean('image_auroc'):.3f} | {ev.mean('pixel_auroc'):.3f} | "
+          f"{np.mean([c.accuracy for c in ev.categories]):.1%} | | {sum(c.fit_seconds for c in ev.categories):.1f} s in all | "
+          f"{np.mean([c.ms_per_image for c in ev.categories]):.0f} ms/image |")
+    print(f"| one for all | {one.mean('image_auroc'):.3f} | {one.mean('pixel_auroc'):.3f} | "
+          f"{np.mean([c.accuracy for c in one.categories]):.1%} | {np.mean([c.type_accuracy for c in one.categories]):.1%} | "
+          f"{one.categories[0].fit_seconds:.1f} s | {np.mean([c.ms_per_image for c in one.categories]):.0f} ms/image |")
+    print(f"\n(one model: fit + scoring {wall1:.0f} s wall)")
 
 
 def speed(root: Path, settings) -> None:

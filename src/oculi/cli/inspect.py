@@ -43,6 +43,8 @@ def inspect_fit(
     name: str = NAME_OPT,
     val: Optional[Path] = typer.Option(None, "--val", help="Held-out good images for the threshold (default: 20 % of --good)."),
     percentile: float = typer.Option(99.0, "--percentile", min=50.0, max=100.0, help="Threshold = this percentile of the held-out good scores."),
+    classes: bool = typer.Option(False, "--classes", help="Each subfolder of --good is one product type: one inspector for all, "
+                                 "each type with its own threshold; an image is scored as the type it looks like."),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
     """Learn what good parts look like: a memory bank of patch features and a threshold
@@ -51,7 +53,8 @@ def inspect_fit(
     from oculi.tasks.inspect import fit_inspector
 
     with _running(as_json) as (on_progress, _):
-        card = fit_inspector(good, name, settings=get_settings(), val_dir=val, percentile=percentile, progress=on_progress)
+        card = fit_inspector(good, name, settings=get_settings(), val_dir=val, percentile=percentile, progress=on_progress,
+                             classes=classes)
     for s in card.skipped[:20]:
         err_console.print(f"[yellow]skipped:[/] {shown(s)}", highlight=False)
     for w in card.warnings:
@@ -62,6 +65,9 @@ def inspect_fit(
     console.print(f"[bold]{shown(card.name)} v{card.version}[/]: {card.n_fit} good images in the memory bank "
                   f"({card.bank_size} of {card.patches_seen} patches kept), {card.threshold_statement()}; "
                   f"{card.fit_seconds:.1f} s", highlight=False)
+    for c in card.classes or []:
+        console.print(f"  type {shown(c['name'])}: {c['n_fit']} in the bank, threshold {c['threshold']:.3f} "
+                      f"from {c['n_val']} held-out images", highlight=False)
     console.print(f"model card: {shown(Path(card.path) / 'card.md')}", highlight=False)
 
 
@@ -88,7 +94,8 @@ def inspect_run(
     else:
         for r in results:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-            console.print(f"{verdict} [bold]{shown(r.path)}[/]: {shown(r.finding)}", highlight=False)
+            kind = f" ({shown(r.part_class)})" if r.part_class else ""
+            console.print(f"{verdict} [bold]{shown(r.path)}[/]{kind}: {shown(r.finding)}", highlight=False)
             for reg in r.regions[1:4]:
                 console.print(f"      also: {shown(reg.description)}, {reg.position}, box {list(reg.box)}", highlight=False)
             for w in r.warnings:
@@ -103,6 +110,8 @@ def eval_inspect(
     data: Path = typer.Argument(..., help="An MVTec AD folder (<category>/train/good, test/<defect>, ground_truth/<defect>) or one category."),
     category: Optional[List[str]] = typer.Option(None, "--category", "-c", help="Only these categories (repeatable)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", min=2, help="Fit on at most N train/good images per category."),
+    one_model: bool = typer.Option(False, "--one-model", help="One inspector for all categories (each a product type, "
+                                   "as `inspect fit --classes`) instead of one per category."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (schema oculi.eval-inspect/1)."),
 ) -> None:
     """Image and pixel AUROC of the inspector on MVTec-layout data (fitted in memory, nothing stored)."""
@@ -112,7 +121,8 @@ def eval_inspect(
     from oculi.tasks.inspect.evaluate import evaluate_inspect
 
     with _running(as_json) as (on_progress, _):
-        ev = evaluate_inspect(data, settings=get_settings(), categories=category or None, progress=on_progress, max_train=max_train)
+        ev = evaluate_inspect(data, settings=get_settings(), categories=category or None, progress=on_progress, max_train=max_train,
+                              one_model=one_model)
     if as_json:
         print_json({**ev.to_dict(), "schema_version": SCHEMA_VERSION})
         return
@@ -124,7 +134,11 @@ def eval_inspect(
         t.add_row(f"[bold]{shown(c.category)}[/]", "[bold]all[/]", str(c.n_test), f"[bold]{fmt(c.image_auroc)}[/]", f"[bold]{fmt(c.pixel_auroc)}[/]")
     console.print(t)
     console.print(f"mean image AUROC [bold]{fmt(ev.mean('image_auroc'))}[/], pixel AUROC [bold]{fmt(ev.mean('pixel_auroc'))}[/] "
-                  f"over {len(ev.categories)} categor{'y' if len(ev.categories) == 1 else 'ies'}", highlight=False)
+                  f"over {len(ev.categories)} categor{'y' if len(ev.categories) == 1 else 'ies'}"
+                  + (", one model for all" if ev.one_model else ""), highlight=False)
+    if ev.one_model:
+        console.print("test images taken for their own category: "
+                      + ", ".join(f"{shown(c.category)} {fmt(c.type_accuracy)}" for c in ev.categories), highlight=False)
     for c in ev.categories:
         for p in c.problems[:5]:
             err_console.print(f"[yellow]{shown(c.category)}:[/] {shown(p)}", highlight=False)

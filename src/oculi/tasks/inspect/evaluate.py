@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from oculi.core.errors import InputError
-from oculi.tasks.inspect.fit import IMAGE_SUFFIXES, ProgressFn, build_inspector, default_backend, list_images, split_good
-from oculi.tasks.inspect.model import PatchFeatures
+from oculi.tasks.inspect.fit import (IMAGE_SUFFIXES, ProgressFn, build_inspector, build_typed_inspector, default_backend, list_images,
+                                     split_good)
+from oculi.tasks.inspect.model import Inspector, PatchFeatures
 from oculi.tasks.train.progress import TrainProgress
 
 EVAL_SCHEMA = "oculi.eval-inspect/1"
@@ -42,6 +43,7 @@ class CategoryEval:
     accuracy: float  # share of test images classified right at the calibrated threshold
     problems: list[str] = field(default_factory=list)
     images: list[tuple[str, str, float]] = field(default_factory=list)  # (defect, file name, raw score)
+    type_accuracy: float | None = None  # one model for all categories: share of test images taken for their own
 
     def to_dict(self) -> dict[str, Any]:
         r = lambda v: None if v is None else round(v, 4)  # noqa: E731
@@ -49,13 +51,15 @@ class CategoryEval:
                 "image_auroc": r(self.image_auroc), "pixel_auroc": r(self.pixel_auroc),
                 "by_defect": self.by_defect, "fit_seconds": round(self.fit_seconds, 2),
                 "ms_per_image": round(self.ms_per_image, 1), "bank_size": self.bank_size,
-                "threshold": round(self.threshold, 4), "accuracy": round(self.accuracy, 4), "problems": self.problems}
+                "threshold": round(self.threshold, 4), "accuracy": round(self.accuracy, 4), "problems": self.problems,
+                "type_accuracy": r(self.type_accuracy)}
 
 
 @dataclass
 class InspectEvaluation:
     root: str
     categories: list[CategoryEval]
+    one_model: bool = False  # one inspector fitted on every category's good images (product types)
 
     def mean(self, key: str) -> float | None:
         vals = [getattr(c, key) for c in self.categories if getattr(c, key) is not None]
@@ -64,7 +68,8 @@ class InspectEvaluation:
     def to_dict(self) -> dict[str, Any]:
         r = lambda v: None if v is None else round(v, 4)  # noqa: E731
         return {"schema": EVAL_SCHEMA, "root": self.root, "categories": [c.to_dict() for c in self.categories],
-                "mean_image_auroc": r(self.mean("image_auroc")), "mean_pixel_auroc": r(self.mean("pixel_auroc"))}
+                "mean_image_auroc": r(self.mean("image_auroc")), "mean_pixel_auroc": r(self.mean("pixel_auroc")),
+                "one_model": self.one_model}
 
 
 def find_categories(root: Path) -> list[Path]:
@@ -102,8 +107,12 @@ def _mask_for(cat: Path, defect: str, img: Path, problems: list[str]) -> np.ndar
 
 
 def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None = None, progress: ProgressFn | None = None,
-                      percentile: float = 99.0, max_train: int | None = None) -> CategoryEval:
-    """Fit on ``cat/train/good`` in memory, score ``cat/test/*``; see the module docstring."""
+                      percentile: float = 99.0, max_train: int | None = None, inspector: Inspector | None = None,
+                      own_type: int | None = None) -> CategoryEval:
+    """Fit on ``cat/train/good`` in memory, score ``cat/test/*``; see the module docstring.
+
+    ``inspector`` (fitted on several categories as product types, ``own_type`` this one's index):
+    score with it instead of fitting one for this category."""
     from oculi.imageio import load_image
     from oculi.tasks.inspect.model import resize_map
 
@@ -111,16 +120,19 @@ def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None
     train = list_images(cat / "train" / "good", "train/good")
     if max_train:
         train = train[:max_train]
-    fit, val = split_good(train, 0.2)
-    insp = build_inspector(fit, val, settings=settings, backend=backend, percentile=percentile,
-                           val_source="20 % of train/good", progress=progress)
+    if inspector is None:
+        fit, val = split_good(train, 0.2)
+        insp = build_inspector(fit, val, settings=settings, backend=backend, percentile=percentile,
+                               val_source="20 % of train/good", progress=progress)
+    else:
+        insp = inspector
     assert insp.card is not None
     tests = [(d.name, p) for d in sorted((cat / "test").iterdir()) if d.is_dir()
              for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     if not tests:
         raise InputError(f"no test images under {cat / 'test'}")
     problems = list(insp.card.skipped)
-    kinds, scores, maps, masks, names = [], [], [], [], []
+    kinds, scores, maps, masks, names, passed_raw, types = [], [], [], [], [], [], []
     t0 = time.perf_counter()
     for i in range(0, len(tests), 16):
         chunk = tests[i : i + 16]
@@ -133,11 +145,13 @@ def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None
                 problems.append(f"{p}: {e}")
         if not ims:
             continue
-        raw = insp.raw_maps(backend.patch_features(ims))  # [B, 224, 224]
-        for (d, p), m in zip(kept, raw):
+        raw, routed = insp.maps_and_types(backend.patch_features(ims))  # [B, 224, 224], product types
+        for (d, p), m, t in zip(kept, raw, routed):
             kinds.append(d)
             names.append(p.name)
             scores.append(float(m.max()))
+            passed_raw.append(float(m.max()) < insp.scale(t).threshold_raw)  # the type it was taken for decides
+            types.append(t)
             maps.append(resize_map(m, GRID, GRID).astype(np.float16))
             masks.append(_mask_for(cat, d, p, problems))
         if progress:
@@ -153,10 +167,12 @@ def evaluate_category(cat: Path, *, settings: Any, backend: PatchFeatures | None
         sel = (k == d) | (k == "good")
         pa = _auroc(pk[sel].ravel(), pm[sel].ravel())
         by_defect[d] = {"n": int((k == d).sum()), "image_auroc": _round(_auroc(y[sel], s[sel])), "pixel_auroc": _round(pa)}
-    acc = float(((s >= insp.threshold_raw).astype(int) == y).mean())
+    acc = float(((~np.array(passed_raw)).astype(int) == y).mean())
+    thr = insp.scale(own_type).threshold
+    type_acc = float(np.mean([t == own_type for t in types])) if own_type is not None else None
     return CategoryEval(cat.name, len(train), len(kinds), _auroc(y, s), _auroc(pk.ravel(), pm.ravel()), by_defect,
-                        insp.card.fit_seconds, ms, insp.card.bank_size, insp.threshold, acc, problems,
-                        list(zip(kinds, names, scores)))
+                        insp.card.fit_seconds, ms, insp.card.bank_size, thr, acc, problems,
+                        list(zip(kinds, names, scores)), type_acc)
 
 
 def _round(v: float | None) -> float | None:
@@ -164,8 +180,12 @@ def _round(v: float | None) -> float | None:
 
 
 def evaluate_inspect(root: str | Path, *, settings: Any, categories: list[str] | None = None, progress: ProgressFn | None = None,
-                     backend: PatchFeatures | None = None, max_train: int | None = None) -> InspectEvaluation:
+                     backend: PatchFeatures | None = None, max_train: int | None = None, one_model: bool = False) -> InspectEvaluation:
     """Image and pixel AUROC per category of an MVTec-layout folder (see the module docstring).
+
+    ``one_model``: one inspector for all the categories, each a product type (``fit_inspector(classes=True)``),
+    instead of one per category; each category's test images are scored with it (``type_accuracy``:
+    how many were taken for their own category).
 
     Raises:
         InputError: not the MVTec layout, an unknown category, no test images.
@@ -178,5 +198,20 @@ def evaluate_inspect(root: str | Path, *, settings: Any, categories: list[str] |
             raise InputError(f"no category {', '.join(missing)} in {root}; categories: {', '.join(have)}")
         cats = [have[c] for c in categories]
     backend = backend or default_backend(settings)
-    return InspectEvaluation(str(root), [evaluate_category(c, settings=settings, backend=backend, progress=progress, max_train=max_train)
-                                         for c in cats])
+    if not one_model:
+        return InspectEvaluation(str(root), [evaluate_category(c, settings=settings, backend=backend, progress=progress, max_train=max_train)
+                                             for c in cats])
+    if len(cats) < 2:
+        raise InputError(f"one model for several categories needs at least two; {root} has {len(cats)}")
+    good: list[Path] = []
+    val: list[Path] = []
+    gk: list[int] = []
+    vk: list[int] = []
+    for i, c in enumerate(cats):
+        train = list_images(c / "train" / "good", f"{c.name}/train/good")[:max_train or None]
+        f, v = split_good(train, 0.2)
+        good, val, gk, vk = good + f, val + v, gk + [i] * len(f), vk + [i] * len(v)
+    insp = build_typed_inspector(good, val, [c.name for c in cats], gk, vk, settings=settings, backend=backend,
+                                 val_source="20 % of each category's train/good", progress=progress)
+    return InspectEvaluation(str(root), [evaluate_category(c, settings=settings, backend=backend, progress=progress, max_train=max_train,
+                                                           inspector=insp, own_type=i) for i, c in enumerate(cats)], one_model=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from oculi.core.errors import InputError, OculiError
 from oculi.tasks.inspect.coreset import MemoryBank
-from oculi.tasks.inspect.model import BANK_FILE, CARD_FILE, Inspector, PatchFeatures, bank_bytes
+from oculi.tasks.inspect.model import BANK_FILE, CARD_FILE, Inspector, PatchFeatures, bank_bytes, type_file
 from oculi.tasks.inspect.results import InspectorCard
 from oculi.tasks.inspect.whiten import WHITEN_FILE, WHITEN_REG
 from oculi.tasks.train.progress import TrainProgress
@@ -122,11 +122,13 @@ def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any,
     bank_feats = bank.features()  # [b, C], whitened when bank.whitening is set
     insp = Inspector(bank_feats, 0.0, 0.0, INPUT_SIZE, None, bank.whitening)
     val_raw: list[float] = []
+    val_mid: list[float] = []
     n_val = 0
     for batch in _batches(val, settings, skipped, sizes):
         feats = _features(backend, batch)
         for d in insp.distances(feats):
             val_raw.append(float(smooth_map(d, INPUT_SIZE).max()))
+            val_mid.append(float(np.median(d)))
         n_val += len(batch)
         if progress:
             progress(TrainProgress("calibrating", n_val, len(val), ""))
@@ -157,6 +159,68 @@ def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any,
         fit_seconds=round(time.perf_counter() - t0, 2), warnings=warnings, skipped=skipped,
         whitening=whiten if bank.whitening is not None else None)
     insp.score_ref, insp.threshold_raw, insp.card = ref, thr_raw, card
+    insp.patch_ref = max(float(np.median(val_mid)), 1e-6)
+    return insp
+
+
+def build_typed_inspector(good: Sequence[Path], val: Sequence[Path], class_names: Sequence[str], good_class: Sequence[int],
+                          val_class: Sequence[int], *, settings: Any, backend: PatchFeatures | None = None,
+                          percentile: float = DEFAULT_PERCENTILE, val_source: str = "", progress: ProgressFn | None = None,
+                          whiten: float | None = WHITEN_REG) -> Inspector:
+    """One inspector for several product types: an inspector per type (``build_inspector`` on its
+    own good and held-out images: ``good_class``/``val_class`` index ``class_names``), held as the
+    ``members`` of one (see ``Inspector``). The card lists the types with their thresholds and
+    warns when held-out images of one type were taken for another (the types look alike)."""
+    from oculi.perception.patches import INPUT_SIZE
+
+    backend = backend or default_backend(settings)
+    t0 = time.perf_counter()
+    members: list[Inspector] = []
+    for i, name in enumerate(class_names):
+        g = [p for p, k in zip(good, good_class) if k == i]
+        v = [p for p, k in zip(val, val_class) if k == i]
+        try:
+            members.append(build_inspector(g, v, settings=settings, backend=backend, percentile=percentile, val_source=val_source,
+                                           progress=progress, whiten=whiten))
+        except InputError as e:
+            raise InputError(f"type {name!r}: {e}") from None
+    cards = [m.card for m in members]
+    assert all(c is not None for c in cards)
+    insp = Inspector(np.zeros((0, members[0].bank.shape[1]), np.float32), 0.0, 0.0, INPUT_SIZE, None,
+                     members=members, type_names=list(class_names))
+    warnings = [f"type {n!r}: {w}" for n, c in zip(class_names, cards) for w in c.warnings]  # type: ignore[union-attr]
+    skipped = [s for c in cards for s in c.skipped]  # type: ignore[union-attr]
+    val_scores: list[float] = []
+    for i, name in enumerate(class_names):  # are the held-out images of each type taken for it?
+        v = [p for p, k in zip(val, val_class) if k == i]
+        wrong: Counter = Counter()
+        for batch in _batches(v, settings, [], Counter()):
+            _, kinds = insp.distances_and_types(_features(backend, batch))
+            wrong.update(class_names[k] for k in kinds if k != i and k is not None)
+        if wrong:
+            warnings.append(f"{sum(wrong.values())} of {len(v)} held-out images of type {name!r} were taken for "
+                            f"{', '.join(repr(w) for w in wrong)}: the types look alike; fit them as separate inspectors")
+    classes = []
+    for name, m, c in zip(class_names, members, cards):
+        assert c is not None
+        val_scores += c.val_scores
+        classes.append({"name": name, "n_fit": c.n_fit, "n_val": c.n_val, "bank_size": c.bank_size, "score_ref": c.score_ref,
+                        "threshold_raw": c.threshold_raw, "threshold": c.threshold, "patch_ref": m.patch_ref,
+                        "whitening": c.whitening, "val_scores": c.val_scores})
+    first = cards[0]
+    assert first is not None
+    ref = float(np.median([c.score_ref for c in cards]))  # type: ignore[union-attr]
+    sizes = Counter(c.image_size for c in cards)  # type: ignore[union-attr]
+    insp.score_ref, insp.threshold_raw = ref, float(np.median([c.threshold_raw for c in cards]))  # type: ignore[union-attr]
+    insp.card = InspectorCard(
+        name="", version=0, path="", backbone=first.backbone, input_size=INPUT_SIZE, feature_dim=first.feature_dim,
+        n_good=sum(c.n_good for c in cards), n_fit=sum(c.n_fit for c in cards), n_val=sum(c.n_val for c in cards),  # type: ignore[union-attr]
+        val_source=val_source, bank_size=sum(c.bank_size for c in cards), patches_seen=sum(c.patches_seen for c in cards),  # type: ignore[union-attr]
+        coreset_ratio=first.coreset_ratio, coreset_radius=max(c.coreset_radius for c in cards),  # type: ignore[union-attr]
+        bank_full=any(c.bank_full for c in cards), percentile=percentile,  # type: ignore[union-attr]
+        threshold=round(insp.threshold_raw / (insp.threshold_raw + ref), 4), threshold_raw=insp.threshold_raw, score_ref=ref,
+        val_scores=val_scores, image_size=sizes.most_common(1)[0][0], fit_seconds=round(time.perf_counter() - t0, 2),
+        warnings=warnings, skipped=skipped, whitening=first.whitening, classes=classes)
     return insp
 
 
@@ -194,10 +258,45 @@ def split_good(files: list[Path], holdout: float) -> tuple[list[Path], list[Path
     return [f for i, f in enumerate(files) if i not in val_idx], [f for i, f in enumerate(files) if i in val_idx]
 
 
+def _split_types(good_dir: Path, val_dir: Path | None, holdout: float) -> dict[str, Any]:
+    """``build_inspector``'s arguments for a good folder with one subfolder per product type."""
+    if not good_dir.is_dir():
+        raise InputError(f"good folder {good_dir} does not exist or is not a folder")
+    types = [d for d in sorted(good_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    loose = [p for p in good_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if len(types) < 2:
+        raise InputError(f"--classes needs one subfolder of {good_dir} per product type, at least two; found {len(types)}")
+    if loose:
+        raise InputError(f"with --classes every good image must sit in its type's subfolder; {len(loose)} lie directly in {good_dir} "
+                         f"(e.g. {loose[0].name})")
+    good: list[Path] = []
+    val: list[Path] = []
+    gk: list[int] = []
+    vk: list[int] = []
+    for i, d in enumerate(types):
+        files = list_images(d, f"good ({d.name})")
+        if val_dir is not None:
+            if not (val_dir / d.name).is_dir():
+                raise InputError(f"--val {val_dir} has no subfolder {d.name!r}; with --classes it needs one per type")
+            g, v = files, list_images(val_dir / d.name, f"validation ({d.name})")
+        else:
+            try:
+                g, v = split_good(files, holdout)
+            except InputError as e:
+                raise InputError(f"type {d.name!r}: {e}") from None
+        good += g
+        gk += [i] * len(g)
+        val += v
+        vk += [i] * len(v)
+    source = f"--val {val_dir}, per type" if val_dir is not None else f"{len(val)} of {len(good) + len(val)} images held out, evenly within each type"
+    return {"good": good, "val": val, "class_names": [d.name for d in types], "good_class": gk, "val_class": vk,
+            "val_source": source}
+
+
 def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: str | Path | None = None,
                   progress: ProgressFn | None = None, percentile: float = DEFAULT_PERCENTILE,
                   holdout: float = DEFAULT_HOLDOUT, backend: PatchFeatures | None = None,
-                  whiten: float | None = WHITEN_REG) -> InspectorCard:
+                  whiten: float | None = WHITEN_REG, classes: bool = False) -> InspectorCard:
     """Fit an inspector on good images and store it as ``OCULI_HOME/models/NAME/vN``.
 
     Args:
@@ -211,6 +310,9 @@ def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: st
         backend: Anything with ``patch_features(images) -> [N, h, w, C]``; default the built-in one.
         whiten: Regularisation of the features' whitening (``oculi.tasks.inspect.whiten``); None
             compares raw features.
+        classes: Each subfolder of ``good_dir`` is one product type (``--classes``): one inspector
+            for all of them, each type with its own threshold (``build_inspector``); ``val_dir``,
+            when given, has the same subfolders.
 
     Returns:
         The stored model's ``InspectorCard`` (its ``warnings`` say when it was fitted on too few images).
@@ -226,17 +328,22 @@ def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: st
     from oculi.store.trained import _VERSION_RE, TrainedKind, TrainedStore, validate_name
 
     name = validate_name(name)
-    files = list_images(good_dir, "good")
-    if val_dir is not None:
-        good, val = files, list_images(val_dir, "validation")
-        if len(good) < 1:
-            raise InputError("no good images to fit on")
-        source = f"--val {val_dir}"
+    if classes:
+        kw = _split_types(Path(good_dir), None if val_dir is None else Path(val_dir), holdout)
+        insp = build_typed_inspector(kw.pop("good"), kw.pop("val"), kw.pop("class_names"), kw.pop("good_class"), kw.pop("val_class"),
+                                     settings=settings, backend=backend, percentile=percentile, progress=progress, whiten=whiten, **kw)
     else:
-        good, val = split_good(files, holdout)
-        source = f"{len(val)} of {len(files)} images of the good folder, held out"
-    insp = build_inspector(good, val, settings=settings, backend=backend, percentile=percentile, val_source=source, progress=progress,
-                           whiten=whiten)
+        files = list_images(good_dir, "good")
+        if val_dir is not None:
+            good, val = files, list_images(val_dir, "validation")
+            if len(good) < 1:
+                raise InputError("no good images to fit on")
+            source = f"--val {val_dir}"
+        else:
+            good, val = split_good(files, holdout)
+            source = f"{len(val)} of {len(files)} images of the good folder, held out"
+        insp = build_inspector(good, val, settings=settings, backend=backend, percentile=percentile, val_source=source,
+                               progress=progress, whiten=whiten)
     card = insp.card
     assert card is not None
     store = TrainedStore.for_home(settings.home)
@@ -244,9 +351,12 @@ def fit_inspector(good_dir: str | Path, name: str, *, settings: Any, val_dir: st
     folder = store.root / name
     taken = [int(m.group(1)) for p in folder.iterdir() if (m := _VERSION_RE.fullmatch(p.name))] if folder.is_dir() else []
     text = InspectorCard.from_dict(doc, name=name, version=max(taken, default=0) + 1, path="").to_markdown()  # save's numbering
-    files = {BANK_FILE: bank_bytes(insp.bank), CARD_FILE: text.encode("utf-8")}
-    if insp.whitening is not None:
-        files[WHITEN_FILE] = insp.whitening.to_bytes()
+    files: dict[str, bytes] = {CARD_FILE: text.encode("utf-8")}
+    for i, m in enumerate(insp.members or [insp]):
+        suffix = str(i) if insp.members else ""
+        files[type_file(BANK_FILE, suffix)] = bank_bytes(m.bank)
+        if m.whitening is not None:
+            files[type_file(WHITEN_FILE, suffix)] = m.whitening.to_bytes()
     t = store.save(name, TrainedKind.INSPECTOR, files,
                    {"feature_space": f"{card.backbone}/{card.input_size}", "card": doc,
                     "metrics": {"threshold": card.threshold, "bank_size": card.bank_size, "n_good": card.n_good}})

@@ -59,6 +59,8 @@ class InspectResult:
         heatmap_path: The heat-map overlay PNG, when one was written.
         warnings: E.g. the image's size differs from the good images'.
         raw_score: The nearest-neighbour distance behind ``score``.
+        part_class: With an inspector of several product types, the type the image was taken
+            for (most of its patches' nearest good patches are of it); its threshold applies.
     """
 
     path: str
@@ -72,12 +74,13 @@ class InspectResult:
     warnings: list[str] = field(default_factory=list)
     raw_score: float = 0.0
     model: str = ""
+    part_class: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "score": round(self.score, 4), "threshold": round(self.threshold, 4),
                 "pass": self.passed, "regions": [r.to_dict() for r in self.regions], "heatmap": self.heatmap_path,
                 "finding": self.finding, "warnings": list(self.warnings), "raw_score": round(self.raw_score, 4),
-                "model": self.model}
+                "model": self.model, "class": self.part_class}
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class InspectorCard:
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     whitening: float | None = None  # the bank's whitening regularisation; None: plain distances (older inspectors)
+    classes: list[dict[str, Any]] | None = None  # several product types: per type name, n_fit, n_val, bank_size, score_ref,
+    #                                              threshold(_raw), patch_ref, whitening, val_scores
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -141,6 +146,12 @@ class InspectorCard:
                  f"- Pass/fail: {self.threshold_statement()}",
                  f"- Score scale: raw nearest-neighbour distance / (raw + {self.score_ref:.4f}), the median held-out good score",
                  f"- Fit time: {self.fit_seconds:.1f} s"]
+        if self.classes:
+            lines += ["", "## Product types", "",
+                      "A bank, whitening and threshold per type; an image is measured against every type and scored as the one "
+                      "whose good patches explain it best (lowest median patch distance in that type's own units).", ""]
+            lines += [f"- {c['name']}: {c['n_fit']} good images in the bank ({c['bank_size']} patches), threshold {c['threshold']:.3f} "
+                      f"from {c['n_val']} held-out images" for c in self.classes]
         if self.warnings:
             lines += ["", "## Warnings", ""] + [f"- {w}" for w in self.warnings]
         if self.skipped:

@@ -42,27 +42,29 @@ def score_images(insp: Inspector, images: Sequence[Any], names: Sequence[str], b
         raise ModelAssetError(f"{who} was fitted with other patch features ({made_with}) than this version of oculi "
                               f"computes ({now}); fit it again: `oculi inspect fit --good DIR --name {who}`")
     feats = backend.patch_features(list(images))  # [N, h, w, C]
-    if feats.shape[-1] != insp.bank.shape[1]:
+    if feats.shape[-1] != insp.feature_dim:
         from oculi.core.errors import ModelAssetError
 
         who = insp.card.name if insp.card else "the inspector"
-        raise ModelAssetError(f"{who} was fitted with other patch features ({insp.bank.shape[1]}-d, "
+        raise ModelAssetError(f"{who} was fitted with other patch features ({insp.feature_dim}-d, "
                               f"{insp.card.backbone if insp.card else '?'}) than this backend gives ({feats.shape[-1]}-d); "
                               f"fit it again: `oculi inspect fit --good DIR --name {who}`")
-    raw = insp.raw_maps(feats)  # [N, S, S]
-    thr = insp.threshold
+    raw, kinds = insp.maps_and_types(feats)  # [N, S, S], each image's product type (None: one type)
     written = written if written is not None else set()
     out = []
-    for im, name, m in zip(images, names, raw):
+    for im, name, m, k in zip(images, names, raw, kinds):
+        scale = insp.scale(k)  # the type's own score scale and threshold
+        thr = scale.threshold
         raw_score = float(m.max())
-        score = float(insp.normalise(raw_score))
+        score = float(scale.normalise(raw_score))
         passed = score < thr
         w, h = im.size
-        heat = np.clip(insp.normalise(resize_map(m, w, h)), 0.0, 1.0).astype(np.float32)  # [H, W]
+        heat = np.clip(scale.normalise(resize_map(m, w, h)), 0.0, 1.0).astype(np.float32)  # [H, W]
         regions = [] if passed else find_regions(np.asarray(im.convert("RGB")), heat, min(thr, float(heat.max())))
         res = InspectResult(path=name, score=score, threshold=thr, passed=passed, regions=regions, heatmap=heat,
                             finding=finding_line(regions, score, thr, passed), raw_score=raw_score,
-                            model=f"{insp.card.name} v{insp.card.version}" if insp.card else "")
+                            model=f"{insp.card.name} v{insp.card.version}" if insp.card else "",
+                            part_class=insp.type_name(k))
         if heatmaps_dir is not None:
             heatmaps_dir.mkdir(parents=True, exist_ok=True)
             dest = heatmaps_dir / f"{Path(name).stem}.heatmap.png"

@@ -209,3 +209,64 @@ def test_an_inspector_fitted_with_other_patch_features_is_refused_with_the_fix(p
     fit_inspector(parts["good"], "older-line", settings=isettings, backend=older)
     with pytest.raises(ModelAssetError, match=r"other patch features.*oculi inspect fit --good DIR --name older-line"):
         inspect_images([parts["clean"]], "older-line", settings=isettings)
+
+
+def test_one_inspector_for_two_product_types_routes_each_part_to_its_type(isettings: Settings, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`inspect fit --classes`: one subfolder per product type, one inspector for both. A part is
+    scored as the type it looks like, against that type's own threshold; a defect on either type
+    is caught; the card lists the types; eval --one-model says how many parts were taken for
+    their own type."""
+    from oculi.cli.main import app
+
+    rng = np.random.default_rng(11)
+    good = tmp_path / "good"
+    tex = {"grain": texture("grain", seed=3), "weave": texture("weave", seed=4)}
+    for kind, t in tex.items():
+        (good / kind).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(crop(t, SIDE, rng)).save(good / kind / f"{i:02d}.png")
+    card = fit_inspector(good, "two-types", settings=isettings, classes=True)
+    assert [c["name"] for c in card.classes] == ["grain", "weave"]
+    assert all(c["n_fit"] + c["n_val"] == 10 and 0 < c["threshold"] < 1 for c in card.classes)
+    stored = {p.name for p in Path(card.path).iterdir()}
+    assert {"bank-0.npy", "bank-1.npy", "whiten-0.npy", "whiten-1.npy"} <= stored and "bank.npy" not in stored
+    assert "## Product types" in (Path(card.path) / "card.md").read_text()
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for kind, t in tex.items():
+        Image.fromarray(crop(t, SIDE, rng)).save(parts / f"{kind}-clean.png")
+        img, _ = add_defect(crop(t, SIDE, rng), "hole", "large", rng)
+        Image.fromarray(img).save(parts / f"{kind}-hole.png")
+    files = sorted(parts.iterdir())  # grain-clean, grain-hole, weave-clean, weave-hole
+    res = inspect_images(files, "two-types", settings=isettings)
+    assert [r.part_class for r in res] == ["grain", "grain", "weave", "weave"]
+    assert [r.passed for r in res] == [True, False, True, False]
+    assert res[0].threshold != res[2].threshold  # each type its own threshold
+    assert res[1].to_dict()["class"] == "grain"
+
+    monkeypatch.setenv("OCULI_HOME", str(isettings.home))
+    monkeypatch.setenv("OCULI_ASSETS_DIR", str(isettings.assets_dir))
+    runner = CliRunner()
+    mv = write_mvtec(tmp_path / "mvtec", ["grain", "weave"], n_train=8, n_test_good=3, n_per_defect=3, size=SIDE, defects=["hole"])
+    res = runner.invoke(app, ["eval", "inspect", str(mv), "--one-model", "--json"])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.stdout)
+    assert ev["one_model"] is True and [c["category"] for c in ev["categories"]] == ["grain", "weave"]
+    assert all(c["type_accuracy"] == 1.0 and c["image_auroc"] > 0.5 for c in ev["categories"])
+
+
+def test_classes_needs_one_subfolder_per_type(parts: dict, isettings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="one subfolder of .* per product type, at least two"):
+        fit_inspector(parts["good"], "no-types", settings=isettings, classes=True)  # images, no subfolders
+    mixed = tmp_path / "mixed"
+    for kind in ("a", "b"):
+        (mixed / kind).mkdir(parents=True)
+        for p in sorted(parts["good"].iterdir())[:4]:
+            (mixed / kind / p.name).write_bytes(p.read_bytes())
+    (mixed / "loose.png").write_bytes(parts["clean"].read_bytes())
+    with pytest.raises(InputError, match="must sit in its type's subfolder"):
+        fit_inspector(mixed, "mixed", settings=isettings, classes=True)
+    (mixed / "loose.png").unlink()
+    with pytest.raises(InputError, match="no subfolder 'a'"):
+        fit_inspector(mixed, "mixed", settings=isettings, classes=True, val_dir=tmp_path)

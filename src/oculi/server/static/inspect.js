@@ -8,7 +8,8 @@
 
   function card(r) {
     const verdict = ui().el("strong", { cls: r.pass ? "pass" : "fail", text: r.pass ? "pass" : "FAIL" });
-    const head = ui().el("p", null, [verdict, ui().el("span", { text: " " + r.path + ": " + r.finding })]);
+    const type = typeof r.class === "string" && r.class ? " (as " + r.class + ")" : "";  // several product types
+    const head = ui().el("p", null, [verdict, ui().el("span", { text: " " + r.path + type + ": " + r.finding })]);
     const kids = [head];
     if (typeof r.heatmap === "string" && r.heatmap.startsWith("data:image/png;base64,")) {
       kids.push(ui().el("img", { src: r.heatmap, alt: "anomaly heat-map of " + r.path, cls: "heatmap" }));

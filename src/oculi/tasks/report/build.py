@@ -204,14 +204,15 @@ def _inspection_findings(im: ReportImage, kind: str) -> list[Finding]:
     for k, r in enumerate(regions, 1):
         ev.append(EvidenceRef(EvidenceKind.ANOMALY, f"region #{k}: {r.get('description') or r.get('position') or 'anomaly'}",
                               image=im.id, region=Box.from_list(r["box"]), score=r.get("peak")))
+    typ = f" (inspected as {ins['class']})" if ins.get("class") else ""  # an inspector of several product types
     if passed:
-        text = f"Passed: anomaly score {score:.2f} is below the threshold {thr:.2f}."
+        text = f"Passed{typ}: anomaly score {score:.2f} is below the threshold {thr:.2f}."
         sev = Severity.NONE
     else:
         # the inspector's one-liner without its own "; score x vs threshold y" (said just before)
         finding = re.sub(r";?\s*score [0-9.]+ vs threshold [0-9.]+\s*$", "", (ins.get("finding") or "").strip().rstrip("."))
         noun = "differs from the reference set" if kind == "medical" else "failed inspection"
-        text = f"The image {noun}: anomaly score {score:.2f} against the threshold {thr:.2f}" + (
+        text = f"The image {noun}{typ}: anomaly score {score:.2f} against the threshold {thr:.2f}" + (
             f"; {finding}." if finding else ".")
         sev = Severity.HIGH if score >= HIGH_RATIO * thr else Severity.MEDIUM
         if kind == "medical":

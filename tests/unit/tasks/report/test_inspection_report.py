@@ -84,3 +84,29 @@ def test_an_inspector_fitted_on_too_few_images_says_so_in_the_limits(engine, lin
     rep = create_report(engine, [root / "small-4711.png"], kind="inspection", inspector="tiny",
                         inspect=default_inspect(settings))
     assert all(any(w in lim and "'tiny'" in lim for lim in rep.limits) for w in card_warnings)
+
+
+def test_a_report_says_which_product_type_an_inspector_of_several_took_each_part_for(engine, line) -> None:
+    """With an inspector of several product types (`inspect fit --classes`), each finding says
+    the type the part was inspected as, and that word passes the report's grounding (it is in
+    the inspection result)."""
+    from oculi.tasks.inspect import fit_inspector
+    from oculi.tasks.inspect.synth import crop, texture
+
+    root, settings, _ = line
+    plant = root / "plant"
+    (plant / "brick").mkdir(parents=True)
+    (plant / "grain").mkdir()
+    rng = np.random.default_rng(5)
+    grain = texture("grain", seed=2)
+    for p in sorted((root / "good").glob("*.png")):  # the line's 24 good bricks: 5 held out for the threshold
+        (plant / "brick" / p.name).write_bytes(p.read_bytes())
+    for i in range(12):
+        Image.fromarray(crop(grain, 256, rng)).save(plant / "grain" / f"{i:02d}.png")
+    fit_inspector(plant, "plant", settings=settings, classes=True)
+    rep = create_report(engine, [root / "part-4711.png", root / "part-4712.png"], kind="inspection", inspector="plant",
+                        inspect=default_inspect(settings))
+    texts = [f.text for im in rep.images for f in im.findings if f.kind.value == "anomaly"]
+    assert len(texts) == 2 and all("(inspected as brick)" in t for t in texts), texts
+    assert rep.images[0].inspection["class"] == "brick" and rep.images[0].inspection["pass"] is False
+    assert rep.rejected == []

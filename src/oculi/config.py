@@ -113,10 +113,11 @@ class Settings(BaseSettings):
             standard ``AWS_ENDPOINT_URL``; unset: AWS). Credentials and region come from the
             standard AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``,
             ``~/.aws``, instance roles).
-        s3_cache_mb: The most the local copies of S3 blobs (``home/cache/s3-blobs``, fetched
-            for readers that need a file, such as the video decoder) may take up, in MB
-            (``OCULI_S3_CACHE_MB``); the least recently used are deleted to make room. The
-            bucket keeps every blob.
+        s3_cache_mb: The most each cache of local blob copies may take up, in MB
+            (``OCULI_S3_CACHE_MB``): S3 objects in ``home/cache/s3-blobs`` and PostgreSQL blob
+            rows in ``home/cache/pg-blobs``, fetched for readers that need a file, such as the
+            video decoder. The least recently used are deleted to make room; the bucket or the
+            database keeps every blob.
     """
 
     model_config = SettingsConfigDict(env_prefix="OCULI_", extra="ignore")

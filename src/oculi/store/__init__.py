@@ -81,7 +81,7 @@ def open_store(settings: "Settings | None" = None, *, url: str | None = None, bl
     if kind == "postgresql":
         from oculi.store.pg_store import PgStore
 
-        return PgStore(where, home=s.home, blobs=root)
+        return PgStore(where, home=s.home, blobs=root, cache_bytes=s.s3_cache_mb << 20)
     from oculi.store.lance import LanceStore
 
     return LanceStore(Path(where) if where else s.collections_dir, blobs=root)

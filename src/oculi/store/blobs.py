@@ -22,8 +22,11 @@ migration), so dropping a collection leaves its objects there.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Protocol, runtime_checkable
 
@@ -32,6 +35,72 @@ from oculi.core.errors import InputError, NotFoundError
 if TYPE_CHECKING:
     from oculi.config import Settings
     from oculi.store.integrity import CollectionCheck, RepairReport
+
+
+CACHE_RESCAN_S = 60.0  # a cache folder is counted again at least this often (other processes add copies too)
+log = logging.getLogger(__name__)
+
+
+class CacheBound:
+    """Keeps a folder of local copies of remote blobs (S3 objects, PostgreSQL blob rows) within
+    ``max_bytes`` (None: unbounded): before a copy comes in, the least recently used ones (by
+    modification time, set anew by ``touch`` on every use) are deleted until it fits.
+
+    The file a call is about to return (``keep``) is never deleted for it, nor files being written
+    (dot files, not counted); a copy deleted while another process reads it stays readable to that
+    reader (POSIX). The folder is walked only when the copy would not fit by this process's own
+    tally or ``CACHE_RESCAN_S`` has passed. The remote keeps every blob: the cache is only a copy.
+    """
+
+    def __init__(self, root: Path, max_bytes: int | None, what: str = "blob cache") -> None:
+        self.root = Path(root)
+        self.max_bytes = None if max_bytes is None else max(0, int(max_bytes))
+        self.what = what
+        self._lock = threading.Lock()
+        self._seen = (0, -CACHE_RESCAN_S)  # (bytes in the cache as last counted + added since, when counted)
+
+    def make_room(self, incoming: int, keep: Path) -> list[Path]:
+        """Delete least recently used copies until ``incoming`` more bytes fit; returns what was deleted."""
+        if self.max_bytes is None:
+            return []
+        with self._lock:
+            known, at = self._seen
+            if known + incoming <= self.max_bytes and time.monotonic() - at < CACHE_RESCAN_S:
+                self._seen = (known + incoming, at)  # fits by this process's count: no walk
+                return []
+            files: list[tuple[int, int, Path]] = []  # (mtime, size, path)
+            total = 0
+            for dirpath, _, names in os.walk(self.root):
+                for n in names:
+                    path = Path(dirpath) / n
+                    try:
+                        st = path.stat()
+                    except OSError:  # deleted meanwhile (another process)
+                        continue
+                    if n.startswith("."):  # being written: counted by its own call when it comes in
+                        continue
+                    total += st.st_size
+                    if path != keep:
+                        files.append((st.st_mtime_ns, st.st_size, path))
+            gone: list[Path] = []
+            files.sort()
+            for _, size, path in files:
+                if total + incoming <= self.max_bytes:
+                    break
+                path.unlink(missing_ok=True)
+                total -= size
+                gone.append(path)
+            if gone:
+                log.debug("%s: deleted %d least recently used copies to stay within %d MB", self.what, len(gone), self.max_bytes >> 20)
+            self._seen = (total + incoming, time.monotonic())
+            return gone
+
+    @staticmethod
+    def touch(path: Path) -> None:
+        """Mark a cached copy as used now (in nanoseconds: the file system's clock may be coarser)."""
+        now = time.time_ns()
+        os.utime(path, ns=(now, now))
+
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,3}$")
 

@@ -73,7 +73,7 @@ from oculi.store.base import (
     glob_to_regex,
     validate_collection_name,
 )
-from oculi.store.blobs import BlobRoot, BlobStore, check_key, repair_blobs, verify_blobs
+from oculi.store.blobs import BlobRoot, BlobStore, CacheBound, check_key, repair_blobs, verify_blobs
 from oculi.store.integrity import CollectionCheck, RepairReport
 from oculi.store.records import RECORD_TYPES, ColumnType, RecordTable, record_type_of
 
@@ -362,11 +362,14 @@ class PgStore:
             an S3-compatible bucket or a shared folder (``oculi.store.blobs.open_blob_root``).
     """
 
-    def __init__(self, url: str, *, home: Path | str | None = None, blobs: BlobRoot | None = None) -> None:
+    def __init__(self, url: str, *, home: Path | str | None = None, blobs: BlobRoot | None = None,
+                 cache_bytes: int | None = None) -> None:
         self._url = url
         self.url = redact(url)
         self.home = Path(home) if home is not None else None
         self.blob_root = blobs
+        #: the local copies ``local_path`` makes of blob rows (for the video decoder), bounded like the S3 cache
+        self.cache = CacheBound(self._cache_base(), cache_bytes, "PostgreSQL blob cache")
         self._local = threading.local()
         self._conns: list[Any] = []
         self._clock = threading.Lock()
@@ -592,9 +595,12 @@ class PgStore:
 
             shutil.rmtree(self._cache_dir(c.cid), ignore_errors=True)
 
-    def _cache_dir(self, cid: int) -> Path:
+    def _cache_base(self) -> Path:
         base = self.home if self.home is not None else Path(os.environ.get("TMPDIR", "/tmp")) / "oculi-blob-cache"
-        return base / "cache" / "pg-blobs" / hashlib.sha256(self._url.encode()).hexdigest()[:12] / str(cid)
+        return base / "cache" / "pg-blobs"
+
+    def _cache_dir(self, cid: int) -> Path:
+        return self._cache_base() / hashlib.sha256(self._url.encode()).hexdigest()[:12] / str(cid)
 
     @_reads
     def blobs(self, name: str) -> BlobStore:
@@ -693,10 +699,14 @@ class PgBlobStore:
         from oculi.store.integrity import write_bytes_atomic
 
         dest = self.store._cache_dir(self.cid) / check_key(key)
-        if not dest.is_file():
-            data = self.get(key)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(dest, data)
+        if dest.is_file():
+            with contextlib.suppress(FileNotFoundError):  # evicted meanwhile by another process: fetched again below
+                CacheBound.touch(dest)  # used now: the last to be evicted
+                return dest
+        data = self.get(key)
+        self.store.cache.make_room(len(data), keep=dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(dest, data)
         return dest
 
 

@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 from oculi.core.errors import InputError, NotFoundError, StoreCorruptError, StoreUnavailableError
 from oculi.store.base import validate_collection_name
-from oculi.store.blobs import KEY_RE, check_key
+from oculi.store.blobs import KEY_RE, CacheBound, check_key
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ MAX_ATTEMPTS = 3
 #: The download cache is walked (its files counted) when a new copy would not fit by this
 #: process's own count, or when the last walk is this old (other processes add copies too).
 #: A walk takes ~50 ms per 5,000 files (2-core Xeon).
-CACHE_RESCAN_S = 60.0
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _REFUSED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
@@ -108,11 +107,9 @@ class S3BlobRoot:
         ident = f"{self.endpoint_url or 'aws'}|{self.url}"
         self.cache_root = Path(cache_dir)
         self.cache_dir = self.cache_root / hashlib.sha256(ident.encode()).hexdigest()[:12]
-        self.cache_bytes = None if cache_bytes is None else max(0, int(cache_bytes))
+        self.cache = CacheBound(self.cache_root, cache_bytes, "S3 blob cache")
         self._client = client
         self._lock = threading.Lock()
-        self._cache_lock = threading.Lock()
-        self._cache_seen = (0, -CACHE_RESCAN_S)  # (bytes in the cache as last counted + added since, when counted)
 
     def collection(self, name: str) -> "S3BlobStore":
         return S3BlobStore(self, validate_collection_name(name))
@@ -138,44 +135,18 @@ class S3BlobRoot:
         region = session.region_name or "us-east-1"
         return session.client("s3", endpoint_url=self.endpoint_url, region_name=region, config=cfg)
 
+    @property
+    def cache_bytes(self) -> int | None:
+        return self.cache.max_bytes
+
+    @cache_bytes.setter
+    def cache_bytes(self, value: int | None) -> None:
+        self.cache.max_bytes = None if value is None else max(0, int(value))
+
     def make_room(self, incoming: int, keep: Path) -> list[Path]:
-        """Delete the least recently used cached copies until ``incoming`` more bytes fit in
-        ``cache_bytes``; ``keep`` (the file this call returns) and files being written (dot
-        files, not counted) are left alone. Returns what was deleted (their bucket copies stay)."""
-        if self.cache_bytes is None:
-            return []
-        with self._cache_lock:
-            known, at = self._cache_seen
-            if known + incoming <= self.cache_bytes and time.monotonic() - at < CACHE_RESCAN_S:
-                self._cache_seen = (known + incoming, at)  # fits by this process's count: no walk
-                return []
-            files: list[tuple[int, int, Path]] = []  # (mtime, size, path)
-            total = 0
-            for dirpath, _, names in os.walk(self.cache_root):
-                for n in names:
-                    path = Path(dirpath) / n
-                    try:
-                        st = path.stat()
-                    except OSError:  # deleted meanwhile (another process)
-                        continue
-                    if n.startswith("."):  # being written: counted by its own call when it comes in
-                        continue
-                    total += st.st_size
-                    if path != keep:
-                        files.append((st.st_mtime_ns, st.st_size, path))
-            gone: list[Path] = []
-            files.sort()
-            for _, size, path in files:
-                if total + incoming <= self.cache_bytes:
-                    break
-                path.unlink(missing_ok=True)
-                total -= size
-                gone.append(path)
-            if gone:
-                log.debug("S3 blob cache: deleted %d least recently used copies to stay within %d MB",
-                          len(gone), self.cache_bytes >> 20)
-            self._cache_seen = (total + incoming, time.monotonic())
-            return gone
+        """Delete the least recently used cached copies until ``incoming`` more bytes fit
+        (``oculi.store.blobs.CacheBound``); their bucket copies stay."""
+        return self.cache.make_room(incoming, keep)
 
     def set_aside(self, name: str, key: str) -> str:
         """Copy a damaged object to ``prefix/.damaged/<collection>/<key>`` and delete it."""
@@ -340,9 +311,7 @@ class S3BlobStore:
 
 
 def _touch(path: Path) -> None:
-    """Mark a cached copy as used now (in nanoseconds: the file system's clock may be coarser)."""
-    now = time.time_ns()
-    os.utime(path, ns=(now, now))
+    CacheBound.touch(path)
 
 
 def _content_hash(key: str) -> str | None:

@@ -316,9 +316,9 @@ def test_copies_another_process_cached_count_toward_the_bound(s3_blobs: str, tmp
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from oculi.store import s3_blobs as s3mod
+    from oculi.store import blobs as blobmod
 
-    monkeypatch.setattr(s3mod, "CACHE_RESCAN_S", 0.0)  # count the files on every download
+    monkeypatch.setattr(blobmod, "CACHE_RESCAN_S", 0.0)  # count the files on every download
     root = open_blob_root(Settings(home=tmp_path / "home", s3_cache_mb=2))
     b = root.collection("up")  # type: ignore[union-attr]
     data = b"\x00video" * (150 * 1024)  # ~0.9 MB

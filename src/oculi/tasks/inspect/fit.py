@@ -184,12 +184,14 @@ def build_typed_inspector(good: Sequence[Path], val: Sequence[Path], class_names
                                            progress=progress, whiten=whiten))
         except InputError as e:
             raise InputError(f"type {name!r}: {e}") from None
-    cards = [m.card for m in members]
-    assert all(c is not None for c in cards)
+    cards: list[InspectorCard] = []
+    for m in members:
+        assert m.card is not None
+        cards.append(m.card)
     insp = Inspector(np.zeros((0, members[0].bank.shape[1]), np.float32), 0.0, 0.0, INPUT_SIZE, None,
                      members=members, type_names=list(class_names))
-    warnings = [f"type {n!r}: {w}" for n, c in zip(class_names, cards) for w in c.warnings]  # type: ignore[union-attr]
-    skipped = [s for c in cards for s in c.skipped]  # type: ignore[union-attr]
+    warnings = [f"type {n!r}: {w}" for n, c in zip(class_names, cards) for w in c.warnings]
+    skipped = [s for c in cards for s in c.skipped]
     val_scores: list[float] = []
     for i, name in enumerate(class_names):  # are the held-out images of each type taken for it?
         v = [p for p, k in zip(val, val_class) if k == i]
@@ -202,22 +204,20 @@ def build_typed_inspector(good: Sequence[Path], val: Sequence[Path], class_names
                             f"{', '.join(repr(w) for w in wrong)}: the types look alike; fit them as separate inspectors")
     classes = []
     for name, m, c in zip(class_names, members, cards):
-        assert c is not None
         val_scores += c.val_scores
         classes.append({"name": name, "n_fit": c.n_fit, "n_val": c.n_val, "bank_size": c.bank_size, "score_ref": c.score_ref,
                         "threshold_raw": c.threshold_raw, "threshold": c.threshold, "patch_ref": m.patch_ref,
                         "whitening": c.whitening, "val_scores": c.val_scores})
     first = cards[0]
-    assert first is not None
-    ref = float(np.median([c.score_ref for c in cards]))  # type: ignore[union-attr]
-    sizes = Counter(c.image_size for c in cards)  # type: ignore[union-attr]
-    insp.score_ref, insp.threshold_raw = ref, float(np.median([c.threshold_raw for c in cards]))  # type: ignore[union-attr]
+    ref = float(np.median([c.score_ref for c in cards]))
+    sizes = Counter(c.image_size for c in cards)
+    insp.score_ref, insp.threshold_raw = ref, float(np.median([c.threshold_raw for c in cards]))
     insp.card = InspectorCard(
         name="", version=0, path="", backbone=first.backbone, input_size=INPUT_SIZE, feature_dim=first.feature_dim,
-        n_good=sum(c.n_good for c in cards), n_fit=sum(c.n_fit for c in cards), n_val=sum(c.n_val for c in cards),  # type: ignore[union-attr]
-        val_source=val_source, bank_size=sum(c.bank_size for c in cards), patches_seen=sum(c.patches_seen for c in cards),  # type: ignore[union-attr]
-        coreset_ratio=first.coreset_ratio, coreset_radius=max(c.coreset_radius for c in cards),  # type: ignore[union-attr]
-        bank_full=any(c.bank_full for c in cards), percentile=percentile,  # type: ignore[union-attr]
+        n_good=sum(c.n_good for c in cards), n_fit=sum(c.n_fit for c in cards), n_val=sum(c.n_val for c in cards),
+        val_source=val_source, bank_size=sum(c.bank_size for c in cards), patches_seen=sum(c.patches_seen for c in cards),
+        coreset_ratio=first.coreset_ratio, coreset_radius=max(c.coreset_radius for c in cards),
+        bank_full=any(c.bank_full for c in cards), percentile=percentile,
         threshold=round(insp.threshold_raw / (insp.threshold_raw + ref), 4), threshold_raw=insp.threshold_raw, score_ref=ref,
         val_scores=val_scores, image_size=sizes.most_common(1)[0][0], fit_seconds=round(time.perf_counter() - t0, 2),
         warnings=warnings, skipped=skipped, whitening=first.whitening, classes=classes)

@@ -143,11 +143,6 @@ class S3BlobRoot:
     def cache_bytes(self, value: int | None) -> None:
         self.cache.max_bytes = None if value is None else max(0, int(value))
 
-    def make_room(self, incoming: int, keep: Path) -> list[Path]:
-        """Delete the least recently used cached copies until ``incoming`` more bytes fit
-        (``oculi.store.blobs.CacheBound``); their bucket copies stay."""
-        return self.cache.make_room(incoming, keep)
-
     def set_aside(self, name: str, key: str) -> str:
         """Copy a damaged object to ``prefix/.damaged/<collection>/<key>`` and delete it."""
         src = self.collection(name)._obj(key)
@@ -246,9 +241,9 @@ class S3BlobStore:
             self.root.call("upload a blob", lambda: self.root.client.upload_fileobj(tee, self.root.bucket, obj, Config=cfg))
             tee.out.close()
             if _content_hash(key) in (None, tee.sha.hexdigest()):
-                self.root.make_room(tee.tmp.stat().st_size, keep=dest)
+                self.root.cache.make_room(tee.tmp.stat().st_size, keep=dest)
                 os.replace(tee.tmp, dest)
-                _touch(dest)
+                CacheBound.touch(dest)
         finally:
             tee.out.close()
             tee.tmp.unlink(missing_ok=True)
@@ -288,14 +283,14 @@ class S3BlobStore:
         dest = self._cache_path(key)
         if dest.is_file():
             with contextlib.suppress(OSError):  # deleted meanwhile to make room: fetched again below
-                _touch(dest)  # used now: the last to be deleted
+                CacheBound.touch(dest)  # used now: the last to be deleted
                 return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".dl-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
         h = hashlib.sha256()
         try:
             with self.open(key) as src, open(tmp, "wb") as out:
-                self.root.make_room(src.size, keep=dest)
+                self.root.cache.make_room(src.size, keep=dest)
                 while chunk := src.read(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
@@ -304,14 +299,11 @@ class S3BlobStore:
                                         f"was uploaded); oculi collections check {self.name} lists it",
                                         collection=self.name)
             os.replace(tmp, dest)
-            _touch(dest)
+            CacheBound.touch(dest)
         finally:
             tmp.unlink(missing_ok=True)
         return dest
 
-
-def _touch(path: Path) -> None:
-    CacheBound.touch(path)
 
 
 def _content_hash(key: str) -> str | None:

@@ -89,17 +89,19 @@ def _batches(paths: Sequence[Path], settings: Any, skipped: list[str], sizes: Co
 def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any, backend: PatchFeatures | None = None,
                     percentile: float = DEFAULT_PERCENTILE, val_source: str = "", progress: ProgressFn | None = None,
                     ratio: float = 0.1, max_bank: int = 20_000, seed_patches: int = 30_000,
-                    whiten: float | None = WHITEN_REG) -> Inspector:
+                    whiten: float | None = WHITEN_REG, val_samples: list[np.ndarray] | None = None) -> Inspector:
     """Fit an inspector in memory (nothing stored): the bank from ``good``, the threshold from ``val``.
 
     ``whiten`` is the whitening's regularisation (``oculi.tasks.inspect.whiten``); None measures
-    plain distances between the raw features.
+    plain distances between the raw features. ``val_samples``, when given, receives the held-out
+    images' routing samples (``route_sample``), so an inspector of several types can check its
+    routing without reading them again.
 
     Returns:
         An ``Inspector`` whose ``card`` has ``name=""``/``version=0`` (``fit_inspector`` stores it).
     """
     from oculi.perception.patches import INPUT_SIZE
-    from oculi.tasks.inspect.model import smooth_map
+    from oculi.tasks.inspect.model import route_sample, smooth_map
 
     if not 0 < percentile <= 100:
         raise InputError(f"percentile must be in (0, 100], got {percentile}")
@@ -129,6 +131,8 @@ def build_inspector(good: Sequence[Path], val: Sequence[Path], *, settings: Any,
         for d in insp.distances(feats):
             val_raw.append(float(smooth_map(d, INPUT_SIZE).max()))
             val_mid.append(float(np.median(d)))
+        if val_samples is not None:
+            val_samples.append(route_sample(feats))
         n_val += len(batch)
         if progress:
             progress(TrainProgress("calibrating", n_val, len(val), ""))
@@ -176,12 +180,14 @@ def build_typed_inspector(good: Sequence[Path], val: Sequence[Path], class_names
     backend = backend or default_backend(settings)
     t0 = time.perf_counter()
     members: list[Inspector] = []
+    samples: list[list[np.ndarray]] = []  # per type: its held-out images' routing samples
     for i, name in enumerate(class_names):
         g = [p for p, k in zip(good, good_class) if k == i]
         v = [p for p, k in zip(val, val_class) if k == i]
+        samples.append([])
         try:
             members.append(build_inspector(g, v, settings=settings, backend=backend, percentile=percentile, val_source=val_source,
-                                           progress=progress, whiten=whiten))
+                                           progress=progress, whiten=whiten, val_samples=samples[-1]))
         except InputError as e:
             raise InputError(f"type {name!r}: {e}") from None
     cards: list[InspectorCard] = []
@@ -194,13 +200,10 @@ def build_typed_inspector(good: Sequence[Path], val: Sequence[Path], class_names
     skipped = [s for c in cards for s in c.skipped]
     val_scores: list[float] = []
     for i, name in enumerate(class_names):  # are the held-out images of each type taken for it?
-        v = [p for p, k in zip(val, val_class) if k == i]
-        wrong: Counter = Counter()
-        for batch in _batches(v, settings, [], Counter()):
-            _, kinds = insp.distances_and_types(_features(backend, batch))
-            wrong.update(class_names[k] for k in kinds if k != i and k is not None)
+        kinds = insp.route(np.concatenate(samples[i]))
+        wrong = Counter(class_names[k] for k in kinds if k != i)
         if wrong:
-            warnings.append(f"{sum(wrong.values())} of {len(v)} held-out images of type {name!r} were taken for "
+            warnings.append(f"{sum(wrong.values())} of {len(kinds)} held-out images of type {name!r} were taken for "
                             f"{', '.join(repr(w) for w in wrong)}: the types look alike; fit them as separate inspectors")
     classes = []
     for name, m, c in zip(class_names, members, cards):

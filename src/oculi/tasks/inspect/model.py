@@ -53,6 +53,11 @@ def resize_map(m: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def route_sample(feats: np.ndarray) -> np.ndarray:
+    """Every ``ROUTE_STEP``-th patch each way (1/16 of them): ``[N, h, w, C]`` → ``[N, h/4, w/4, C]``."""
+    return np.ascontiguousarray(feats[:, ::ROUTE_STEP, ::ROUTE_STEP])
+
+
 def patch_distances(feats: np.ndarray, bank: np.ndarray) -> np.ndarray:
     """Nearest-bank-patch distance of every patch: ``[N, h, w, C]`` → ``[N, h, w]``."""
     n, h, w, c = feats.shape
@@ -97,15 +102,19 @@ class Inspector:
         if not self.members:
             q = self.whitening(feats) if self.whitening is not None else feats
             return patch_distances(q, self.bank), [None] * len(feats)
-        # which type: every ROUTE_STEP-th patch in each direction (1/16 of them) against every type
-        sample = np.ascontiguousarray(feats[:, ::ROUTE_STEP, ::ROUTE_STEP])
-        fit = np.stack([np.median(m.distances(sample).reshape(len(feats), -1), axis=1) / m.patch_ref for m in self.members])  # [K, N]
-        kinds = [int(k) for k in fit.argmin(axis=0)]
+        kinds = self.route(route_sample(feats))
         dist = np.zeros(feats.shape[:3], np.float32)
         for k in set(kinds):  # then every patch against its type only
             rows = [i for i, kk in enumerate(kinds) if kk == k]
             dist[rows] = self.members[k].distances(feats[rows])
         return dist, kinds
+
+    def route(self, samples: np.ndarray) -> list[int]:
+        """Each image's product type from a sample of its patches (``route_sample``): the type
+        whose bank explains them best, by median patch distance in that type's ``patch_ref`` units."""
+        assert self.members
+        fit = np.stack([np.median(m.distances(samples).reshape(len(samples), -1), axis=1) / m.patch_ref for m in self.members])  # [K, N]
+        return [int(k) for k in fit.argmin(axis=0)]
 
     def raw_maps(self, feats: np.ndarray) -> np.ndarray:
         """``[N, h, w, C]`` patch features → smoothed raw maps ``[N, input, input]``."""
